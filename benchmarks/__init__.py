@@ -1,0 +1,1 @@
+"""Reproducible latency and quality measurements; results are written to files beside them."""

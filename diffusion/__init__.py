@@ -1,0 +1,1 @@
+"""Spectrogram features, paired data, the style-transfer diffusion model, training and distillation."""

@@ -1,0 +1,1 @@
+"""Turns trained diffusion models into self-describing ONNX/TensorRT bundles."""

@@ -1,0 +1,1 @@
+"""The live host: ring buffers, the streaming engine, inference backends and the `stylehost` CLI."""

@@ -1,0 +1,78 @@
+"""The `stylehost` console command: one argparse tree, handlers imported lazily so --help is instant.
+
+Every handler raises StylehostError for user mistakes; main() prints it on one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from diffusion.errors import StylehostError
+
+Handler = Callable[[argparse.Namespace], int]
+# Each entry: (command path, help, function adding arguments, "module:function" handler).
+_COMMANDS: list[tuple[tuple[str, ...], str, Callable[[argparse.ArgumentParser], None], str]] = []
+
+
+def command(path: tuple[str, ...], help_text: str, handler: str) -> Callable:
+    """Register a subcommand; the decorated function adds its arguments to the parser."""
+
+    def register(add_args: Callable[[argparse.ArgumentParser], None]) -> Callable:
+        _COMMANDS.append((path, help_text, add_args, handler))
+        return add_args
+
+    return register
+
+
+@command(("data", "render"), "render the paired multi-style dataset with FluidSynth", "diffusion.data:cli_render")
+def _data_render_args(p: argparse.ArgumentParser) -> None:
+    from diffusion.data import add_render_arguments
+
+    add_render_arguments(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stylehost", description="Real-time music style transfer with distilled diffusion models."
+    )
+    groups: dict[tuple[str, ...], argparse._SubParsersAction] = {
+        (): parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    }
+    parsers: dict[tuple[str, ...], argparse.ArgumentParser] = {}
+    for path, help_text, add_args, handler in _COMMANDS:
+        for depth in range(1, len(path)):
+            prefix = path[:depth]
+            if prefix not in parsers:
+                sub = groups[path[: depth - 1]].add_parser(path[depth - 1], help=f"{path[depth - 1]} commands")
+                parsers[prefix] = sub
+                groups[prefix] = sub.add_subparsers(dest=f"command_{depth}", metavar="COMMAND", required=True)
+        leaf = groups[path[:-1]].add_parser(path[-1], help=help_text, description=help_text)
+        add_args(leaf)
+        leaf.set_defaults(_handler=handler)
+    return parser
+
+
+def _resolve(handler: str) -> Handler:
+    import importlib
+
+    module, func = handler.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(_resolve(args._handler)(args) or 0)
+    except StylehostError as exc:
+        print(f"stylehost: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stylehost: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
