@@ -1,0 +1,137 @@
+"""What a GUI or CLI may change while streaming (EngineParams) and what it may read (EngineStatus).
+
+Both are frozen dataclasses: a writer builds a new EngineParams and the engine swaps one reference,
+which is atomic under the GIL, so the worker always sees a consistent snapshot, never half an update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from diffusion.errors import StylehostError
+from diffusion.styles import get_style
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """Snapshot of user controls. ``style_mix`` is ((style, weight), ...), weights normalised by use."""
+
+    style_mix: tuple[tuple[str, float], ...] = (("violin", 1.0),)
+    strength: float = 0.7  # transfer strength, 0 = input, 1 = full restyle (model processor)
+    steps: int = 4  # diffusion sampling steps (model processor)
+    wet: float = 1.0  # wet/dry mix applied by the engine, 0 = dry only
+    input_gain_db: float = 0.0
+    bypass: bool = False  # dry signal at the same latency (no jump in time when toggled)
+
+    def __post_init__(self) -> None:
+        if not self.style_mix:
+            raise StylehostError("style_mix needs at least one (style, weight) pair")
+        for name, weight in self.style_mix:
+            get_style(name)  # raises with the list of valid styles
+            if weight < 0:
+                raise StylehostError(f"style weight for {name!r} must be >= 0, got {weight}")
+        if sum(w for _, w in self.style_mix) <= 0:
+            raise StylehostError("style weights must not all be zero")
+        if not 0.0 <= self.strength <= 1.0:
+            raise StylehostError(f"strength must be in [0, 1], got {self.strength}")
+        if self.steps < 1:
+            raise StylehostError(f"steps must be >= 1, got {self.steps}")
+        if not 0.0 <= self.wet <= 1.0:
+            raise StylehostError(f"wet must be in [0, 1], got {self.wet}")
+        if not -60.0 <= self.input_gain_db <= 24.0:
+            raise StylehostError(f"input_gain_db must be in [-60, 24], got {self.input_gain_db}")
+
+    def replace(self, **changes: object) -> EngineParams:
+        """A new snapshot with ``changes``; unknown names are an error listing the valid ones."""
+        valid = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - valid
+        if unknown:
+            raise StylehostError(f"unknown engine parameters {sorted(unknown)}; valid: {sorted(valid)}")
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def model_params(self) -> dict[str, object]:
+        """The subset a Processor.set_params receives (the engine applies wet/dry/gain/bypass)."""
+        total = sum(w for _, w in self.style_mix)
+        return {
+            "style_mix": {name: w / total for name, w in self.style_mix},
+            "strength": self.strength,
+            "steps": self.steps,
+        }
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Fixed end-to-end latency, in device samples: output sample n is input sample n - total.
+
+    ``algorithmic`` is the engine's part (processor delay + stride wait + resampler delays and
+    hold-back + one callback block + compute margin); ``device_input``/``device_output`` come from
+    the stream's reported latency (0 offline). ``buffering`` is measured, not summed: it is the most
+    input the chain holds before producing output (waiting for a whole stride, soxr's hold-back),
+    and a stride smaller than the block can partly hide inside the block.
+    """
+
+    sample_rate: int
+    processor: float  # processor.delay_samples at the device rate
+    resampler: float  # content delay of both resamplers
+    buffering: float  # worst-case stride wait + resampler hold-back for this block size
+    block: int  # the worker runs after the callback: one block of buffering
+    margin: int  # compute margin for the processor
+    device_input: int = 0
+    device_output: int = 0
+
+    @property
+    def algorithmic(self) -> float:
+        return self.processor + self.resampler + self.buffering + self.block + self.margin
+
+    @property
+    def total(self) -> float:
+        return self.algorithmic + self.device_input + self.device_output
+
+    @property
+    def algorithmic_ms(self) -> float:
+        return 1000.0 * self.algorithmic / self.sample_rate
+
+    @property
+    def total_ms(self) -> float:
+        return 1000.0 * self.total / self.sample_rate
+
+    def describe(self) -> str:
+        ms = 1000.0 / self.sample_rate
+        parts = {
+            "processor": self.processor,
+            "resampler": self.resampler,
+            "stride+hold-back": self.buffering,
+            "block": self.block,
+            "margin": self.margin,
+            "device": self.device_input + self.device_output,
+        }
+        detail = ", ".join(f"{k} {v * ms:.1f}" for k, v in parts.items())
+        return f"{self.total_ms:.1f} ms total ({detail} ms)"
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """What a status line or panel polls; peaks are since the previous poll."""
+
+    latency_ms: float
+    algorithmic_latency_ms: float
+    load: float  # processor compute time / real-time budget, recent average (1.0 = just in time)
+    dropouts: int  # callbacks that found the output buffer short
+    xruns: int  # callbacks with PortAudio status flags set
+    overruns: int  # input samples dropped because the input buffer was full
+    skipped: int  # input samples the worker skipped to catch up after falling behind
+    input_peak: float
+    output_peak: float
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return (
+            f"latency {self.latency_ms:5.1f} ms | load {self.load * 100:5.1f}% | dropouts {self.dropouts}"
+            f" | xruns {self.xruns} | in {_db(self.input_peak):6.1f} dB | out {_db(self.output_peak):6.1f} dB"
+        )
+
+
+def _db(x: float) -> float:
+    return 20.0 * math.log10(max(x, 1e-6))
