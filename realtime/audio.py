@@ -1,0 +1,178 @@
+"""PortAudio (sounddevice) devices and the live duplex stream around an Engine.
+
+Every PortAudio failure is wrapped once here into StylehostError with the device and setting that
+caused it, so the CLI prints one line. The stream callback only forwards to Engine.process_block,
+which copies; nothing else runs on the audio thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sounddevice as sd
+
+from diffusion.errors import StylehostError
+from realtime.engine import Engine, EngineConfig
+from realtime.params import EngineParams
+from realtime.processor import Processor
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    index: int
+    name: str
+    hostapi: str
+    max_input_channels: int
+    max_output_channels: int
+    default_samplerate: float
+
+    def line(self) -> str:
+        return (
+            f"{self.index:3d}  {self.name}  [{self.hostapi}]  "
+            f"in {self.max_input_channels}, out {self.max_output_channels}, {self.default_samplerate:.0f} Hz"
+        )
+
+
+def list_devices() -> list[DeviceInfo]:
+    """Every device PortAudio sees, with its host API name (ALSA, JACK, Core Audio, WASAPI...)."""
+    try:
+        devices = sd.query_devices()
+        hostapis = sd.query_hostapis()
+    except sd.PortAudioError as exc:
+        raise StylehostError(f"PortAudio cannot list devices: {exc}") from exc
+    return [
+        DeviceInfo(
+            index=i,
+            name=d["name"],
+            hostapi=hostapis[d["hostapi"]]["name"],
+            max_input_channels=d["max_input_channels"],
+            max_output_channels=d["max_output_channels"],
+            default_samplerate=d["default_samplerate"],
+        )
+        for i, d in enumerate(devices)
+    ]
+
+
+def find_device(spec: str | int | None, kind: str) -> DeviceInfo:
+    """Resolve ``spec`` (index, exact name or unique substring; None = default) for 'input'/'output'."""
+    devices = list_devices()
+    key = "max_input_channels" if kind == "input" else "max_output_channels"
+    usable = [d for d in devices if getattr(d, key) > 0]
+    if not usable:
+        raise StylehostError(
+            f"no audio {kind} device: PortAudio sees no sound card and no audio server "
+            "(start JACK or PipeWire, or set JACK_DEFAULT_SERVER)"
+        )
+    if spec is None:
+        try:
+            default = sd.default.device[0 if kind == "input" else 1]
+        except sd.PortAudioError:
+            default = -1
+        if default is not None and default >= 0 and getattr(devices[default], key) > 0:
+            return devices[default]
+        return usable[0]
+    if isinstance(spec, int) or str(spec).isdigit():
+        idx = int(spec)
+        for d in usable:
+            if d.index == idx:
+                return d
+        raise StylehostError(f"no {kind} device with index {idx}; run `stylehost devices`")
+    exact = [d for d in usable if d.name == spec]
+    matches = exact or [d for d in usable if str(spec).lower() in d.name.lower()]
+    if len(matches) != 1:
+        names = ", ".join(repr(d.name) for d in (matches or usable))
+        problem = "is ambiguous" if matches else "matches nothing"
+        raise StylehostError(f"{kind} device {spec!r} {problem}; candidates: {names}")
+    return matches[0]
+
+
+class LiveSession:
+    """A duplex PortAudio stream feeding an Engine; use as a context manager.
+
+    ``channels`` defaults to min(2, what the device has): stereo input is processed on the mid or
+    per channel (``stereo_mode``) by mono processors.
+    """
+
+    def __init__(
+        self,
+        make_processor: Callable[[], Processor],
+        input: str | int | None = None,
+        output: str | int | None = None,
+        samplerate: int | None = None,
+        blocksize: int = 256,
+        channels: int | None = None,
+        stereo_mode: str = "mid",
+        margin_ms: float = 4.0,
+        params: EngineParams | None = None,
+    ) -> None:
+        self.input = find_device(input, "input")
+        self.output = find_device(output, "output")
+        rate = int(samplerate or self.output.default_samplerate)
+        in_ch = min(channels or 2, self.input.max_input_channels)
+        out_ch = min(channels or 2, self.output.max_output_channels)
+        config = EngineConfig(
+            sample_rate=rate,
+            blocksize=blocksize,
+            in_channels=in_ch,
+            out_channels=out_ch,
+            stereo_mode=stereo_mode,
+            margin_ms=margin_ms,
+        )
+        self.engine = Engine(make_processor, config, params)
+        self._stream: sd.Stream | None = None
+
+    @property
+    def device_name(self) -> str:
+        if self.input.index == self.output.index:
+            return f"{self.input.name} [{self.input.hostapi}]"
+        return f"{self.input.name} -> {self.output.name} [{self.input.hostapi}/{self.output.hostapi}]"
+
+    def _callback(self, indata: Any, outdata: Any, frames: int, time: Any, status: sd.CallbackFlags) -> None:
+        self.engine.process_block(indata, outdata, status)
+
+    def start(self) -> LiveSession:
+        cfg = self.engine.config
+        self.engine.reset()
+        try:
+            self._stream = sd.Stream(
+                device=(self.input.index, self.output.index),
+                samplerate=cfg.sample_rate,
+                blocksize=cfg.blocksize,
+                channels=(cfg.in_channels, cfg.out_channels),
+                dtype="float32",
+                latency="low",
+                callback=self._callback,
+            )
+        except (sd.PortAudioError, ValueError) as exc:
+            raise StylehostError(
+                f"cannot open {self.device_name} at {cfg.sample_rate} Hz, block {cfg.blocksize}: {exc} "
+                "(try --samplerate or --blocksize)"
+            ) from exc
+        in_lat, out_lat = self._stream.latency
+        self.engine.set_device_latency(in_lat, out_lat)
+        self.engine.start()
+        self._stream.start()
+        return self
+
+    def stop(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            except sd.PortAudioError as exc:
+                raise StylehostError(f"error closing {self.device_name}: {exc}") from exc
+            finally:
+                self._stream = None
+                self.engine.stop()
+
+    @property
+    def active(self) -> bool:
+        return self._stream is not None and self._stream.active
+
+    def __enter__(self) -> LiveSession:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

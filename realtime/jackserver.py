@@ -1,0 +1,201 @@
+"""A private JACK server (dummy driver) and a loopback probe client, for tests and the latency bench.
+
+Why a real server: CI has no sound card, and the only honest check of the callback path is real
+PortAudio streams on a real audio server. ``jackd -d dummy`` runs a real JACK graph on a timer.
+
+Needs the ``jackd`` binary (Debian jackd2) and the JACK-Client package (``import jack``), imported
+lazily so the live engine does not depend on it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import sounddevice as sd
+
+from diffusion.errors import StylehostError
+
+
+def _jack() -> Any:
+    try:
+        import jack
+    except (ImportError, OSError) as exc:
+        raise StylehostError(f"the JACK-Client package is needed here ({exc}); pip install JACK-Client") from exc
+    jack.set_error_function(lambda msg: None)  # libjack prints connection retries; we report ourselves
+    jack.set_info_function(lambda msg: None)
+    return jack
+
+
+def reinit_portaudio() -> None:
+    """PortAudio reads JACK_DEFAULT_SERVER only when initialised: re-initialise after changing it."""
+    sd._terminate()
+    sd._initialize()
+
+
+def server_running(name: str) -> bool:
+    jack = _jack()
+    try:
+        client = jack.Client(f"probe-{uuid.uuid4().hex[:6]}", no_start_server=True, servername=name)
+    except jack.JackOpenError:
+        return False
+    client.close()
+    return True
+
+
+class JackServer:
+    """``jackd -n NAME -d dummy -r RATE -p PERIOD``, started and stopped by pid.
+
+    As a context manager it also points PortAudio at this server (JACK_DEFAULT_SERVER) and
+    restores the previous setting on exit.
+    """
+
+    def __init__(self, name: str | None = None, rate: int = 48000, period: int = 256) -> None:
+        self.name = name or f"stylehost-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.rate = rate
+        self.period = period
+        self._proc: subprocess.Popen | None = None
+        self._old_env: str | None = None
+
+    def start(self, timeout: float = 10.0) -> JackServer:
+        jackd = shutil.which("jackd")
+        if jackd is None:
+            raise StylehostError("no JACK server running and no `jackd` binary to start one (apt install jackd2)")
+        env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+        cmd = [jackd, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
+        self._proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while not server_running(self.name):
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode(errors="replace").strip() if self._proc.stderr else ""
+                raise StylehostError(f"jackd exited with {self._proc.returncode}: {err.splitlines()[-1:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise StylehostError(f"jackd {self.name!r} not ready after {timeout:.0f} s")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stderr:
+            self._proc.stderr.close()
+        self._proc = None
+
+    def __enter__(self) -> JackServer:
+        self.start()
+        self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
+        os.environ["JACK_DEFAULT_SERVER"] = self.name
+        reinit_portaudio()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sd._terminate()  # close PortAudio's JACK client before its server goes away
+        if self._old_env is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = self._old_env
+        self.stop()
+        sd._initialize()
+
+
+class LoopbackProbe:
+    """A JACK client that plays a signal into PortAudio's inputs and records PortAudio's output.
+
+    Playback and recording start in the same JACK cycle, so the recording's sample index is time
+    since the first played sample: an event played at i and recorded at j took j - i samples.
+    """
+
+    def __init__(self, servername: str, target: str = "PortAudio") -> None:
+        jack = _jack()
+        try:
+            self.client = jack.Client("stylehost-probe", no_start_server=True, servername=servername)
+        except jack.JackOpenError as exc:
+            raise StylehostError(f"cannot connect to JACK server {servername!r}: {exc}") from exc
+        self.target = target
+        self.out = self.client.outports.register("out")
+        self.inp = self.client.inports.register("in")
+        self._signal = np.zeros(0, np.float32)
+        self._record = np.zeros(0, np.float32)
+        self._pos = 0
+        self._done = threading.Event()
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        out = self.out.get_array()
+        n = max(0, min(frames, len(self._signal) - self._pos))
+        out[:n] = self._signal[self._pos : self._pos + n]
+        out[n:] = 0.0
+        if n:
+            self._record[self._pos : self._pos + n] = self.inp.get_array()[:n]
+            self._pos += n
+            if self._pos >= len(self._signal):
+                self._done.set()
+
+    def connect(self) -> None:
+        """Replace system capture/playback connections of the target client with the probe."""
+        ins = self.client.get_ports(f"{self.target}:in_")
+        outs = self.client.get_ports(f"{self.target}:out_")
+        if not ins or not outs:
+            raise StylehostError(f"no JACK ports named {self.target}:in_*/out_*; is the stream open?")
+        for port in ins:
+            for other in self.client.get_all_connections(port):
+                self.client.disconnect(other, port)
+            self.client.connect(self.out, port)
+        for port in outs:
+            for other in self.client.get_all_connections(port):
+                self.client.disconnect(port, other)
+        self.client.connect(outs[0], self.inp)
+
+    def play_and_record(self, signal: np.ndarray, timeout: float | None = None) -> np.ndarray:
+        """Play ``signal`` (mono float32) and return what came back over the same span."""
+        self._done.clear()
+        self._record = np.zeros(len(signal), np.float32)
+        self._pos = len(signal)  # the callback idles until both arrays are in place
+        self._signal = np.ascontiguousarray(signal, dtype=np.float32)
+        self._pos = 0
+        seconds = len(signal) / self.client.samplerate
+        if not self._done.wait(timeout if timeout is not None else 3.0 * seconds + 5.0):
+            raise StylehostError("JACK probe timed out: the server stopped processing")
+        return self._record
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+    def __enter__(self) -> LoopbackProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def find_arrivals(recorded: np.ndarray, pulse: np.ndarray, expected: int, search: int) -> float:
+    """Sub-sample arrival index of ``pulse`` near ``expected`` (cross-correlation peak, parabolic fit)."""
+    lo = max(0, expected - search)
+    hi = min(len(recorded) - len(pulse), expected + search)
+    if hi <= lo:
+        raise StylehostError("recording too short to find the pulse")
+    seg = recorded[lo : hi + len(pulse)]
+    corr = np.correlate(seg, pulse, mode="valid")
+    k = int(np.argmax(corr))
+    if 0 < k < len(corr) - 1:
+        y0, y1, y2 = corr[k - 1], corr[k], corr[k + 1]
+        denom = y0 - 2 * y1 + y2
+        frac = 0.5 * (y0 - y2) / denom if denom != 0 else 0.0
+    else:
+        frac = 0.0
+    return lo + k + frac
