@@ -1,0 +1,83 @@
+"""Checkpoints: plain dicts of state dicts, numbers and the full config, loadable with weights_only=True.
+
+Two kinds of file share one format: a training checkpoint (model, EMA, optimizer, step, history,
+for resuming) and a model file (EMA weights and config only, a few MB, what distillation and export
+read). Both carry ``model_config`` so a checkpoint from another architecture is refused by name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from diffusion.config import from_dict
+from diffusion.errors import StylehostError
+from diffusion.model import Denoiser, ModelConfig
+
+FORMAT = 1
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Atomic write (temp file + rename), so an interrupted save never leaves a broken checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"format": FORMAT, **payload}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise StylehostError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or foreign files
+        raise StylehostError(f"cannot load checkpoint {path}: {exc}") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model_config" not in ckpt:
+        raise StylehostError(f"{path} is not a stylehost checkpoint (format {FORMAT})")
+    return ckpt
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts."""
+    diffs = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diffs.append(f"{prefix}{key}: checkpoint {a!r} != config {b!r}")
+    return diffs
+
+
+def check_model_config(ckpt: dict[str, Any], cfg: ModelConfig, path: Path) -> None:
+    """Refuse a checkpoint whose model config differs from ``cfg``, naming every differing key."""
+    diffs = config_differences(ckpt["model_config"], cfg.to_dict())
+    if diffs:
+        raise StylehostError(f"checkpoint {path} was trained with another model config: " + "; ".join(diffs))
+
+
+def model_config_of(ckpt: dict[str, Any]) -> ModelConfig:
+    return from_dict(ModelConfig, ckpt["model_config"])
+
+
+def save_model(path: Path, denoiser: Denoiser, meta: dict[str, Any] | None = None) -> None:
+    """The small inference file: weights and model config (plus free-form JSON-able ``meta``)."""
+    save_checkpoint(path, {"kind": "model", "model_config": denoiser.cfg.to_dict(),
+                           "model": denoiser.state_dict(), "meta": meta or {}})
+
+
+def load_denoiser(path: Path, use_ema: bool = True) -> Denoiser:
+    """A Denoiser in eval mode from a model file or a training checkpoint (its EMA weights by default)."""
+    ckpt = load_checkpoint(path)
+    denoiser = Denoiser(model_config_of(ckpt))
+    state = ckpt["ema"] if use_ema and "ema" in ckpt else ckpt["model"]
+    try:
+        denoiser.load_state_dict(state)
+    except RuntimeError as exc:
+        raise StylehostError(f"checkpoint {path} does not match its own model config: {exc}") from exc
+    return denoiser.eval()

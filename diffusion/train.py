@@ -1,0 +1,276 @@
+"""`stylehost train`: the multi-to-multi teacher (EDM training, Karras et al. 2022) on paired windows.
+
+One process, or several under ``torchrun`` (DDP over gloo on CPU, nccl on GPU; ``batch_size`` is per
+process). The run folder holds ``checkpoint.pt`` (resumable), ``model.pt`` (EMA weights, what
+distillation and export read), ``config.json`` and ``loss.png``. Re-running the same command resumes.
+
+Loss: the EDM-weighted x0 error, averaged over every frame but weighted ``emphasis`` times on the
+frames the live engine emits ([T-L-emit, T-L), see ModelConfig), so the model is best where the
+engine listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+
+from diffusion.augment import AugmentConfig
+from diffusion.checkpoint import check_model_config, load_checkpoint, save_checkpoint, save_model
+from diffusion.config import load_config, to_dict
+from diffusion.errors import StylehostError
+from diffusion.model import Denoiser, ModelConfig, count_macs, parameter_count
+from diffusion.pairs import PairWindows, estimate_ram_mb, fixed_windows, load_clips
+from diffusion.sampling import transfer
+from diffusion.schedule import training_sigmas
+
+DB_PER_NEPER = 20.0 / math.log(10.0)  # natural-log magnitude difference -> dB
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The full training recipe; saved in every checkpoint. Defaults are the shipped teacher's."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment_source: bool = True
+    steps: int = 6000
+    batch_size: int = 32  # per process
+    lr: float = 1e-3
+    warmup: int = 200
+    lr_final: float = 0.1  # cosine decay to lr * lr_final at the last step
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    p_mean: float = -1.2  # ln(sigma) ~ N(p_mean, p_std^2)
+    p_std: float = 1.2
+    emphasis: float = 4.0  # loss weight of the emitted frames
+    p_same_style: float = 0.125
+    seed: int = 0
+    workers: int = 1  # DataLoader worker processes cutting batches
+    threads: int = 0  # torch intra-op threads in the training process; 0 = torch's default
+    device: str = "auto"  # auto | cpu | cuda
+    val_every: int = 250
+    val_windows: int = 128
+    val_steps: int = 2  # Euler steps of the validation samples (strength 1)
+    checkpoint_every: int = 250
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to lr * lr_final."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def edm_loss(
+    denoiser: nn.Module,
+    module: Denoiser,
+    batch: dict[str, torch.Tensor],
+    cfg: TrainConfig,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Weighted x0 error (lambda(sigma) of Karras et al. 2022 times per-frame weights), a scalar.
+
+    ``denoiser`` is what is called (the DDP wrapper when distributed), ``module`` the bare Denoiser.
+    """
+    mc = module.cfg
+    target = mc.normalize(batch["target"])[:, None]
+    source = mc.normalize(batch["source"])[:, None]
+    b = target.shape[0]
+    sigma = training_sigmas(b, cfg.p_mean, cfg.p_std, generator).to(target)
+    noise = torch.randn(target.shape, generator=generator).to(target)
+    onehot = nn.functional.one_hot(batch["style"], len(mc.styles)).to(target)
+    x0 = denoiser(target + sigma[:, None, None, None] * noise, sigma, source, module.style_vectors(onehot))
+    sd = mc.sigma_data
+    lam = ((sigma**2 + sd**2) / (sigma * sd) ** 2)[:, None, None, None]
+    w = mc.frame_weights(cfg.emphasis).to(target)
+    return (lam * (x0 - target) ** 2 * w).mean() / w.mean()
+
+
+@torch.no_grad()
+def validate(ema: Denoiser, val: dict[str, torch.Tensor], cfg: TrainConfig) -> dict[str, float]:
+    """Seeded loss, and the log-mel distance (dB) to the target of samples vs of the unchanged source."""
+    ema.eval()
+    gen = torch.Generator().manual_seed(0)
+    loss = float(edm_loss(ema, ema, val, cfg, gen))
+    onehot = nn.functional.one_hot(val["style"], len(ema.cfg.styles)).float()
+    pred = transfer(ema, val["source"], ema.style_vectors(onehot), strength=1.0, steps=cfg.val_steps, seed=0)
+    tgt = val["target"]
+    return {
+        "val_loss": loss,
+        "val_model_db": float((pred - tgt).abs().mean()) * DB_PER_NEPER,
+        "val_source_db": float((val["source"] - tgt).abs().mean()) * DB_PER_NEPER,
+    }
+
+
+def plot_history(history: dict[str, list], path: Path) -> None:
+    """Training loss (smoothed), validation loss and distances, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    if history["train"]:
+        steps, losses = zip(*history["train"], strict=True)
+        ax1.semilogy(steps, losses, label="train (mean per 25 steps)")
+    if history["val"]:
+        vs = [v["step"] for v in history["val"]]
+        ax1.semilogy(vs, [v["val_loss"] for v in history["val"]], "o-", label="validation")
+        ax2.plot(vs, [v["val_model_db"] for v in history["val"]], "o-", label="model sample")
+        ax2.plot(vs, [v["val_source_db"] for v in history["val"]], "--", label="unchanged source")
+    ax1.set(xlabel="step", ylabel="loss", title="EDM loss")
+    ax2.set(xlabel="step", ylabel="dB", title="log-mel distance to target (val)")
+    for ax in (ax1, ax2):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initialises the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if device == "cuda" and not torch.cuda.is_available():
+        raise StylehostError("device=cuda asked for, but torch sees no CUDA GPU; use --set device=cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = True,
+          progress: bool = True) -> Denoiser:
+    """Train (or resume) a teacher into ``out_dir``; returns the EMA denoiser."""
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    rank, world, device = _setup_distributed(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    train_clips = load_clips(data_dir, cfg.model, "train")
+    val_clips = load_clips(data_dir, cfg.model, "val")
+    if not train_clips:
+        raise StylehostError(f"dataset {data_dir} has no train clips of at least {cfg.model.window} frames")
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    module = Denoiser(cfg.model).to(device)
+    ema = copy.deepcopy(module).requires_grad_(False)
+    opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    history: dict[str, list[Any]] = {"train": [], "val": []}
+    step, ckpt_path = 0, out_dir / "checkpoint.pt"
+    if resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        check_model_config(ckpt, cfg.model, ckpt_path)
+        module.load_state_dict(ckpt["model"])
+        ema.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, history = int(ckpt["step"]), ckpt["history"]
+    model: nn.Module = module
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.index else None)
+
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+        print(f"teacher: {parameter_count(module) / 1e6:.2f} M params, {count_macs(ema) / 1e6:.0f} M MACs per "
+              f"window; {len(train_clips)} train clips ({estimate_ram_mb(train_clips):.0f} MB), "
+              f"{len(val_clips)} val; {world} process(es) on {device}; from step {step}", flush=True)
+    val = fixed_windows(val_clips, cfg.model, cfg.val_windows) if rank == 0 and val_clips else {}
+    dataset = PairWindows(train_clips, cfg.model, cfg.batch_size, (cfg.seed, rank, step),
+                          cfg.augment if cfg.augment_source else None, cfg.p_same_style)
+    loader = DataLoader(dataset, batch_size=None, num_workers=cfg.workers,
+                        persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers else None)
+    torch.manual_seed(cfg.seed * 1009 + rank * 7919 + step)  # noise and sigmas: distinct per rank
+
+    def save() -> None:
+        payload = {"kind": "teacher", "config": to_dict(cfg), "model_config": cfg.model.to_dict(), "step": step,
+                   "model": module.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                   "history": history}
+        save_checkpoint(ckpt_path, payload)
+        save_model(out_dir / "model.pt", ema, {"kind": "teacher", "step": step, "config": to_dict(cfg)})
+        plot_history(history, out_dir / "loss.png")
+
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, unit="step",
+               dynamic_ncols=True)
+    window: list[float] = []
+    smooth: float | None = None
+    t0, start_step = time.perf_counter(), step
+    batches = iter(loader)
+    while step < cfg.steps:
+        batch = {k: v.to(device) for k, v in next(batches).items()}
+        module.train()
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, step)
+        loss = edm_loss(model, module, batch, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+        opt.step()
+        decay = min(cfg.ema_decay, (1 + step) / (10 + step))  # warm-up so short runs have a usable EMA
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), module.parameters(), strict=True):
+                pe.lerp_(p, 1 - decay)
+        step += 1
+        window.append(loss.item())
+        smooth = window[-1] if smooth is None else 0.95 * smooth + 0.05 * window[-1]
+        if len(window) == 25 or step == cfg.steps:
+            history["train"].append((step, sum(window) / len(window)))
+            window = []
+        bar.update(1)
+        bar.set_postfix(loss=f"{smooth:.4f}")
+        if rank == 0 and val and (step % cfg.val_every == 0 or step == cfg.steps):
+            history["val"].append({"step": step, **validate(ema, val, cfg)})
+            last = history["val"][-1]
+            bar.write(f"step {step}: val loss {last['val_loss']:.4f}, sample {last['val_model_db']:.2f} dB vs "
+                      f"source {last['val_source_db']:.2f} dB from target")
+        if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            save()
+    bar.close()
+    if rank == 0 and step > start_step:
+        rate = (step - start_step) / (time.perf_counter() - t0)
+        print(f"done: {step} steps, {rate:.2f} steps/s over this session; run folder {out_dir}", flush=True)
+    if rank == 0 and step == start_step:
+        save()
+    if world > 1:
+        dist.barrier()
+    return ema.eval()
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="dataset folder (with manifest.json)")
+    p.add_argument("--out", type=Path, required=True, help="run folder; an existing checkpoint there is resumed")
+    p.add_argument("--config", type=Path, help="JSON config file (keys as TrainConfig, nested 'model')")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set steps=500 --set model.channels=[16,32,64,96]")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+
+def cli_train(args: argparse.Namespace) -> int:
+    cfg = load_config(TrainConfig, args.config, args.overrides)
+    try:
+        train(cfg, args.data, args.out, resume=not args.no_resume, progress=not args.no_progress)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
