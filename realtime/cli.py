@@ -33,6 +33,13 @@ def _data_render_args(p: argparse.ArgumentParser) -> None:
     add_render_arguments(p)
 
 
+@command(("train",), "train the style-transfer teacher (resumes an existing run folder)", "diffusion.train:cli_train")
+def _train_args(p: argparse.ArgumentParser) -> None:
+    from diffusion.train import add_train_arguments
+
+    add_train_arguments(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stylehost", description="Real-time music style transfer with distilled diffusion models."
