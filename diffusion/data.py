@@ -53,7 +53,7 @@ class RenderConfig:
     eval_fraction: float = 0.12  # val and test each get at least this fraction of train_hours
     clip_seconds: float = 6.0
     max_parts_per_piece: int = 2
-    max_clips_per_part: int = 6
+    max_clips_per_part: int = 3
     sample_rate: int = 24000
     seed: int = 0
     workers: int = max(1, os.cpu_count() or 1)
@@ -376,7 +376,7 @@ def render_dataset(cfg: RenderConfig, progress: bool = True) -> dict[str, Any]:
     records: list[dict[str, Any]] = []
     errors = 0
     wave = max(1, cfg.workers * 4)
-    bar = tqdm(total=int(sum(target.values()) / 60), unit="min", desc="render", disable=not progress)
+    bar = tqdm(total=round(sum(target.values()) / 60, 1), unit="min", desc="render", disable=not progress)
     with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
         position = 0
         while position < len(pieces) and any(have[s] < target[s] for s in SPLITS):

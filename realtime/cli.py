@@ -33,11 +33,44 @@ def _data_render_args(p: argparse.ArgumentParser) -> None:
     add_render_arguments(p)
 
 
+@command(("eval",), "score models against baselines on the test split", "diffusion.eval:cli_eval")
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    from diffusion.eval import add_eval_arguments
+
+    add_eval_arguments(p)
+
+
 @command(("train",), "train the style-transfer teacher (resumes an existing run folder)", "diffusion.train:cli_train")
 def _train_args(p: argparse.ArgumentParser) -> None:
     from diffusion.train import add_train_arguments
 
     add_train_arguments(p)
+
+
+@command(("devices",), "list audio devices with host API and channels", "realtime.commands:cli_devices")
+def _devices_args(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+@command(("live",), "restyle live audio from an input device to an output device", "realtime.commands:cli_live")
+def _live_args(p: argparse.ArgumentParser) -> None:
+    from realtime.commands import add_live_arguments
+
+    add_live_arguments(p)
+
+
+@command(("render",), "restyle a file through the real-time engine", "realtime.commands:cli_render")
+def _render_args(p: argparse.ArgumentParser) -> None:
+    from realtime.commands import add_render_arguments
+
+    add_render_arguments(p)
+
+
+@command(("bench", "latency"), "measure end-to-end latency through a JACK server", "benchmarks.latency:cli_latency")
+def _bench_latency_args(p: argparse.ArgumentParser) -> None:
+    from benchmarks.latency import add_arguments
+
+    add_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,184 @@
+"""`stylehost eval`: the model against two baselines on the test split, for every ordered style pair.
+
+For each ordered pair (source style -> target style, source != target) a few test clips are
+restyled, streamed exactly as the live engine runs the model (``stream.py``), and compared with
+the true target rendering of the same notes:
+
+- log-mel distance (dB, after loudness matching; lower is better),
+- chroma similarity (pitch content kept; higher is better),
+- style accuracy (the style classifier's verdict on the output; higher is better),
+- Frechet distance between classifier embeddings of outputs and of real target renderings
+  (per target style, then averaged; lower is better; blurry averages score badly here).
+
+Baselines: the source unchanged, and the best static EQ from source to target computed from the
+pair itself (an oracle EQ, resynthesised with the same source-phase path as the model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from diffusion.classifier import ClassifierConfig, embed_clip, load_classifier, train_classifier
+from diffusion.data import load_manifest
+from diffusion.errors import StylehostError
+from diffusion.metrics import chroma_similarity, frechet_distance, log_mel_distance, static_eq_log_gain
+from diffusion.model import Denoiser
+from diffusion.resynth import PhaseGuidedResynth
+from diffusion.stream import StreamConfig, resynthesize, stream_audio
+
+SYSTEMS = ("source", "static_eq", "model")
+METRICS = ("log_mel_db", "chroma", "style_acc", "frechet")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    clips_per_pair: int = 3
+    split: str = "test"
+    seed: int = 0
+
+
+def _read(data_dir: Path, entry: dict[str, str]) -> np.ndarray:
+    audio, _ = sf.read(Path(data_dir) / entry["path"], dtype="float32")
+    return audio
+
+
+def evaluate(
+    denoisers: dict[str, tuple[Denoiser, StreamConfig]],
+    data_dir: Path,
+    classifier_path: Path,
+    cfg: EvalConfig = EvalConfig(),
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score each named (denoiser, stream config) plus the two baselines; returns a JSON-able report."""
+    from tqdm import tqdm
+
+    manifest = load_manifest(data_dir)
+    clips = [c for c in manifest["clips"] if c["split"] == cfg.split]
+    if not clips:
+        raise StylehostError(f"no {cfg.split} clips in {data_dir}")
+    classifier, cinfo = load_classifier(classifier_path)
+    frames = ClassifierConfig(**cinfo["config"]).window_frames
+    first = next(iter(denoisers.values()))[0]
+    spec = first.cfg.spectrogram
+    styles = [s for s in first.cfg.styles if s in manifest["styles"] and s in cinfo["styles"]]
+    resynth = PhaseGuidedResynth(spec)
+    transform = resynth.transform
+    rng = np.random.default_rng(cfg.seed)
+    systems = ("source", "static_eq", *denoisers)
+    scores: dict[tuple[str, str, str], list[dict[str, float]]] = defaultdict(list)
+    embeddings: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
+    real: dict[str, list[np.ndarray]] = defaultdict(list)
+
+    def logmel(audio: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return transform.log_mel(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None])[0].numpy()
+
+    for clip in clips:  # real target renderings: the Frechet reference set, per style
+        for style in styles:
+            real[style].append(embed_clip(classifier, logmel(_read(data_dir, clip["audio"]["fluidr3"][style])), frames)[1])
+    pairs = [(s, t) for s in styles for t in styles if s != t]
+    start = time.time()
+    for src, tgt in tqdm(pairs, desc="eval", disable=not progress):
+        chosen = rng.choice(len(clips), size=min(cfg.clips_per_pair, len(clips)), replace=False)
+        for index in chosen:
+            clip = clips[int(index)]
+            source = _read(data_dir, clip["audio"]["fluidr3"][src])
+            target = _read(data_dir, clip["audio"]["fluidr3"][tgt])
+            gain = torch.from_numpy(static_eq_log_gain(logmel(source), logmel(target))).float()
+            outputs = {"source": source, "static_eq": resynthesize(resynth, source, lambda s, g=gain: s + g)}
+            for name, (denoiser, scfg) in denoisers.items():
+                style_vec = denoiser.style_vector({tgt: 1.0})
+                outputs[name] = stream_audio(denoiser, resynth, source, style_vec, scfg)
+            for name, out in outputs.items():
+                probs, emb = embed_clip(classifier, logmel(out), frames)
+                embeddings[name, tgt].append(emb)
+                scores[name, src, tgt].append({
+                    "log_mel_db": log_mel_distance(out, target, transform),
+                    "chroma": chroma_similarity(out, target, spec),
+                    "style_acc": float(np.mean(probs.argmax(1) == cinfo["styles"].index(tgt))),
+                })
+    return _report(systems, styles, pairs, scores, embeddings, real, cfg, time.time() - start, cinfo)
+
+
+def _report(systems, styles, pairs, scores, embeddings, real, cfg, seconds, cinfo) -> dict[str, Any]:
+    """Aggregate per target style and overall; Frechet is per target style (needs a population)."""
+    per_style: dict[str, dict[str, dict[str, float]]] = {}
+    for name in systems:
+        per_style[name] = {}
+        for tgt in styles:
+            rows = [r for (n, s, t), rs in scores.items() if n == name and t == tgt for r in rs]
+            entry = {m: float(np.mean([r[m] for r in rows])) for m in ("log_mel_db", "chroma", "style_acc")}
+            entry["frechet"] = frechet_distance(np.concatenate(embeddings[name, tgt]), np.concatenate(real[tgt]))
+            per_style[name][tgt] = entry
+    overall = {name: {m: float(np.mean([per_style[name][t][m] for t in styles])) for m in METRICS} for name in systems}
+    per_pair = {f"{s}->{t}": {name: {m: float(np.mean([r[m] for r in scores[name, s, t]]))
+                                     for m in ("log_mel_db", "chroma", "style_acc")} for name in systems}
+                for s, t in pairs}
+    return {"split": cfg.split, "clips_per_pair": cfg.clips_per_pair, "pairs": len(pairs), "seed": cfg.seed,
+            "seconds": round(seconds, 1), "classifier_val_accuracy": cinfo["val_accuracy"],
+            "overall": overall, "per_target_style": per_style, "per_pair": per_pair}
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """Overall table plus the model-vs-baseline margins per target style."""
+    systems = list(report["overall"])
+    lines = ["| system | log-mel dist (dB) ↓ | chroma sim ↑ | style acc ↑ | Frechet ↓ |", "|---|---|---|---|---|"]
+    for name in systems:
+        o = report["overall"][name]
+        lines.append(f"| {name} | {o['log_mel_db']:.2f} | {o['chroma']:.3f} | {o['style_acc']:.3f} | {o['frechet']:.2f} |")
+    models = [s for s in systems if s not in ("source", "static_eq")]
+    for model in models:
+        lines += ["", f"Per target style, {model} (margin vs source / vs static EQ on log-mel dB; style acc):", "",
+                  "| target | model dB | vs source | vs static EQ | style acc | Frechet |", "|---|---|---|---|---|---|"]
+        for tgt, row in report["per_target_style"][model].items():
+            src = report["per_target_style"]["source"][tgt]["log_mel_db"]
+            eq = report["per_target_style"]["static_eq"][tgt]["log_mel_db"]
+            lines.append(f"| {tgt} | {row['log_mel_db']:.2f} | {src - row['log_mel_db']:+.2f} | "
+                         f"{eq - row['log_mel_db']:+.2f} | {row['style_acc']:.3f} | {row['frechet']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, action="append", default=None,
+                   help="model file(s) to score (repeatable; default: models/default/model.pt)")
+    p.add_argument("--data", type=Path, default=Path("data/paired"), help="rendered dataset folder")
+    p.add_argument("--classifier", type=Path, default=Path("models/style_classifier.pt"))
+    p.add_argument("--train-classifier", action="store_true", help="(re)train the style classifier first")
+    p.add_argument("--steps", type=int, default=2, help="sampler steps per window")
+    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--emit", type=int, default=4, help="frames emitted per window (the engine's stride)")
+    p.add_argument("--clips-per-pair", type=int, default=EvalConfig.clips_per_pair)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("runs/eval"), help="folder for eval.json and eval.md")
+
+
+def cli_eval(args: argparse.Namespace) -> int:
+    from diffusion.checkpoint import load_denoiser
+
+    if args.train_classifier or not args.classifier.exists():
+        info = train_classifier(args.data, args.classifier)
+        print(f"style classifier: val accuracy {info['val_accuracy']:.3f} -> {args.classifier}")
+    paths = args.model or [Path("models/default/model.pt")]
+    scfg = StreamConfig(emit=args.emit, steps=args.steps, strength=args.strength, seed=args.seed)
+    denoisers = {Path(p).parent.name if Path(p).stem == "model" else Path(p).stem: (load_denoiser(p).eval(), scfg)
+                 for p in paths}
+    report = evaluate(denoisers, args.data, args.classifier,
+                      EvalConfig(clips_per_pair=args.clips_per_pair, split=args.split, seed=args.seed))
+    report["stream"] = {"emit": args.emit, "steps": args.steps, "strength": args.strength}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "eval.json").write_text(json.dumps(report, indent=1))
+    table = markdown_table(report)
+    (args.out / "eval.md").write_text(table)
+    print(table)
+    return 0

@@ -1,0 +1,93 @@
+"""Offline streaming reference: restyle a whole clip exactly the way the live engine runs the model.
+
+The engine slides a window of T frames along the input and, every ``emit`` new frames, keeps the
+``emit`` frames that end ``lookahead`` frames before the window's right edge. Windows are
+independent given the frame-anchored noise, so offline we build every window of a clip at once
+and run them as one batch: same numbers as the live engine, a fraction of the time.
+
+Worked example (T=32, L=2, S=4): the window ending at absolute frame e (exclusive) covers frames
+[e-32, e) and emits [e-6, e-2). The first window has e = L + S = 6 and emits frames 0..3; its
+frames [-26, 0) are the silence the engine's history starts with (the log floor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from diffusion.errors import StylehostError
+from diffusion.model import Denoiser
+from diffusion.resynth import PhaseGuidedResynth
+from diffusion.sampling import transfer
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """How the engine samples each window (the performer's knobs, minus the style)."""
+
+    emit: int = 4  # S: frames emitted per window
+    steps: int = 2
+    strength: float = 1.0
+    sampler: str = "euler"
+    seed: int = 0
+    batch: int = 256  # windows per forward pass (memory only; results do not depend on it)
+
+
+def window_ends(num_frames: int, lookahead: int, emit: int) -> np.ndarray:
+    """Exclusive right edges of the windows that together emit frames [0, num_frames)."""
+    count = -(-num_frames // emit)
+    return lookahead + emit * (np.arange(count) + 1)
+
+
+def stream_logmel(
+    denoiser: Denoiser, source_logmel: torch.Tensor, style_vec: torch.Tensor, cfg: StreamConfig
+) -> torch.Tensor:
+    """(n_mels, F) source log-mel -> (n_mels, F) restyled log-mel, window by window as streamed."""
+    mcfg = denoiser.cfg
+    t, look = mcfg.window, mcfg.lookahead
+    if not 1 <= cfg.emit <= t - look:
+        raise StylehostError(f"emit must be in 1..{t - look}, got {cfg.emit}")
+    n_mels, frames = source_logmel.shape
+    floor = float(np.log(mcfg.spectrogram.log_floor))
+    ends = window_ends(frames, look, cfg.emit)
+    pad_left, pad_right = t, int(ends[-1]) - frames
+    padded = torch.full((n_mels, pad_left + frames + pad_right), floor, dtype=source_logmel.dtype)
+    padded[:, pad_left : pad_left + frames] = source_logmel
+    starts = ends - t
+    windows = torch.stack([padded[:, s + pad_left : s + pad_left + t] for s in starts])
+    style = style_vec.reshape(1, -1)
+    outs = []
+    for i in range(0, len(windows), cfg.batch):
+        chunk = windows[i : i + cfg.batch]
+        out = transfer(denoiser, chunk, style.expand(len(chunk), -1), strength=cfg.strength, steps=cfg.steps,
+                       sampler=cfg.sampler, seed=cfg.seed, start_frames=[int(s) for s in starts[i : i + cfg.batch]])
+        outs.append(out[:, :, t - look - cfg.emit : t - look])
+    emitted = torch.cat(outs).permute(1, 0, 2).reshape(n_mels, -1)
+    return emitted[:, :frames]
+
+
+def stream_audio(
+    denoiser: Denoiser, resynth: PhaseGuidedResynth, audio: np.ndarray, style_vec: torch.Tensor, cfg: StreamConfig
+) -> np.ndarray:
+    """Restyle mono audio at the model rate; output aligned with the input and of the same length."""
+    return resynthesize(resynth, audio, lambda src: stream_logmel(denoiser, src, style_vec, cfg))
+
+
+def resynthesize(resynth: PhaseGuidedResynth, audio: np.ndarray, predict) -> np.ndarray:
+    """Source-phase resynthesis of ``predict(source_logmel) -> target_logmel`` over a whole clip.
+
+    Samples past the last whole frame are silent; the clip's first and last n_fft - hop samples
+    see fewer frames, as the live stream's first samples do.
+    """
+    with torch.no_grad():
+        wave = torch.as_tensor(np.asarray(audio, dtype=np.float32))[None]
+        source_logmel = resynth.transform.log_mel(wave)[0]
+        target = predict(source_logmel)
+        frames = source_logmel.shape[1]
+        used = resynth.cfg.num_samples(frames)
+        out = resynth(wave[:, :used], target[None])[0].numpy()
+    result = np.zeros(len(audio), dtype=np.float32)
+    result[: len(out)] = out
+    return result
