@@ -1,0 +1,140 @@
+"""Handlers for `stylehost devices`, `live` and `render` (arguments are defined in realtime/cli.py).
+
+Until a model bundle exists, `live` and `render` run the STFT passthrough and say so loudly: a user
+must never mistake the DSP stand-in for restyling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+
+from diffusion.errors import StylehostError
+from diffusion.styles import STYLE_NAMES, get_style
+from realtime.params import EngineParams
+from realtime.processor import Processor, StftPassthroughProcessor
+
+BACKENDS = ("auto", "ort", "tensorrt", "torch")
+PASSTHROUGH_NOTICE = (
+    "NOTE: no model bundle loaded: running a DSP passthrough (STFT -> iSTFT, unity gain). "
+    "This is NOT style transfer; the output is the input, delayed."
+)
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments shared by live and render."""
+    p.add_argument("--style", required=True, help=f"target style, one of: {', '.join(STYLE_NAMES)}")
+    p.add_argument("--model", default=None, help="model bundle (directory or manifest); none = DSP passthrough")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend for --model")
+    p.add_argument("--steps", type=int, default=4, help="diffusion sampling steps")
+    p.add_argument("--strength", type=float, default=0.7, help="transfer strength in [0, 1]")
+    p.add_argument("--wet", type=float, default=1.0, help="wet/dry mix in [0, 1]")
+    p.add_argument("--stereo", default="mid", choices=("mid", "per-channel"), help="how mono models see stereo")
+
+
+def add_live_arguments(p: argparse.ArgumentParser) -> None:
+    add_engine_arguments(p)
+    p.add_argument("--input", default=None, help="input device: index or name (see `stylehost devices`)")
+    p.add_argument("--output", default=None, help="output device: index or name")
+    p.add_argument("--blocksize", type=int, default=256, help="callback block in samples (latency vs safety)")
+    p.add_argument("--samplerate", type=int, default=None, help="device rate (default: the device's own)")
+    p.add_argument("--channels", type=int, default=None, help="channels to open (default: up to 2)")
+    p.add_argument("--margin-ms", type=float, default=4.0, help="compute margin added to the latency")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
+
+
+def add_render_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="input audio file (any format soundfile reads)")
+    p.add_argument("output", help="output audio file, same length and sample rate as the input")
+    add_engine_arguments(p)
+    p.add_argument("--blocksize", type=int, default=1024, help="block size fed to the engine")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def params_from_args(args: argparse.Namespace) -> EngineParams:
+    get_style(args.style)  # unknown style -> StylehostError listing the valid ones
+    return EngineParams(style_mix=((args.style, 1.0),), strength=args.strength, steps=args.steps, wet=args.wet)
+
+
+def processor_factory(model: str | None, backend: str) -> tuple[Callable[[], Processor], bool]:
+    """(factory, is_passthrough). Model bundles plug in here once export/bundle.py exists."""
+    if model is None:
+        return StftPassthroughProcessor, True
+    raise StylehostError(
+        f"cannot load model bundle {model!r} (backend {backend}): model bundles are not supported by this "
+        "build yet; omit --model to run the DSP passthrough"
+    )
+
+
+def cli_devices(args: argparse.Namespace) -> int:
+    from realtime.audio import list_devices
+
+    devices = list_devices()
+    if not devices:
+        print("no audio devices: PortAudio sees no sound card and no audio server (JACK, PipeWire...)")
+        return 0
+    for d in devices:
+        print(d.line())
+    return 0
+
+
+def cli_live(args: argparse.Namespace) -> int:
+    from realtime.audio import LiveSession
+
+    params = params_from_args(args)
+    factory, passthrough = processor_factory(args.model, args.backend)
+    session = LiveSession(
+        factory,
+        input=args.input,
+        output=args.output,
+        samplerate=args.samplerate,
+        blocksize=args.blocksize,
+        channels=args.channels,
+        stereo_mode=args.stereo,
+        margin_ms=args.margin_ms,
+        params=params,
+    )
+    if passthrough:
+        print(PASSTHROUGH_NOTICE, file=sys.stderr)
+    with session:
+        engine = session.engine
+        print(f"{session.device_name}: {engine.config.sample_rate} Hz, block {engine.config.blocksize}")
+        print(f"latency {engine.latency.describe()}; Ctrl-C to stop")
+        deadline = None if args.seconds is None else time.monotonic() + args.seconds
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.25)
+                line = engine.status().line()
+                if passthrough:
+                    line += " | PASSTHROUGH"
+                print("\r" + line, end="", flush=True)
+        except KeyboardInterrupt:
+            pass
+        print()
+    return 0
+
+
+def cli_render(args: argparse.Namespace) -> int:
+    from realtime.render import render_file
+
+    params = params_from_args(args)
+    factory, passthrough = processor_factory(args.model, args.backend)
+    if passthrough:
+        print(PASSTHROUGH_NOTICE, file=sys.stderr)
+    result = render_file(
+        args.input,
+        args.output,
+        factory,
+        params=params,
+        blocksize=args.blocksize,
+        stereo_mode=args.stereo,
+        progress=not args.no_progress,
+    )
+    seconds = result.frames / result.sample_rate
+    print(
+        f"wrote {args.output}: {seconds:.2f} s, {result.sample_rate} Hz, {result.channels} ch "
+        f"(engine latency {result.latency_samples} samples removed)"
+    )
+    return 0
