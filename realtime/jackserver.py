@@ -53,8 +53,11 @@ class JackServer:
     """``jackd -n NAME -d dummy -r RATE -p PERIOD``, started and stopped by pid.
 
     As a context manager it also points PortAudio at this server (JACK_DEFAULT_SERVER) and
-    restores the previous setting on exit.
+    restores the previous setting on exit. Only one at a time per process: libjack keeps
+    per-process state, and with clients on two servers at once Pa_Terminate crashed (segfault).
     """
+
+    _active: JackServer | None = None
 
     def __init__(self, name: str | None = None, rate: int = 48000, period: int = 256) -> None:
         self.name = name or f"stylehost-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -95,7 +98,10 @@ class JackServer:
         self._proc = None
 
     def __enter__(self) -> JackServer:
+        if JackServer._active is not None:
+            raise StylehostError(f"JACK server {JackServer._active.name!r} is still in use; one at a time")
         self.start()
+        JackServer._active = self
         self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         reinit_portaudio()
@@ -108,6 +114,7 @@ class JackServer:
         else:
             os.environ["JACK_DEFAULT_SERVER"] = self._old_env
         self.stop()
+        JackServer._active = None
         sd._initialize()
 
 

@@ -1,0 +1,67 @@
+"""The commands end to end through main(): one-line errors, passthrough notice, bench JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from realtime.cli import main
+from realtime.jackserver import JackServer
+
+
+def test_render_command_prints_passthrough_notice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sf.write(tmp_path / "in.wav", np.zeros((4800, 1), np.float32), 48000)
+    code = main(["render", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--style", "violin"])
+    captured = capsys.readouterr()
+    assert code == 0 and "NOT style transfer" in captured.err
+    assert sf.info(str(tmp_path / "out.wav")).frames == 4800
+
+
+def test_unknown_style_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sf.write(tmp_path / "in.wav", np.zeros((480, 1), np.float32), 48000)
+    code = main(["render", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--style", "kazoo"])
+    err = capsys.readouterr().err
+    assert code == 2 and "valid styles" in err and err.count("\n") == 1
+
+
+def test_model_bundle_not_yet_supported(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["render", "in.wav", "out.wav", "--style", "violin", "--model", str(tmp_path)])
+    assert code == 2 and "DSP passthrough" in capsys.readouterr().err
+
+
+@pytest.mark.jack
+def test_devices_lists_jack(jack_server: JackServer, capsys: pytest.CaptureFixture) -> None:
+    assert main(["devices"]) == 0
+    assert "JACK Audio Connection Kit" in capsys.readouterr().out
+
+
+@pytest.mark.jack
+def test_live_runs_for_a_while(jack_server: JackServer, capsys: pytest.CaptureFixture) -> None:
+    code = main(["live", "--style", "flute", "--input", "system", "--output", "system", "--seconds", "1"])
+    captured = capsys.readouterr()
+    assert code == 0 and "PASSTHROUGH" in captured.out and "latency" in captured.out
+
+
+@pytest.mark.jack
+def test_bench_latency_writes_json(jack_server: JackServer, tmp_path: Path) -> None:
+    out = tmp_path / "lat.json"
+    assert main(["bench", "latency", "--seconds", "2", "--json", str(out), "--server", jack_server.name]) == 0
+    result = json.loads(out.read_text())
+    for key in ["end_to_end_latency_ms", "algorithmic_latency_ms", "compute_ms_p50", "compute_ms_p99", "rtf",
+                "dropouts", "backend", "device_name"]:
+        assert key in result
+    assert result["end_to_end_latency_ms"] == pytest.approx(result["reported_latency_ms"], abs=0.1)
+    assert result["backend"] == "dsp-passthrough"
+
+
+def test_bench_without_any_audio_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no jackd to start
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "stylehost-nonexistent")
+    code = main(["bench", "latency", "--seconds", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no audio server" in err and err.count("\n") == 1

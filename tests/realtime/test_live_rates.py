@@ -1,0 +1,27 @@
+"""Device rates other than the model's through real JACK servers (one at a time, own module).
+
+Kept apart from test_live_jack.py: its module-scoped server must be gone before another starts
+(see JackServer: one per process).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from realtime.jackserver import JackServer
+from realtime.processor import StftPassthroughProcessor
+from tests.realtime.test_live_jack import stream_pulses
+
+pytestmark = [pytest.mark.jack, pytest.mark.skipif(shutil.which("jackd") is None, reason="needs jackd")]
+
+
+@pytest.mark.parametrize("rate", [44100, 96000])
+def test_resampling_device_rates_through_jack(rate: int) -> None:
+    with JackServer(rate=rate, period=256) as server:
+        engine, peaks, delays, _ = stream_pulses(server, StftPassthroughProcessor, 2.0)
+    assert engine.config.sample_rate == rate
+    assert np.allclose(delays, engine.latency.total, atol=0.5), (delays, engine.latency.total)
+    assert np.all(peaks > 0.3)
