@@ -58,8 +58,11 @@ class ModelConfig:
                 f"n_mels ({self.spectrogram.n_mels}) and window ({self.window}) must be divisible by "
                 f"2**(levels-1) = {factor} for {levels} UNet levels"
             )
-        if not 0 <= self.lookahead and self.lookahead + self.emit <= self.window:
-            raise StylehostError(f"need 0 <= lookahead and lookahead + emit <= window, got {self}")
+        if self.lookahead < 0 or self.emit < 1 or self.lookahead + self.emit > self.window:
+            raise StylehostError(
+                f"need lookahead >= 0, emit >= 1 and lookahead + emit <= window, got "
+                f"{self.lookahead}, {self.emit}, {self.window}"
+            )
 
     @property
     def n_mels(self) -> int:
