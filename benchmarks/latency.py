@@ -146,6 +146,7 @@ def _measure(
             "rtf": float(np.mean(compute) / stride_ms) if len(compute) else 0.0,
             "dropouts": engine.dropouts - dropouts0,
             "xruns": engine.xruns - xruns0,
+            "worker_realtime_priority": engine.realtime_priority,
             "pulses": len(starts),
             "seconds": seconds,
             "blocksize": blocksize,

@@ -138,6 +138,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake_r = self._wake_w = -1
+        self.realtime_priority = False  # whether the worker got SCHED_FIFO
         self.reset()
 
     # ---- latency -------------------------------------------------------------------------------
@@ -379,11 +380,28 @@ class Engine:
         os.close(r)
 
     def _run(self) -> None:
+        self.realtime_priority = _raise_priority()
         while not self._stop.is_set():
             ready, _, _ = select.select([self._wake_r], [], [], 0.1)
             if ready:
                 os.read(self._wake_r, 4096)
             self.pump()
+
+
+def _raise_priority(priority: int = 5) -> bool:
+    """Best effort: SCHED_FIFO for the calling (worker) thread, below JACK's audio threads.
+
+    Why: on a loaded machine (a training job on both cores) a normal-priority worker is starved
+    for tens of ms and every block drops out. Needs CAP_SYS_NICE or an rtprio limit (the audio
+    group on Linux); without it the engine still runs, just less robustly.
+    """
+    if not hasattr(os, "sched_setscheduler"):
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # 0: this thread on Linux
+    except (PermissionError, OSError):
+        return False
+    return True
 
 
 class _Ramp:
