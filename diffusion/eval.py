@@ -85,7 +85,8 @@ def evaluate(
 
     for clip in clips:  # real target renderings: the Frechet reference set, per style
         for style in styles:
-            real[style].append(embed_clip(classifier, logmel(_read(data_dir, clip["audio"]["fluidr3"][style])), frames)[1])
+            audio = _read(data_dir, clip["audio"]["fluidr3"][style])
+            real[style].append(embed_clip(classifier, logmel(audio), frames)[1])
     pairs = [(s, t) for s in styles for t in styles if s != t]
     start = time.time()
     for src, tgt in tqdm(pairs, desc="eval", disable=not progress):
@@ -135,7 +136,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     lines = ["| system | log-mel dist (dB) ↓ | chroma sim ↑ | style acc ↑ | Frechet ↓ |", "|---|---|---|---|---|"]
     for name in systems:
         o = report["overall"][name]
-        lines.append(f"| {name} | {o['log_mel_db']:.2f} | {o['chroma']:.3f} | {o['style_acc']:.3f} | {o['frechet']:.2f} |")
+        lines.append(f"| {name} | {o['log_mel_db']:.2f} | {o['chroma']:.3f} | {o['style_acc']:.3f} "
+                     f"| {o['frechet']:.2f} |")
     models = [s for s in systems if s not in ("source", "static_eq")]
     for model in models:
         lines += ["", f"Per target style, {model} (margin vs source / vs static EQ on log-mel dB; style acc):", "",

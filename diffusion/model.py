@@ -39,8 +39,9 @@ class ModelConfig:
     blocks: int = 1  # residual blocks per level (down path; the up path has the same number)
     emb_dim: int = 128  # conditioning vector = style embedding size
     fourier_dim: int = 32
-    logmel_mean: float = -6.0  # fixed normalisation of natural-log mel magnitudes
-    logmel_std: float = 3.0
+    logmel_mean: float = -4.5  # fixed normalisation of natural-log mel magnitudes (measured on the
+    # rendered train split: mean -4.39, std 3.40 over 40 clips x 8 styles x 2 fonts)
+    logmel_std: float = 3.5
     sigma_data: float = 1.0
     sigma_min: float = 0.02
     sigma_max: float = 40.0
