@@ -16,6 +16,7 @@ import numpy as np
 import soundfile as sf
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from diffusion.data import load_manifest
 from diffusion.errors import StylehostError
@@ -25,9 +26,9 @@ from diffusion.features import SpectrogramConfig, SpectrogramTransform
 @dataclass(frozen=True)
 class ClassifierConfig:
     window_frames: int = 128  # 0.5 s at 4 ms hops
-    channels: int = 32
+    channels: int = 24
     embed_dim: int = 64
-    steps: int = 1500
+    steps: int = 1200
     batch: int = 64
     lr: float = 2e-3
     seed: int = 0
@@ -39,9 +40,10 @@ class StyleClassifier(nn.Module):
     def __init__(self, n_mels: int, n_styles: int, cfg: ClassifierConfig) -> None:
         super().__init__()
         c = cfg.channels
-        layers: list[nn.Module] = []
-        ch_in = 1
-        for ch_out in (c, c, 2 * c, 2 * c):
+        # A strided stem first: most of the cost of a CNN sits at full resolution.
+        layers: list[nn.Module] = [nn.Conv2d(1, c, 3, stride=2, padding=1), nn.GroupNorm(8, c), nn.SiLU()]
+        ch_in = c
+        for ch_out in (c, 2 * c, 2 * c):
             layers += [nn.Conv2d(ch_in, ch_out, 3, padding=1), nn.GroupNorm(8, ch_out), nn.SiLU(), nn.MaxPool2d(2)]
             ch_in = ch_out
         self.body = nn.Sequential(*layers)
@@ -86,9 +88,10 @@ def sample_windows(logmels: dict[str, list[np.ndarray]], styles: list[str], n: i
     return torch.tensor(np.stack(xs)), torch.tensor(ys)
 
 
-def train_classifier(data_dir: Path, out_path: Path, cfg: ClassifierConfig = ClassifierConfig(),
-                     spec: SpectrogramConfig = SpectrogramConfig()) -> dict:
+def train_classifier(data_dir: Path, out_path: Path, cfg: ClassifierConfig | None = None,
+                     spec: SpectrogramConfig | None = None, progress: bool = True) -> dict:
     """Train on the train split's FluidR3 renders, report val accuracy, save weights + config."""
+    cfg, spec = cfg or ClassifierConfig(), spec or SpectrogramConfig()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     manifest = load_manifest(data_dir)
@@ -99,7 +102,7 @@ def train_classifier(data_dir: Path, out_path: Path, cfg: ClassifierConfig = Cla
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps)
     start = time.time()
-    for _ in range(cfg.steps):
+    for _ in tqdm(range(cfg.steps), desc="style classifier", disable=not progress):
         x, y = sample_windows(train, styles, cfg.batch, cfg.window_frames, rng)
         loss = nn.functional.cross_entropy(model(x)[0], y)
         opt.zero_grad()
