@@ -6,6 +6,8 @@ Data path (device rate R, model rate r = processor.sample_rate, block B, stride 
     worker:    input ring -(B)-> gain -> [dry delay line] -> mid / per-channel -> resample R->r
                -> model-rate ring -(s)-> processor window -> processor -> resample r->R
                -> wet/dry mix with the dry delay line -> output ring
+    taps:      the worker also copies the gained input and the mixed output into ``input_tap`` and
+               ``output_tap`` (overwriting, lock-free) for a panel's spectrogram
 
 ``process_block`` is the device-side half (called by the PortAudio callback, or by ``render`` with
 blocks read from a file), ``pump`` the worker half (called by the worker thread, or right after each
@@ -46,6 +48,7 @@ from realtime.params import EngineParams, EngineStatus, Latency
 from realtime.processor import Processor
 from realtime.resample import QUALITY, StreamResampler
 from realtime.ringbuffer import RingBuffer
+from realtime.tap import SignalTap
 
 STEREO_MODES = ("mid", "per-channel")
 
@@ -63,6 +66,7 @@ class EngineConfig:
     fade_ms: float = 5.0  # dropout fade-out / recovery fade-in
     smoothing_ms: float = 20.0  # wet/dry, bypass and gain ramps
     ring_seconds: float = 2.0
+    tap_seconds: float = 1.0  # recent input/output kept for a panel (input_tap, output_tap)
     resample_quality: str = QUALITY
 
     def __post_init__(self) -> None:
@@ -134,6 +138,10 @@ class Engine:
         self._load = 0.0
         self._in_peak = 0.0
         self._out_peak = 0.0
+        # Taps of the recent input (after gain) and output for a panel's spectrogram: written by the
+        # worker, never by the callback, and they overwrite instead of waiting for a slow reader.
+        self.input_tap = SignalTap(max(1, int(cfg.tap_seconds * R)), self._max_block)
+        self.output_tap = SignalTap(max(1, int(cfg.tap_seconds * R)), self._max_block)
         # Threading (live only).
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -317,6 +325,7 @@ class Engine:
     def _worker_block(self, block: np.ndarray) -> None:
         block *= self._gain.next(len(block))[:, None]
         self._in_peak = max(self._in_peak, float(np.max(np.abs(block))))
+        self.input_tap.write(block)
         self._dry_ring.write(block)
         mono = block.mean(axis=1, keepdims=True) if len(self.processors) == 1 else block
         self._model_ring.write(self._to_model.process(np.ascontiguousarray(mono, dtype=np.float32)))
@@ -351,6 +360,7 @@ class Engine:
         out = wet[:, self._out_map] * self._wet.next(n)[:, None]
         out += dry[:, self._dry_map] * self._dry_gain.next(n)[:, None]
         self._out_peak = max(self._out_peak, float(np.max(np.abs(out))))
+        self.output_tap.write(out)
         written = self._out_ring.write(out.astype(np.float32, copy=False))
         if written < n:
             self.overruns += n - written

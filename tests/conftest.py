@@ -1,4 +1,4 @@
-"""Fixtures for the real-time tests: a real JACK server (dummy driver) started per module, by pid."""
+"""Fixtures shared by tests/realtime and tests/gui: a real JACK server (dummy driver) per module, by pid."""
 
 from __future__ import annotations
 
