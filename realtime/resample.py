@@ -1,4 +1,10 @@
-"""Streaming sample-rate conversion between the device rate and the model rate (soxr).
+"""Streaming sample-rate conversion between the device rate and the model rate.
+
+Two engines behind one class. The default, ``"fir"``, is our own polyphase resampler with a
+linear-phase Kaiser-windowed sinc (80 dB stop band, pass band to 0.44 x the lower rate): it holds
+nothing back, and its delay is exactly half the filter, about 0.9 ms per direction at 48 kHz,
+against 5-10 ms per direction for soxr's lowest-latency stream. That difference is what brings the
+engine under its 50 ms end-to-end budget. soxr (``"HQ"``/``"VHQ"``...) stays available.
 
 Why soxr's variable-rate (``vr=True``) engine and not its default one: measured on this project's
 block sizes, the default HQ stream holds back up to ~920 output samples at 24 kHz (~38 ms per
@@ -25,7 +31,7 @@ import soxr
 
 from diffusion.errors import StylehostError
 
-QUALITY = "HQ"
+QUALITY = "fir"
 
 
 class StreamResampler:
@@ -40,10 +46,19 @@ class StreamResampler:
         self.quality = quality
         self.identity = self.in_rate == self.out_rate
         self.ratio = self.out_rate / self.in_rate
-        self._stream = None if self.identity else self._new_stream()
-        self.content_delay = 0.0 if self.identity else measure_content_delay(in_rate, out_rate, quality)
+        self._stream: soxr.ResampleStream | PolyphaseResampler | None = None
+        if self.identity:
+            self.content_delay = 0.0
+        elif quality == "fir":
+            self._stream = PolyphaseResampler(self.in_rate, self.out_rate, self.channels)
+            self.content_delay = self._stream.content_delay
+        else:
+            self._stream = self._new_stream()
+            self.content_delay = measure_content_delay(in_rate, out_rate, quality)
 
-    def _new_stream(self) -> soxr.ResampleStream:
+    def _new_stream(self) -> soxr.ResampleStream | PolyphaseResampler:
+        if self.quality == "fir":
+            return PolyphaseResampler(self.in_rate, self.out_rate, self.channels)
         try:
             return soxr.ResampleStream(
                 self.in_rate, self.out_rate, self.channels, dtype="float32", quality=self.quality, vr=True
@@ -84,3 +99,68 @@ def measure_content_delay(in_rate: int, out_rate: int, quality: str = QUALITY) -
     delay = -math.atan2(b, a) / w
     period = out_rate / freq
     return float((delay + period / 2) % period - period / 2)
+
+
+@functools.lru_cache(maxsize=16)
+def polyphase_filter(up: int, down: int, stop_db: float = 80.0) -> np.ndarray:
+    """Kaiser-windowed sinc at the intermediate rate (in x up), odd length, DC gain ``up``.
+
+    Cut-off at half the lower rate, transition +-0.06 x the lower rate around it (pass band to
+    0.44 x, stop band from 0.56 x): what folds back lands above 0.44 x the lower rate, beyond the
+    model's 12 kHz mel range at 24 kHz only by a hair, and 80 dB down. Worked example, 48 -> 24 kHz:
+    up 1, down 2, width 2880 Hz at 48 kHz -> 85 taps, delay 42 samples at 48 kHz (0.875 ms).
+    """
+    from scipy.signal import firwin, kaiser_beta
+
+    # Normalised to the intermediate rate f_i = in*up, the lower of the two rates is f_i / max(up, down).
+    nyq_low = 0.5 / max(up, down)
+    width = 0.12 * nyq_low * 2  # 0.12 x the lower rate, normalised to f_i
+    taps = int(np.ceil((stop_db - 7.95) / (2.285 * 2 * np.pi * width))) + 1
+    taps += (taps + 1) % 2  # odd: an integer group delay at the intermediate rate
+    h = firwin(taps, nyq_low * 2, window=("kaiser", kaiser_beta(stop_db)), fs=2.0) * up
+    return h.astype(np.float64)
+
+
+class PolyphaseResampler:
+    """Streaming rational resampler (up/down polyphase FIR); output needs no future input.
+
+    Output sample m sits at intermediate index n = m*down and is
+    ``y[m] = sum_k h[p + k*up] * x[i0 - k]`` with ``p = n % up``, ``i0 = n // up``: it can be
+    computed as soon as input sample i0 exists. Linear phase, so the content delay is exactly
+    ``(len(h) - 1) / 2`` intermediate samples = ``(len(h) - 1) / (2 * down)`` output samples.
+    Runs in the worker thread (it allocates per chunk; the audio callback never calls it).
+    """
+
+    def __init__(self, in_rate: int, out_rate: int, channels: int = 1) -> None:
+        g = math.gcd(in_rate, out_rate)
+        self.up, self.down = out_rate // g, in_rate // g
+        h = polyphase_filter(self.up, self.down)
+        self.taps_per_phase = -(-len(h) // self.up)
+        padded = np.zeros(self.taps_per_phase * self.up)
+        padded[: len(h)] = h
+        # phases[p, k] = h[p + k*up]: the taps phase p applies to x[i0], x[i0-1], ...
+        self.phases = padded.reshape(self.taps_per_phase, self.up).T.astype(np.float32)
+        self.content_delay = (len(h) - 1) / (2 * self.down)
+        self.channels = channels
+        self._history = np.zeros((self.taps_per_phase - 1, channels), np.float32)
+        self._consumed = 0  # input samples seen so far
+        self._produced = 0  # output samples made so far
+
+    def resample_chunk(self, x: np.ndarray) -> np.ndarray:
+        """(frames, channels) in -> (n, channels) out, every output whose last input has arrived."""
+        total = self._consumed + len(x)
+        # outputs m with (m*down)//up < total, i.e. m*down < total*up
+        end = -(-(total * self.up) // self.down)
+        m = np.arange(self._produced, end)
+        n = m * self.down
+        phase, i0 = n % self.up, n // self.up
+        buf = np.concatenate([self._history, x.astype(np.float32, copy=False)])
+        # buf[j] holds input sample (self._consumed - len(history) + j)
+        base = i0 - (self._consumed - len(self._history))
+        idx = base[:, None] - np.arange(self.taps_per_phase)[None, :]
+        coeffs = self.phases[phase]  # (outputs, K)
+        y = np.einsum("ok,okc->oc", coeffs, buf[idx])
+        keep = self.taps_per_phase - 1
+        self._history = buf[len(buf) - keep :] if keep else buf[:0]
+        self._consumed, self._produced = total, end
+        return y.astype(np.float32, copy=False)

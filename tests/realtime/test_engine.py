@@ -68,7 +68,10 @@ def test_latency_breakdown_sums() -> None:
     assert lat.processor == 2 * 384
     assert lat.algorithmic == pytest.approx(lat.processor + lat.resampler + lat.buffering + lat.block + lat.margin)
     assert lat.algorithmic_ms == pytest.approx(1000 * lat.algorithmic / 48000)
-    assert lat.buffering >= 384  # at least one stride at the device rate
+    # Blocks of 128 model samples against a stride of 192 leave a backlog of 128, 64, 0, 128, ...
+    # model samples before each call: the worst, one block (256 device samples), is what must be
+    # buffered, plus a sample of resampler rounding.
+    assert 256 <= lat.buffering <= 256 + 4
 
 
 def test_wet_dry_bypass_ramps_without_clicks() -> None:
