@@ -1,0 +1,87 @@
+"""The panel's only door to the engine: parameter snapshots in, status snapshots and taps out.
+
+No Qt here, so tests and other front ends can drive it. It uses exactly what `stylehost live` uses
+(LiveSession, processor_factory, Engine.set_params/status) plus the engine's lock-free taps; it never
+takes a lock the audio path waits on (Engine.set_params' lock is shared with other writers only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from diffusion.errors import StylehostError
+from realtime.audio import LiveSession
+from realtime.commands import processor_factory
+from realtime.engine import Engine
+from realtime.params import EngineParams, EngineStatus
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """What the device row of the panel chooses; fixed while a stream runs."""
+
+    input: int | str | None = None  # device index or name; None = PortAudio default
+    output: int | str | None = None
+    samplerate: int | None = None  # None = the output device's own rate
+    blocksize: int = 256
+    model: str | None = None  # bundle path; None = DSP passthrough
+    backend: str = "auto"
+
+
+class EngineController:
+    """Holds the current EngineParams and, while streaming, the LiveSession they are sent to."""
+
+    def __init__(self, params: EngineParams | None = None) -> None:
+        self.params = params or EngineParams()
+        self.session: LiveSession | None = None
+        self.passthrough = True
+
+    @property
+    def engine(self) -> Engine | None:
+        return self.session.engine if self.session is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self.session is not None
+
+    def update(self, params: EngineParams | None = None, **changes: object) -> EngineParams:
+        """New snapshot (validated: StylehostError on bad values); sent to the engine if it runs."""
+        base = params if params is not None else self.params
+        self.params = base.replace(**changes) if changes else base
+        if self.session is not None:
+            self.session.engine.set_params(self.params)
+        return self.params
+
+    def start(self, settings: StreamSettings) -> LiveSession:
+        """Load the processor, open the devices and stream; StylehostError says what failed."""
+        if self.session is not None:
+            self.stop()
+        factory, self.passthrough = processor_factory(settings.model, settings.backend)
+        session = LiveSession(
+            factory,
+            input=settings.input,
+            output=settings.output,
+            samplerate=settings.samplerate,
+            blocksize=settings.blocksize,
+            params=self.params,
+        )
+        session.start()
+        self.session = session
+        return session
+
+    def stop(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            session.stop()
+
+    def status(self) -> EngineStatus | None:
+        """The engine's snapshot (peaks since the last call), or None while stopped."""
+        engine = self.engine
+        return engine.status() if engine is not None else None
+
+    def check_alive(self) -> None:
+        """Raise StylehostError if the stream died under us (device unplugged, server gone)."""
+        if self.session is not None and not self.session.active:
+            name = self.session.device_name
+            self.stop()
+            raise StylehostError(f"the stream on {name} stopped (device unplugged or audio server gone)")

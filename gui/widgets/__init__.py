@@ -1,0 +1,1 @@
+"""Panel widgets: the style-mix pad, level meters and the scrolling spectrogram."""
