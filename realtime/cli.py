@@ -73,6 +73,13 @@ def _bench_latency_args(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
 
 
+@command(("gui",), "open the performer's panel (PyQt6): devices, styles, mix pad, meters", "gui.app:cli_gui")
+def _gui_args(p: argparse.ArgumentParser) -> None:
+    from gui.app import add_gui_arguments
+
+    add_gui_arguments(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stylehost", description="Real-time music style transfer with distilled diffusion models."

@@ -116,7 +116,8 @@ class SpectrogramView(QWidget):
             self.rect().adjusted(8, 6, -8, -6), Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft, self.title
         )
         p.setPen(QColor("#b0b0b0"))
-        labels = ((f"{F_HIGH / 1000:g} kHz", Qt.AlignmentFlag.AlignTop), (f"{F_LOW:g} Hz", Qt.AlignmentFlag.AlignBottom))
+        top, bottom = Qt.AlignmentFlag.AlignTop, Qt.AlignmentFlag.AlignBottom
+        labels = ((f"{F_HIGH / 1000:g} kHz", top), (f"{F_LOW:g} Hz", bottom))
         for label, align in labels:
             p.drawText(self.rect().adjusted(8, 6, -8, -6), align | Qt.AlignmentFlag.AlignRight, label)
         p.end()
