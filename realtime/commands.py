@@ -1,7 +1,9 @@
 """Handlers for `stylehost devices`, `live` and `render` (arguments are defined in realtime/cli.py).
 
-Until a model bundle exists, `live` and `render` run the STFT passthrough and say so loudly: a user
-must never mistake the DSP stand-in for restyling.
+`--model` picks a bundle (a path, a name under models/ or the user folder, or `passthrough`); with
+no `--model`, the repo's `models/default` is used when it exists. Without a bundle, `live` and
+`render` run the STFT passthrough and say so loudly: a user must never mistake the DSP stand-in
+for restyling.
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from diffusion.errors import StylehostError
 from diffusion.styles import STYLE_NAMES, get_style
 from realtime.params import EngineParams
 from realtime.processor import Processor, StftPassthroughProcessor
 
-BACKENDS = ("auto", "ort", "tensorrt", "torch")
+if TYPE_CHECKING:
+    from export.bundle import Bundle
+    from realtime.backends.base import Backend
+
+BACKENDS = ("auto", "cpu", "ort", "cuda", "ort-tensorrt", "tensorrt", "torch")  # realtime/backends/choose.py
 PASSTHROUGH_NOTICE = (
     "NOTE: no model bundle loaded: running a DSP passthrough (STFT -> iSTFT, unity gain). "
     "This is NOT style transfer; the output is the input, delayed."
@@ -26,7 +33,9 @@ PASSTHROUGH_NOTICE = (
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments shared by live and render."""
     p.add_argument("--style", required=True, help=f"target style, one of: {', '.join(STYLE_NAMES)}")
-    p.add_argument("--model", default=None, help="model bundle (directory or manifest); none = DSP passthrough")
+    p.add_argument("--model", default=None,
+                   help="model bundle: folder, manifest or name (`stylehost models`); default: models/default if "
+                        "it exists; 'passthrough' = DSP passthrough")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend for --model")
     p.add_argument("--steps", type=int, default=4, help="diffusion sampling steps")
     p.add_argument("--strength", type=float, default=0.7, help="transfer strength in [0, 1]")
@@ -58,14 +67,45 @@ def params_from_args(args: argparse.Namespace) -> EngineParams:
     return EngineParams(style_mix=((args.style, 1.0),), strength=args.strength, steps=args.steps, wet=args.wet)
 
 
+class ModelFactory:
+    """Makes one ModelProcessor per processed channel; they share the bundle and the loaded backend
+    (the worker calls them one after another, never at once)."""
+
+    def __init__(self, bundle: Bundle, backend: Backend) -> None:
+        self.bundle = bundle
+        self.backend = backend
+
+    def __call__(self) -> Processor:
+        from realtime.model_processor import ModelProcessor
+
+        return ModelProcessor(self.bundle, self.backend)
+
+    def check_params(self, params: EngineParams) -> None:
+        """Refuse styles the bundle lacks before a stream starts (the worker thread could only die)."""
+        for name, _ in params.style_mix:
+            if name not in self.bundle.styles:
+                raise StylehostError(f"model {self.bundle.name} has no style {name!r}; its styles: "
+                                     f"{', '.join(self.bundle.styles)}")
+
+
 def processor_factory(model: str | None, backend: str) -> tuple[Callable[[], Processor], bool]:
-    """(factory, is_passthrough). Model bundles plug in here once export/bundle.py exists."""
-    if model is None:
+    """(factory, is_passthrough): the bundle is loaded, checked and its backend opened here, so every
+    problem is one StylehostError line before any stream starts."""
+    from export.bundle import load_bundle, resolve
+    from realtime.backends.choose import choose_backend
+
+    path = resolve(model)
+    if path is None:
         return StftPassthroughProcessor, True
-    raise StylehostError(
-        f"cannot load model bundle {model!r} (backend {backend}): model bundles are not supported by this "
-        "build yet; omit --model to run the DSP passthrough"
-    )
+    bundle = load_bundle(path)
+    chosen = choose_backend(bundle, backend, say=lambda line: print(line, file=sys.stderr))
+    print(f"model {bundle.describe()}", file=sys.stderr)
+    return ModelFactory(bundle, chosen), False
+
+
+def _check_params(factory: Callable[[], Processor], params: EngineParams) -> None:
+    if isinstance(factory, ModelFactory):
+        factory.check_params(params)
 
 
 def cli_devices(args: argparse.Namespace) -> int:
@@ -85,6 +125,7 @@ def cli_live(args: argparse.Namespace) -> int:
 
     params = params_from_args(args)
     factory, passthrough = processor_factory(args.model, args.backend)
+    _check_params(factory, params)
     session = LiveSession(
         factory,
         input=args.input,
@@ -121,6 +162,7 @@ def cli_render(args: argparse.Namespace) -> int:
 
     params = params_from_args(args)
     factory, passthrough = processor_factory(args.model, args.backend)
+    _check_params(factory, params)
     if passthrough:
         print(PASSTHROUGH_NOTICE, file=sys.stderr)
     result = render_file(

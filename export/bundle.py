@@ -1,0 +1,254 @@
+"""Model bundles: a folder anyone can copy, load and inspect (ONNX graphs + ``manifest.json``).
+
+Layout (``stylehost export onnx`` writes it; ``load_bundle`` refuses anything else)::
+
+    models/NAME/
+        manifest.json     format version, model name/version, styles + embedding table,
+                          SpectrogramConfig, window/lookahead/emit frames, sampler constants,
+                          latency in samples, every graph's inputs/outputs, sha256 of every file
+        denoiser.onnx     (B,1,mels,T) x, (B,) sigma, (B,1,mels,T) source, (B,emb) style_vec -> x0
+        frontend.onnx     (B, window samples) audio -> (B, mels, T) natural-log mel
+        resynth.onnx      (B, S, n_fft) source frames, (B, mels, S) predicted log-mel -> (B, S, n_fft)
+                          synthesis-windowed frames, ready to overlap-add at hop spacing
+        model.pt          optional: the EMA weights, for the torch backend (debugging, parity)
+
+Everything a runtime needs is in the manifest, so ``realtime`` never reads a torch checkpoint to
+run a bundle. Validation happens before any stream starts and ends in one StylehostError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diffusion.errors import StylehostError
+from diffusion.features import SpectrogramConfig
+
+FORMAT = "stylehost-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+GRAPHS = ("denoiser", "frontend", "resynth")
+REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_NAME = "default"
+_REQUIRED = {
+    "format": str, "format_version": int, "model": dict, "styles": list, "style_table": list,
+    "spectrogram": dict, "window": int, "lookahead": int, "emit": int, "sampler": dict,
+    "latency_samples": int, "graphs": dict, "files": dict,
+}
+_SAMPLER_KEYS = ("sigma_min", "sigma_max", "rho", "sigma_data", "logmel_mean", "logmel_std")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A validated bundle: paths plus the numbers a runtime needs (no torch, no ONNX loaded yet)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    digest: str  # sha256 of manifest.json, which lists every file's sha256: the bundle's identity
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["model"].get("name", self.path.name))
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["model"].get("version", "?"))
+
+    @property
+    def styles(self) -> tuple[str, ...]:
+        return tuple(self.manifest["styles"])
+
+    @property
+    def style_table(self) -> np.ndarray:
+        """(n_styles, emb_dim) float32: a style mix is ``weights @ style_table``."""
+        return np.asarray(self.manifest["style_table"], dtype=np.float32)
+
+    @property
+    def spectrogram(self) -> SpectrogramConfig:
+        return SpectrogramConfig.from_dict(self.manifest["spectrogram"])
+
+    @property
+    def window(self) -> int:
+        return int(self.manifest["window"])
+
+    @property
+    def lookahead(self) -> int:
+        return int(self.manifest["lookahead"])
+
+    @property
+    def emit(self) -> int:
+        return int(self.manifest["emit"])
+
+    @property
+    def sampler(self) -> dict[str, float]:
+        return {k: float(self.manifest["sampler"][k]) for k in _SAMPLER_KEYS}
+
+    @property
+    def latency_samples(self) -> int:
+        return int(self.manifest["latency_samples"])
+
+    @property
+    def latency_ms(self) -> float:
+        return 1000.0 * self.latency_samples / self.spectrogram.sample_rate
+
+    def graph_path(self, graph: str) -> Path:
+        return self.path / self.manifest["graphs"][graph]["file"]
+
+    def graph_io(self, graph: str) -> dict[str, list[dict[str, Any]]]:
+        """{"inputs": [{name, dtype, shape}], "outputs": [...]} as written by the exporter."""
+        spec = self.manifest["graphs"][graph]
+        return {"inputs": spec["inputs"], "outputs": spec["outputs"]}
+
+    @property
+    def torch_weights(self) -> Path | None:
+        path = self.path / "model.pt"
+        return path if "model.pt" in self.manifest["files"] else None
+
+    def describe(self) -> str:
+        return (f"{self.name} {self.version}: styles {', '.join(self.styles)}; latency {self.latency_samples} "
+                f"samples ({self.latency_ms:.1f} ms at {self.spectrogram.sample_rate} Hz); {self.path}")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def load_bundle(spec: str | Path, verify_hashes: bool = True) -> Bundle:
+    """Open a bundle folder (or its manifest.json) and check it completely; StylehostError if anything is off."""
+    path = Path(spec)
+    if path.is_file() and path.name == MANIFEST:
+        path = path.parent
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise StylehostError(
+            f"no model bundle at {path} (no {MANIFEST}); export one with `stylehost export onnx`, "
+            "or use --model passthrough for the DSP passthrough"
+        )
+    raw = manifest_path.read_bytes()
+    try:
+        manifest = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StylehostError(f"malformed manifest {manifest_path}: not JSON ({exc})") from exc
+    _check_manifest(manifest, manifest_path)
+    for name, entry in manifest["files"].items():
+        file = path / name
+        if not file.is_file():
+            raise StylehostError(f"bundle {path} is missing {name} (listed in {MANIFEST}); re-export the bundle")
+        if verify_hashes and sha256_file(file) != entry["sha256"]:
+            raise StylehostError(
+                f"bundle {path}: {name} does not match its sha256 in {MANIFEST} (corrupt or modified); "
+                "re-export the bundle"
+            )
+    return Bundle(path=path, manifest=manifest, digest=hashlib.sha256(raw).hexdigest())
+
+
+def _check_manifest(m: Any, where: Path) -> None:
+    """Schema check with one message naming the offending key (user input: no asserts)."""
+
+    def bad(what: str) -> StylehostError:
+        return StylehostError(f"malformed manifest {where}: {what}")
+
+    if not isinstance(m, dict):
+        raise bad("top level must be an object")
+    if m.get("format") != FORMAT:
+        raise bad(f"'format' must be {FORMAT!r}, got {m.get('format')!r}")
+    version = m.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad(f"'format_version' must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise StylehostError(
+            f"bundle {where.parent} has format version {version}; this stylehost reads version "
+            f"{FORMAT_VERSION}: upgrade stylehost (pip install -U stylehost) or re-export the bundle"
+        )
+    if version < 1:
+        raise StylehostError(f"bundle {where.parent} has unsupported format version {version}; re-export it")
+    for key, kind in _REQUIRED.items():
+        if key not in m:
+            raise bad(f"missing key {key!r}")
+        if not isinstance(m[key], kind) or (kind is int and isinstance(m[key], bool)):
+            raise bad(f"{key!r} must be a {kind.__name__}, got {type(m[key]).__name__}")
+    for key in _SAMPLER_KEYS:
+        if not isinstance(m["sampler"].get(key), int | float):
+            raise bad(f"sampler.{key} must be a number")
+    for graph in GRAPHS:
+        spec = m["graphs"].get(graph)
+        if not isinstance(spec, dict) or not all(k in spec for k in ("file", "inputs", "outputs")):
+            raise bad(f"graphs.{graph} must have 'file', 'inputs' and 'outputs'")
+        if spec["file"] not in m["files"]:
+            raise bad(f"graphs.{graph}.file {spec['file']!r} has no entry in 'files'")
+    for name, entry in m["files"].items():
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise bad(f"file name {name!r} must be a plain name inside the bundle")
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise bad(f"files.{name} needs a 'sha256' string")
+    try:
+        spec = SpectrogramConfig.from_dict(m["spectrogram"])
+    except (StylehostError, TypeError) as exc:
+        raise bad(f"spectrogram: {exc}") from exc
+    table = np.asarray(m["style_table"], dtype=object)
+    if table.ndim != 2 or table.shape[0] != len(m["styles"]) or not m["styles"]:
+        raise bad(f"style_table must be one row per style ({len(m['styles'])}), got shape {table.shape}")
+    if not 1 <= m["emit"] <= m["window"] - m["lookahead"] or m["lookahead"] < 0:
+        raise bad(f"need 1 <= emit <= window - lookahead, got {m['emit']}, {m['window']}, {m['lookahead']}")
+    if spec.n_fft % spec.hop:
+        raise bad("n_fft must be a multiple of hop")
+
+
+# ---- discovery ------------------------------------------------------------------------------------
+
+
+def user_models_dir() -> Path:
+    """Per-user bundle folder (platformdirs), e.g. ~/.local/share/stylehost/models on Linux."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("stylehost")) / "models"
+
+
+def search_dirs() -> list[Path]:
+    """Where bundles are found by name, first match wins: the repo's models/, then the user folder."""
+    return [REPO_MODELS, user_models_dir()]
+
+
+def discover(dirs: list[Path] | None = None) -> list[tuple[Path, Bundle | StylehostError]]:
+    """Every folder with a manifest.json under the search dirs, each loaded or with why it is refused."""
+    found: list[tuple[Path, Bundle | StylehostError]] = []
+    for root in search_dirs() if dirs is None else dirs:
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if (p / MANIFEST).is_file()):
+            try:
+                found.append((folder, load_bundle(folder)))
+            except StylehostError as exc:
+                found.append((folder, exc))
+    return found
+
+
+def resolve(spec: str | None, dirs: list[Path] | None = None) -> Path | None:
+    """``--model`` value -> bundle folder; None (passthrough) for 'passthrough', or when no spec is
+    given and no bundle named 'default' exists in the repo's models/."""
+    if spec == "passthrough":
+        return None
+    if spec is None:
+        default = REPO_MODELS / DEFAULT_NAME
+        return default if (default / MANIFEST).is_file() else None
+    path = Path(spec)
+    if path.exists() or "/" in spec or "\\" in spec:
+        return path
+    for root in search_dirs() if dirs is None else dirs:
+        if (root / spec / MANIFEST).is_file():
+            return root / spec
+    where = ", ".join(str(d) for d in (search_dirs() if dirs is None else dirs))
+    raise StylehostError(f"no model bundle named {spec!r} in {where}; `stylehost models` lists the bundles found")

@@ -1,0 +1,220 @@
+"""`stylehost export onnx`: a model file -> a checked bundle folder (see export/bundle.py for the layout).
+
+Export checks itself (as neutone's ``save_neutone_model``): every graph is exported to a temporary
+folder, reloaded in ONNX Runtime (CPU, 1 thread) and compared with the torch module on seeded random
+inputs and on real windows; only a bundle whose every figure is within ``TOLERANCE`` is renamed
+into place, so a failing export never leaves a bundle behind.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from diffusion.checkpoint import load_checkpoint, load_denoiser
+from diffusion.errors import StylehostError
+from diffusion.model import Denoiser
+from export import bundle as B
+from export.graphs import build_modules, example_inputs, io_specs
+
+OPSET = 17
+TOLERANCE = 1e-4  # fp32 parity, max absolute difference on every graph output
+DEMO_CLIP = Path(__file__).resolve().parents[1] / "demo" / "plucked_melody.flac"
+
+
+def export_graphs(denoiser: Denoiser, folder: Path) -> dict[str, Any]:
+    """Write denoiser/frontend/resynth .onnx into ``folder``; returns the manifest's 'graphs' section."""
+    specs = io_specs(denoiser)
+    examples = example_inputs(denoiser)
+    graphs = {}
+    for name, module in build_modules(denoiser).items():
+        spec = specs[name]
+        file = f"{name}.onnx"
+        dynamic = {
+            io["name"]: {i: axis for i, axis in enumerate(io["shape"]) if isinstance(axis, str)}
+            for io in spec["inputs"] + spec["outputs"]
+        }
+        try:
+            with torch.no_grad():
+                torch.onnx.export(
+                    module, examples[name], str(folder / file), input_names=[i["name"] for i in spec["inputs"]],
+                    output_names=[o["name"] for o in spec["outputs"]], dynamic_axes=dynamic, opset_version=OPSET,
+                    dynamo=False,
+                )
+        except Exception as exc:  # the exporter raises many types; one message with context
+            raise StylehostError(f"ONNX export of the {name} graph failed: {exc}") from exc
+        graphs[name] = {"file": file, "opset": OPSET, **spec}
+    return graphs
+
+
+def real_audio(denoiser: Denoiser, audio_path: Path | None, seconds: float = 4.0) -> np.ndarray:
+    """Mono audio at the model rate for the real-window parity check: the given file or the demo clip."""
+    import soundfile as sf
+    import soxr
+
+    path = audio_path or DEMO_CLIP
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise StylehostError(f"cannot read {path} for the parity check: {exc}") from exc
+    mono = audio.mean(axis=1)
+    target = denoiser.cfg.spectrogram.sample_rate
+    if rate != target:
+        mono = soxr.resample(mono, rate, target)
+    mono = mono[: int(seconds * target)]
+    if len(mono) < denoiser.cfg.spectrogram.num_samples(denoiser.cfg.window) * 2:
+        raise StylehostError(f"{path} is too short for the parity check")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def real_inputs(denoiser: Denoiser, audio: np.ndarray, batch: int = 8, emit: int = 4) -> dict[str, tuple]:
+    """Inputs of every graph cut from real audio: windows spread over the clip, noised as the sampler
+    would at sigmas from sigma_min to sigma_max, and the resynthesis of a real model prediction."""
+    cfg = denoiser.cfg
+    mods = build_modules(denoiser)
+    samples, hop, n_fft = cfg.spectrogram.num_samples(cfg.window), cfg.spectrogram.hop, cfg.spectrogram.n_fft
+    starts = np.linspace(0, len(audio) - samples, batch).astype(int) // hop * hop
+    wave = torch.from_numpy(np.stack([audio[s : s + samples] for s in starts]))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        source = cfg.normalize(mods["frontend"](wave))[:, None]
+        sigma = torch.exp(torch.linspace(np.log(cfg.sigma_min), np.log(cfg.sigma_max), batch))
+        x = source + sigma[:, None, None, None] * torch.randn(source.shape, generator=g)
+        style = denoiser.style_vector({cfg.styles[0]: 0.5, cfg.styles[-1]: 0.5}, batch)
+        pred = cfg.denormalize(denoiser(x, sigma, source, style))[:, 0]
+    first = cfg.window - cfg.lookahead - emit
+    frames = torch.stack([wave[:, (first + s) * hop : (first + s) * hop + n_fft] for s in range(emit)], dim=1)
+    return {
+        "denoiser": (x, sigma, source, style),
+        "frontend": (wave,),
+        "resynth": (frames.contiguous(), pred[:, :, first : first + emit].contiguous()),
+    }
+
+
+def ort_session(path: Path, threads: int = 1):  # -> onnxruntime.InferenceSession
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def check_parity(denoiser: Denoiser, folder: Path, graphs: dict[str, Any], audio: np.ndarray) -> dict[str, Any]:
+    """Max |ORT - torch| per graph on random and on real inputs; StylehostError if any exceeds TOLERANCE."""
+    mods = build_modules(denoiser)
+    report: dict[str, Any] = {"tolerance": TOLERANCE, "runtime": "onnxruntime CPU, fp32"}
+    cases = {"random": example_inputs(denoiser, batch=4, seed=7), "real": real_inputs(denoiser, audio)}
+    failures = []
+    for name, spec in graphs.items():
+        sess = ort_session(folder / spec["file"])
+        report[name] = {}
+        for case, inputs in cases.items():
+            with torch.no_grad():
+                want = mods[name](*inputs[name]).numpy()
+            feeds = {io["name"]: t.numpy() for io, t in zip(spec["inputs"], inputs[name], strict=True)}
+            got = sess.run(None, feeds)[0]
+            err = float(np.max(np.abs(got - want)))
+            report[name][case] = err
+            if not err <= TOLERANCE:  # also catches NaN
+                failures.append(f"{name} on {case} inputs: max |ORT - torch| = {err:.2e}")
+    if failures:
+        raise StylehostError(
+            f"parity check failed (tolerance {TOLERANCE:g}): {'; '.join(failures)}; bundle not written"
+        )
+    return report
+
+
+def time_denoiser(folder: Path, denoiser: Denoiser, calls: int = 50) -> dict[str, Any]:
+    """Median and p99 ms of one batch-1 denoiser call in ONNX Runtime CPU with 1 thread."""
+    sess = ort_session(folder / "denoiser.onnx")
+    feeds = {n: t[:1].numpy() for n, t in zip(("x", "sigma", "source", "style_vec"),
+                                                  example_inputs(denoiser)["denoiser"], strict=True)}
+    times = []
+    for i in range(calls + 10):
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        if i >= 10:
+            times.append(1000.0 * (time.perf_counter() - t0))
+    return {"denoiser_ms_p50": float(np.median(times)), "denoiser_ms_p99": float(np.percentile(times, 99)),
+            "runtime": "onnxruntime CPU, 1 intra-op thread, batch 1", "calls": calls}
+
+
+def build_manifest(denoiser: Denoiser, name: str, version: str, source: Path, graphs: dict[str, Any],
+                   extra: dict[str, Any]) -> dict[str, Any]:
+    cfg = denoiser.cfg
+    spec = cfg.spectrogram
+    latency = spec.n_fft + (cfg.lookahead - 1) * spec.hop  # see realtime/model_processor.py
+    return {
+        "format": B.FORMAT,
+        "format_version": B.FORMAT_VERSION,
+        "model": {"name": name, "version": version, "source": str(source),
+                  "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")},
+        "styles": list(cfg.styles),
+        "style_table": [[float(v) for v in row] for row in denoiser.net.style_table.detach().numpy()],
+        "spectrogram": spec.to_dict(),
+        "window": cfg.window,
+        "lookahead": cfg.lookahead,
+        "emit": cfg.emit,
+        "sampler": {"name": "euler", "schedule": "karras, truncated at strength_sigma(strength)",
+                    "sigma_min": cfg.sigma_min, "sigma_max": cfg.sigma_max, "rho": cfg.rho,
+                    "sigma_data": cfg.sigma_data, "logmel_mean": cfg.logmel_mean, "logmel_std": cfg.logmel_std,
+                    "noise": "diffusion.noise.frame_noise(seed, absolute frame, ...), step 0"},
+        "latency_samples": latency,
+        "stride_samples": cfg.emit * spec.hop,
+        "graphs": graphs,
+        "model_config": cfg.to_dict(),
+        **extra,
+    }
+
+
+def export_bundle(model_path: Path, out: Path, name: str | None = None, version: str | None = None,
+                  audio_path: Path | None = None, torch_weights: bool = True, force: bool = False) -> B.Bundle:
+    """The whole command: export, check, write the manifest, verify the folder, rename into place."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise StylehostError(f"{out} already exists; pass --force to replace it")
+    denoiser = load_denoiser(model_path)
+    meta = load_checkpoint(model_path).get("meta", {})
+    model_sha = B.sha256_file(Path(model_path))
+    version = version or str(meta.get("version") or f"{datetime.date.today():%Y%m%d}-{model_sha[:8]}")
+    audio = real_audio(denoiser, audio_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        graphs = export_graphs(denoiser, tmp)
+        parity = check_parity(denoiser, tmp, graphs, audio)
+        bench = time_denoiser(tmp, denoiser)
+        if torch_weights:
+            shutil.copyfile(model_path, tmp / "model.pt")
+        files = {p.name: B.file_entry(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        manifest = build_manifest(denoiser, name or out.name, version, Path(model_path), graphs,
+                                  {"files": files, "parity": parity, "benchmark": bench})
+        (tmp / B.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        B.load_bundle(tmp)  # the folder we are about to publish passes the loader's own checks
+        _publish(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return B.load_bundle(out)
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Rename tmp into place; an existing bundle (with --force) is moved aside first, then removed."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{hashlib.sha256(str(time.time()).encode()).hexdigest()[:8]}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Inference backends: one small interface (``base.Backend``), picked by name or by ``--backend auto``."""

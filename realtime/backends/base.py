@@ -1,0 +1,33 @@
+"""The one interface every inference backend implements: load a bundle, run a batch through a graph.
+
+Graphs and their shapes are the bundle's (export/bundle.py): ``denoiser`` (B,1,mels,T) x, (B,) sigma,
+(B,1,mels,T) source, (B,emb) style_vec -> (B,1,mels,T) x0; ``frontend`` (B, samples) -> (B, mels, T);
+``resynth`` (B,S,n_fft) frames, (B,mels,S) log-mel -> (B,S,n_fft). Inputs are float32 numpy arrays in
+the manifest's input order; the output may be a buffer the backend reuses, valid until its next call
+(the processor consumes it at once, so a call need not allocate).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from export.bundle import Bundle
+
+# Backend names the CLI accepts; "auto" tries them in this order (fastest first).
+AUTO_ORDER = ("tensorrt", "ort-tensorrt", "cuda", "cpu")
+
+
+class Backend(ABC):
+    """A loaded bundle ready to run. ``name`` is the CLI name, ``description`` what actually runs it."""
+
+    name: str = "?"
+    description: str = "?"
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+
+    @abstractmethod
+    def run(self, graph: str, *inputs: np.ndarray) -> np.ndarray:
+        """One call of ``graph`` on a batch; see the module docstring for shapes."""

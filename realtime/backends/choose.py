@@ -1,0 +1,55 @@
+"""Open a backend by name, or pick the fastest one that works here (``auto``) and say why.
+
+Every failure is a StylehostError whose message is one line: what is missing and how to install it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from diffusion.errors import StylehostError
+from export.bundle import Bundle
+from realtime.backends.base import AUTO_ORDER, Backend
+
+NAMES = ("auto", "cpu", "ort", "cuda", "ort-tensorrt", "tensorrt", "torch")  # "ort" = "cpu", kept for old scripts
+
+
+def open_backend(bundle: Bundle, name: str, threads: int = 1) -> Backend:
+    """One backend by CLI name; StylehostError (one line) when it cannot run here."""
+    if name in ("cpu", "ort", "cuda", "ort-tensorrt"):
+        from realtime.backends.ort import OrtBackend
+
+        return OrtBackend(bundle, "cpu" if name == "ort" else name, threads=threads)
+    if name == "tensorrt":
+        from realtime.backends.tensorrt import TensorRTBackend
+
+        return TensorRTBackend(bundle)
+    if name == "torch":
+        from realtime.backends.torch import TorchBackend
+
+        return TorchBackend(bundle, threads=threads)
+    raise StylehostError(f"unknown backend {name!r}; valid: {', '.join(NAMES)}")
+
+
+def choose_backend(
+    bundle: Bundle, name: str = "auto", threads: int = 1, say: Callable[[str], None] | None = None
+) -> Backend:
+    """``auto``: TensorRT, then ONNX Runtime's TensorRT and CUDA providers, then CPU; ``say`` gets one
+    line naming the pick and why each faster one was skipped."""
+    if name != "auto":
+        backend = open_backend(bundle, name, threads)
+        if say:
+            say(f"backend {backend.name}: {backend.description}")
+        return backend
+    skipped = []
+    for candidate in AUTO_ORDER:
+        try:
+            backend = open_backend(bundle, candidate, threads)
+        except StylehostError as exc:
+            skipped.append(f"{candidate}: {str(exc).split('; ')[0]}")  # the what; the how is for explicit asks
+            continue
+        if say:
+            why = f" (skipped {'; '.join(skipped)})" if skipped else " (the fastest available)"
+            say(f"backend auto -> {backend.name}: {backend.description}{why}")
+        return backend
+    raise StylehostError("no backend can run this bundle: " + "; ".join(skipped))

@@ -1,0 +1,39 @@
+"""Torch eager on the bundle's model.pt: for debugging and parity, never the fast path.
+
+Runs the very modules the exporter traced (export/graphs.py), so a disagreement with ONNX Runtime
+is an export problem, not two implementations drifting apart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from diffusion.errors import StylehostError
+from export.bundle import Bundle
+from realtime.backends.base import Backend
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, bundle: Bundle, threads: int = 1) -> None:
+        super().__init__(bundle)
+        if bundle.torch_weights is None:
+            raise StylehostError(
+                f"backend torch: bundle {bundle.path} has no model.pt (exported with --no-torch-weights); "
+                "re-export it with the weights or use --backend cpu"
+            )
+        import torch
+
+        from diffusion.checkpoint import load_denoiser
+        from export.graphs import build_modules
+
+        self._torch = torch
+        self._modules = build_modules(load_denoiser(bundle.torch_weights))
+        torch.set_num_threads(threads)  # process-wide: torch is only here for debugging and parity
+        self.description = f"torch {torch.__version__} eager, CPU"
+
+    def run(self, graph: str, *inputs: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.no_grad():
+            return self._modules[graph](*(torch.from_numpy(np.ascontiguousarray(x)) for x in inputs)).numpy()

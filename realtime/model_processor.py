@@ -1,0 +1,214 @@
+"""ModelProcessor: a bundle run through a backend, window by window, exactly as diffusion/stream.py does offline.
+
+Per call (numpy + backend only, into preallocated buffers):
+frontend(window) -> normalise -> x = source + sigma_start * frame_noise(seed, absolute frames)
+-> ``steps`` Euler steps of the truncated Karras schedule -> resynthesis of the S emitted frames
+-> overlap-add of those S frames -> ``stride`` finished samples.
+
+Frame arithmetic (as StftPassthroughProcessor; K = n_fft/hop, T window frames, L look-ahead, S emit):
+call c sees input up to sample (c+1)*S*hop, so its newest complete frame is J = (c+1)*S - K; the
+model window is frames [J-T+1, J] (``window`` = num_samples(T) samples) and the call emits frames
+[J-L-S+1, J-L], finalising ``stride`` = S*hop samples: delay = n_fft + (L-1)*hop samples.
+
+Frame origin: the offline reference emits groups of S frames starting at frame 0, 4, 8, ... (S=4),
+but the calls' groups start at J-L-S+1 = -(K+L-1) (mod S). So that both number frames the same way,
+the processor's absolute frame index (which anchors the noise and marks what lies before the
+stream) is the stream frame + ``frame_origin``, origin = (K+L-1) mod S: the stream is the offline
+clip with ``frame_origin`` hops of silence in front. Worked example (n_fft 384, hop 96: K=4; T=32,
+L=2, S=4): origin 1; call 0 has J=0 and emits stream frames -5..-2 = absolute frames -4..-1 (none
+exists yet: nothing is added); call 2 emits absolute frames 4..7, the offline window ending at 10.
+Absolute frames < 0 are the log floor in the model's input and are never overlap-added, exactly as
+in the offline reference. stride 384 (16 ms), window 3360 (140 ms), delay 480 (20 ms) at 24 kHz.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from diffusion.errors import StylehostError
+from diffusion.noise import frame_noise
+from export.bundle import Bundle
+from realtime.backends.base import Backend
+from realtime.processor import Processor
+
+CROSSFADE_MS = 100.0
+
+
+def transfer_sigmas(steps: int, strength: float, sigma_min: float, sigma_max: float, rho: float) -> np.ndarray:
+    """numpy twin of diffusion.schedule.transfer_sigmas (float64 maths, float32 result, final 0), so the
+    realtime path needs no torch: the Karras ramp (eq. 5 of Karras et al. 2022) from strength_sigma."""
+    lo = sigma_min ** (1 / rho)
+    top = strength_sigma(strength, sigma_min, sigma_max, rho) ** (1 / rho)
+    ramp = np.linspace(0, 1, steps) if steps > 1 else np.zeros(1)
+    sigmas = (top + ramp * (lo - top)) ** rho
+    return np.concatenate([sigmas, [0.0]]).astype(np.float32)
+
+
+def strength_sigma(strength: float, sigma_min: float, sigma_max: float, rho: float) -> float:
+    """numpy twin of diffusion.schedule.strength_sigma: position ``strength`` on the rho-warped ramp."""
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return float((lo + strength * (hi - lo)) ** rho)
+
+
+class ModelProcessor(Processor):
+    """Runs a bundle through a backend with the Processor contract; see the module docstring."""
+
+    def __init__(self, bundle: Bundle, backend: Backend, emit: int | None = None, seed: int = 0,
+                 crossfade_ms: float = CROSSFADE_MS) -> None:
+        spec = bundle.spectrogram
+        self.bundle, self.backend, self.seed = bundle, backend, seed
+        t, look, s = bundle.window, bundle.lookahead, emit or bundle.emit
+        if not 1 <= s <= t - look:
+            raise StylehostError(f"emit must be in 1..{t - look}, got {s}")
+        hop, n_fft = spec.hop, spec.n_fft
+        self.T, self.L, self.S, self.hop, self.n_fft = t, look, s, hop, n_fft
+        self.sample_rate = spec.sample_rate
+        self.stride = s * hop
+        self.window = spec.num_samples(t)
+        self.delay_samples = n_fft + (look - 1) * hop
+        self._check_sizes()
+        k = n_fft // hop
+        self.frame_origin = (k + look - 1) % s
+        self._k = k
+        self._c = self.bundle.sampler
+        self._floor_norm = (np.log(spec.log_floor) - self._c["logmel_mean"]) / self._c["logmel_std"]
+        self._table = bundle.style_table
+        m = spec.n_mels
+        self._source = np.zeros((1, 1, m, t), np.float32)
+        self._noise = np.zeros((m, t), np.float32)
+        self._x = np.zeros((1, 1, m, t), np.float32)
+        self._tmp = np.zeros((1, 1, m, t), np.float32)
+        self._sigma = np.zeros(1, np.float32)
+        self._style = np.zeros((1, self._table.shape[1]), np.float32)
+        self._style_from = self._style.copy()
+        self._style_to = self._style.copy()
+        self._frames = np.zeros((1, s, n_fft), np.float32)
+        self._pred = np.zeros((1, m, s), np.float32)
+        self._acc = np.zeros(n_fft + (s - 1) * hop, np.float32)
+        self._fade_len = max(1, round(crossfade_ms / 1000.0 * self.sample_rate / self.stride))
+        self._fade_pos = self._fade_len
+        self._first_col = t - look - s  # window column of the first emitted frame
+        self.strength, self.steps = 0.7, 4
+        self._set_schedule()
+        self._set_style({bundle.styles[0]: 1.0}, immediate=True)
+        self.reset()
+
+    # ---- parameters ------------------------------------------------------------------------------
+
+    def set_params(self, **params: Any) -> None:
+        """style_mix {name: weight} crossfades over ~100 ms; strength and steps apply at the next call."""
+        if "strength" in params or "steps" in params:
+            strength = float(params.get("strength", self.strength))
+            steps = int(params.get("steps", self.steps))
+            if not 0.0 <= strength <= 1.0 or steps < 1:
+                raise StylehostError(f"need strength in [0, 1] and steps >= 1, got {strength}, {steps}")
+            self.strength, self.steps = strength, steps
+            self._set_schedule()
+        if "style_mix" in params:
+            self._set_style(dict(params["style_mix"]), immediate=self._calls == 0)
+
+    def _set_schedule(self) -> None:
+        """Sigmas of the truncated Karras schedule and the float64 start level (strength 0: no sampling)."""
+        if self.strength > 0:
+            c = self._c
+            self._sigmas = transfer_sigmas(self.steps, self.strength, c["sigma_min"], c["sigma_max"], c["rho"])
+            self._sigma_start = strength_sigma(self.strength, c["sigma_min"], c["sigma_max"], c["rho"])
+
+    def _set_style(self, mix: dict[str, float], immediate: bool) -> None:
+        weights = np.zeros(len(self.bundle.styles), np.float32)
+        for name, w in mix.items():
+            if name not in self.bundle.styles:
+                raise StylehostError(f"model {self.bundle.name} has no style {name!r}; its styles: "
+                                     f"{', '.join(self.bundle.styles)}")
+            weights[self.bundle.styles.index(name)] = w
+        np.matmul(weights[None], self._table, out=self._style_to)
+        self._style_from[:] = self._style
+        self._fade_pos = 0
+        if immediate:
+            self._style[:] = self._style_to
+            self._fade_pos = self._fade_len
+
+    def _advance_style(self) -> None:
+        """Linear interpolation of the style vector, one step per call: no jump in the conditioning."""
+        if self._fade_pos < self._fade_len:
+            self._fade_pos += 1
+            a = self._fade_pos / self._fade_len
+            np.subtract(self._style_to, self._style_from, out=self._style)
+            self._style *= a
+            self._style += self._style_from
+
+    @property
+    def style_vector(self) -> np.ndarray:
+        return self._style[0].copy()
+
+    # ---- streaming -------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        self._acc[:] = 0.0
+        self._calls = 0
+        self._noise_start: int | None = None
+
+    def _start_frame(self) -> int:
+        """Absolute frame index of this call's first window column (see the module docstring)."""
+        return (self._calls + 1) * self.S - self._k - self.T + 1 + self.frame_origin
+
+    def _update_noise(self, start: int) -> None:
+        """Frame-anchored start noise for columns [start, start+T): shift and draw only the S new columns."""
+        m = self._noise.shape[0]
+        if self._noise_start is not None and start - self._noise_start == self.S:
+            self._noise[:, : -self.S] = self._noise[:, self.S :]
+            self._noise[:, -self.S :] = frame_noise(self.seed, start + self.T - self.S, self.S, m, 0)
+        else:
+            self._noise[:] = frame_noise(self.seed, start, self.T, m, 0)
+        self._noise_start = start
+
+    def process(self, window: np.ndarray, out: np.ndarray) -> None:
+        c, s, hop, n_fft = self._c, self.S, self.hop, self.n_fft
+        start = self._start_frame()
+        self._advance_style()
+        # frontend: (1, samples) -> (1, mels, T) log-mel, normalised into the preallocated source
+        logmel = self.backend.run("frontend", window[None])
+        np.subtract(logmel, c["logmel_mean"], out=self._source[:, 0])
+        self._source /= c["logmel_std"]
+        if start < 0:  # columns before the first frame are the log floor, as in the offline reference
+            self._source[..., : min(-start, self.T)] = self._floor_norm
+        cols = slice(self._first_col, self._first_col + s)
+        if self.strength > 0:
+            self._sample(start)
+            np.multiply(self._x[0, 0, :, cols], c["logmel_std"], out=self._pred[0])
+            self._pred += c["logmel_mean"]
+        else:  # strength 0: the source itself (resynthesis with unit gain)
+            np.multiply(self._source[0, 0, :, cols], c["logmel_std"], out=self._pred[0])
+            self._pred += c["logmel_mean"]
+        for k in range(s):
+            off = (self._first_col + k) * hop
+            self._frames[0, k] = window[off : off + n_fft]
+        synth = self.backend.run("resynth", self._frames, self._pred)
+        first_emitted = start + self._first_col
+        for k in range(max(0, -first_emitted), s):  # frames before the first one do not exist offline
+            self._acc[k * hop : k * hop + n_fft] += synth[0, k]
+        out[:] = self._acc[: self.stride]
+        self._acc[: -self.stride] = self._acc[self.stride :]
+        self._acc[-self.stride :] = 0.0
+        self._calls += 1
+
+    def _sample(self, start: int) -> None:
+        """SDEdit start + Euler steps (diffusion.sampling.transfer with sample_euler), in place in self._x."""
+        self._update_noise(start)
+        sigmas = self._sigmas
+        x, tmp = self._x, self._tmp
+        np.multiply(self._noise, np.float32(self._sigma_start), out=x[0, 0])
+        x += self._source
+        for i in range(len(sigmas) - 1):
+            self._sigma[0] = sigmas[i]
+            x0 = self.backend.run("denoiser", x, self._sigma, self._source, self._style)
+            if sigmas[i + 1] == 0:
+                x[:] = x0
+            else:  # x + (x - x0) / sigma_i * (sigma_{i+1} - sigma_i), the torch sampler's order of operations
+                np.subtract(x, x0, out=tmp)
+                tmp /= sigmas[i]
+                tmp *= sigmas[i + 1] - sigmas[i]
+                x += tmp
+
