@@ -81,3 +81,14 @@ def load_denoiser(path: Path, use_ema: bool = True) -> Denoiser:
     except RuntimeError as exc:
         raise StylehostError(f"checkpoint {path} does not match its own model config: {exc}") from exc
     return denoiser.eval()
+
+
+def model_sampler(path: Path) -> str:
+    """The sampler a model file asks for (``meta['sampler']``; teachers have none and use Euler).
+
+    Distilled students are not ODE denoisers any more: run with Euler they would be wrong, so the
+    student's file names its sampler and eval, export and the runtime read it from there.
+    """
+    ckpt = load_checkpoint(path)
+    meta = ckpt.get("meta") or {}
+    return str(meta.get("sampler", "euler"))

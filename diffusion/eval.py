@@ -157,6 +157,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classifier", type=Path, default=Path("models/style_classifier.pt"))
     p.add_argument("--train-classifier", action="store_true", help="(re)train the style classifier first")
     p.add_argument("--steps", type=int, default=2, help="sampler steps per window")
+    p.add_argument("--sampler", default=None,
+                   help="euler | heun | consistency (default: the one the model file names, else euler)")
     p.add_argument("--strength", type=float, default=1.0)
     p.add_argument("--emit", type=int, default=4, help="frames emitted per window (the engine's stride)")
     p.add_argument("--clips-per-pair", type=int, default=EvalConfig.clips_per_pair)
@@ -166,18 +168,20 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cli_eval(args: argparse.Namespace) -> int:
-    from diffusion.checkpoint import load_denoiser
+    from diffusion.checkpoint import load_denoiser, model_sampler
 
     if args.train_classifier or not args.classifier.exists():
         info = train_classifier(args.data, args.classifier)
         print(f"style classifier: val accuracy {info['val_accuracy']:.3f} -> {args.classifier}")
     paths = args.model or [Path("models/default/model.pt")]
-    scfg = StreamConfig(emit=args.emit, steps=args.steps, strength=args.strength, seed=args.seed)
-    denoisers = {Path(p).parent.name if Path(p).stem == "model" else Path(p).stem: (load_denoiser(p).eval(), scfg)
-                 for p in paths}
+    denoisers = {Path(p).parent.name if Path(p).stem == "model" else Path(p).stem: (
+        load_denoiser(p).eval(), StreamConfig(emit=args.emit, steps=args.steps, strength=args.strength,
+                                              sampler=args.sampler or model_sampler(p), seed=args.seed))
+        for p in paths}
     report = evaluate(denoisers, args.data, args.classifier,
                       EvalConfig(clips_per_pair=args.clips_per_pair, split=args.split, seed=args.seed))
-    report["stream"] = {"emit": args.emit, "steps": args.steps, "strength": args.strength}
+    report["stream"] = {"emit": args.emit, "steps": args.steps, "strength": args.strength,
+                        "samplers": {name: scfg.sampler for name, (_, scfg) in denoisers.items()}}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "eval.json").write_text(json.dumps(report, indent=1))
     table = markdown_table(report)

@@ -18,10 +18,11 @@ import torch
 from diffusion.errors import StylehostError
 from diffusion.model import Denoiser
 from diffusion.noise import batch_frame_noise
-from diffusion.schedule import strength_sigma, transfer_sigmas
+from diffusion.schedule import consistency_sigmas, strength_sigma, transfer_sigmas
 
 DenoiserFn = Callable[..., torch.Tensor]
 Callback = Callable[[dict[str, Any]], None]
+NoiseSampler = Callable[[int], torch.Tensor]  # sampler step (1, 2, ...) -> noise shaped like x
 
 
 def _d(x: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -78,7 +79,41 @@ def sample_heun(
     return x
 
 
-SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {"euler": sample_euler, "heun": sample_heun}
+@torch.no_grad()
+def sample_consistency(
+    denoiser: DenoiserFn,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    extra_args: dict[str, Any] | None = None,
+    callback: Callback | None = None,
+    noise_sampler: NoiseSampler | None = None,
+) -> torch.Tensor:
+    """Multistep consistency sampling (Algorithm 1 of Song et al. 2023) for distilled students: jump to
+    x0, re-noise to the next sigma with ``noise_sampler(i)``, jump again; one call per step.
+
+    The EDM forward process is ``x0 + sigma * noise`` (data at sigma 0), so re-noising adds ``sigma``
+    times fresh noise. ``transfer`` passes frame-anchored noise (``frame_noise(..., step=i)``) so that
+    overlapping windows re-noise identically too. With ``sigmas = [s, 0]`` this is one x0 prediction.
+    """
+    extra_args = extra_args or {}
+    ones = x.new_ones(x.shape[0])
+    if len(sigmas) > 2 and noise_sampler is None:
+        raise StylehostError("multistep consistency sampling needs a noise_sampler (frame-anchored noise)")
+    for i in range(len(sigmas) - 1):
+        x0 = denoiser(x, sigmas[i] * ones, **extra_args)
+        if callback is not None:
+            callback({"i": i, "x": x, "sigma": sigmas[i], "denoised": x0})
+        x = x0 if sigmas[i + 1] == 0 else x0 + sigmas[i + 1] * noise_sampler(i + 1)
+    return x
+
+
+SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
+    "euler": sample_euler, "heun": sample_heun, "consistency": sample_consistency,
+}
+# Samplers that inject fresh noise between steps: they take a ``noise_sampler(step)`` and run on
+# ``consistency_sigmas`` (no wasted call at sigma_min); the others follow the truncated Karras schedule.
+STOCHASTIC = frozenset({"consistency"})
 
 
 def transfer(
@@ -96,9 +131,10 @@ def transfer(
 
     SDEdit-style start (Meng et al. 2021): ``x = source + sigma_start * noise`` with sigma_start from
     ``strength`` (see ``diffusion.schedule.strength_sigma``), then ``steps`` steps down the truncated
-    Karras schedule. ``start_frames`` are the absolute frame indices of each window's first column:
-    the noise is a function of (seed, absolute frame), so the output is deterministic and
-    overlapping windows agree on their start noise.
+    Karras schedule (``consistency_sigmas`` for the students' ``consistency`` sampler, whose re-noising
+    is frame-anchored as well: ``frame_noise(..., step=i)``). ``start_frames`` are the absolute frame
+    indices of each window's first column: the noise is a function of (seed, absolute frame), so the
+    output is deterministic and overlapping windows agree on their start noise.
     """
     if sampler not in SAMPLERS:
         raise StylehostError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
@@ -110,8 +146,14 @@ def transfer(
     if len(starts) != b:
         raise StylehostError(f"need one start frame per window ({b}), got {len(starts)}")
     source = cfg.normalize(source_logmel)[:, None]
-    noise = torch.from_numpy(batch_frame_noise(seed, np.asarray(starts), t, cfg.n_mels, step=0))
-    sigmas = transfer_sigmas(steps, strength, cfg.sigma_min, cfg.sigma_max, cfg.rho)
-    x = source + strength_sigma(strength, cfg.sigma_min, cfg.sigma_max, cfg.rho) * noise.to(source)
-    out = SAMPLERS[sampler](denoiser, x, sigmas.to(source), extra_args={"source": source, "style_vec": style_vec})
+
+    def noise(step: int) -> torch.Tensor:
+        return torch.from_numpy(batch_frame_noise(seed, np.asarray(starts), t, cfg.n_mels, step=step)).to(source)
+
+    schedule = consistency_sigmas if sampler in STOCHASTIC else transfer_sigmas
+    sigmas = schedule(steps, strength, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+    x = source + strength_sigma(strength, cfg.sigma_min, cfg.sigma_max, cfg.rho) * noise(0)
+    kwargs: dict[str, Any] = {"noise_sampler": noise} if sampler in STOCHASTIC else {}
+    out = SAMPLERS[sampler](denoiser, x, sigmas.to(source), extra_args={"source": source, "style_vec": style_vec},
+                            **kwargs)
     return cfg.denormalize(out[:, 0])

@@ -48,6 +48,20 @@ def transfer_sigmas(
     return karras_sigmas(steps, sigma_min, strength_sigma(strength, sigma_min, sigma_max, rho), rho)
 
 
+def consistency_sigmas(
+    steps: int, strength: float, sigma_min: float, sigma_max: float, rho: float = 7.0
+) -> torch.Tensor:
+    """Noise levels for multistep consistency sampling (Algorithm 1 of Song et al. 2023): ``steps`` levels
+    from ``strength_sigma(strength)`` down the rho-warped ramp, then 0.
+
+    Unlike ``transfer_sigmas`` the ramp has ``steps + 1`` points and the last (sigma_min) is dropped: a
+    consistency model jumps to x0 from any level, so re-noising to sigma_min would waste a call.
+    Example (sigma 0.02..40, rho 7, strength 1): 1 step [40, 0]; 2 steps [40, 2.4, 0].
+    """
+    sigmas = transfer_sigmas(steps + 1, strength, sigma_min, sigma_max, rho)
+    return torch.cat([sigmas[:steps], sigmas.new_zeros(1)])
+
+
 def training_sigmas(
     batch: int, p_mean: float, p_std: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from diffusion.checkpoint import check_model_config, load_checkpoint, save_check
 from diffusion.config import load_config, to_dict
 from diffusion.errors import StylehostError
 from diffusion.model import Denoiser, ModelConfig, count_macs, parameter_count
-from diffusion.pairs import PairWindows, estimate_ram_mb, fixed_windows, load_clips
+from diffusion.pairs import Clip, PairWindows, estimate_ram_mb, fixed_windows, load_clips
 from diffusion.sampling import transfer
 from diffusion.schedule import training_sigmas
 
@@ -67,8 +68,8 @@ class TrainConfig:
     checkpoint_every: int = 1000
 
 
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to lr * lr_final."""
+def lr_at(cfg: Any, step: int) -> float:
+    """Linear warm-up, then cosine decay to lr * lr_final (``cfg``: a TrainConfig or DistillConfig)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
@@ -116,7 +117,7 @@ def validate(ema: Denoiser, val: dict[str, torch.Tensor], cfg: TrainConfig) -> d
     }
 
 
-def plot_history(history: dict[str, list], path: Path) -> None:
+def plot_history(history: dict[str, list], path: Path, loss_name: str = "EDM loss") -> None:
     """Training loss (smoothed), validation loss and distances, as one PNG."""
     import matplotlib
 
@@ -132,7 +133,7 @@ def plot_history(history: dict[str, list], path: Path) -> None:
         ax1.semilogy(vs, [v["val_loss"] for v in history["val"]], "o-", label="validation")
         ax2.plot(vs, [v["val_model_db"] for v in history["val"]], "o-", label="model sample")
         ax2.plot(vs, [v["val_source_db"] for v in history["val"]], "--", label="unchanged source")
-    ax1.set(xlabel="step", ylabel="loss", title="EDM loss")
+    ax1.set(xlabel="step", ylabel="loss", title=loss_name)
     ax2.set(xlabel="step", ylabel="dB", title="log-mel distance to target (val)")
     for ax in (ax1, ax2):
         ax.legend()
@@ -142,7 +143,7 @@ def plot_history(history: dict[str, list], path: Path) -> None:
     plt.close(fig)
 
 
-def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
+def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     """(rank, world size, device); initialises the process group when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
@@ -158,19 +159,104 @@ def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
+def load_pairs(data_dir: Path, model_cfg: ModelConfig) -> tuple[list[Clip], list[Clip]]:
+    """(train clips, val clips) in RAM; a clear error when no train clip holds one window."""
+    train_clips = load_clips(data_dir, model_cfg, "train")
+    val_clips = load_clips(data_dir, model_cfg, "val")
+    if not train_clips:
+        raise StylehostError(f"dataset {data_dir} has no train clips of at least {model_cfg.window} frames")
+    return train_clips, val_clips
+
+
+def batch_loader(cfg: Any, model_cfg: ModelConfig, clips: list[Clip], rank: int, step: int) -> DataLoader:
+    """Endless paired batches cut in ``cfg.workers`` processes; seeded by (seed, rank, step) so a resumed
+    run does not replay the windows it has seen. ``cfg`` is a TrainConfig or a DistillConfig."""
+    dataset = PairWindows(clips, model_cfg, cfg.batch_size, (cfg.seed, rank, step),
+                          cfg.augment if cfg.augment_source else None, cfg.p_same_style)
+    return DataLoader(dataset, batch_size=None, num_workers=cfg.workers,
+                      persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers else None)
+
+
+def run_loop(
+    cfg: Any,
+    *,
+    module: nn.Module,
+    ema: nn.Module,
+    opt: torch.optim.Optimizer,
+    batches: Iterator[dict[str, torch.Tensor]],
+    device: torch.device,
+    loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    step: int,
+    history: dict[str, list[Any]],
+    save_fn: Callable[[int], None],
+    validate_fn: Callable[[], dict[str, float]] | None = None,
+    after_step: Callable[[int], None] | None = None,
+    rank: int = 0,
+    progress: bool = True,
+) -> int:
+    """The optimisation loop shared by ``train`` and ``distill``; returns the final step.
+
+    Per step: lr from ``lr_at``, ``loss_fn(batch)``, clipped AdamW step, EMA of ``module`` into ``ema``,
+    then ``after_step(step)`` (distillation updates its target network there). Appends to ``history``
+    (mean loss per 25 steps, validation dicts), validates and saves on rank 0 every ``val_every`` /
+    ``checkpoint_every`` steps and at the end. ``cfg`` needs steps, lr, warmup, lr_final, grad_clip,
+    ema_decay, val_every and checkpoint_every (TrainConfig and DistillConfig both have them).
+    """
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, unit="step",
+               dynamic_ncols=True)
+    window: list[float] = []
+    smooth: float | None = None
+    t0, start_step = time.perf_counter(), step
+    while step < cfg.steps:
+        batch = {k: v.to(device) for k, v in next(batches).items()}
+        module.train()
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, step)
+        loss = loss_fn(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+        opt.step()
+        decay = min(cfg.ema_decay, (1 + step) / (10 + step))  # warm-up so short runs have a usable EMA
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), module.parameters(), strict=True):
+                pe.lerp_(p, 1 - decay)
+        if after_step is not None:
+            after_step(step)
+        step += 1
+        window.append(loss.item())
+        smooth = window[-1] if smooth is None else 0.95 * smooth + 0.05 * window[-1]
+        if len(window) == 25 or step == cfg.steps:
+            history["train"].append((step, sum(window) / len(window)))
+            window = []
+        bar.update(1)
+        bar.set_postfix(loss=f"{smooth:.4f}")
+        if rank == 0 and validate_fn is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+            history["val"].append({"step": step, **validate_fn()})
+            last = history["val"][-1]
+            bar.write(f"step {step}: val loss {last['val_loss']:.4f}, sample {last['val_model_db']:.2f} dB vs "
+                      f"source {last['val_source_db']:.2f} dB from target")
+        if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            save_fn(step)
+    bar.close()
+    if rank == 0 and step > start_step:
+        rate = (step - start_step) / (time.perf_counter() - t0)
+        print(f"done: {step} steps, {rate:.2f} steps/s over this session", flush=True)
+    if rank == 0 and step == start_step:
+        save_fn(step)
+    return step
+
+
 def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = True,
           progress: bool = True) -> Denoiser:
     """Train (or resume) a teacher into ``out_dir``; returns the EMA denoiser."""
-    from tqdm import tqdm
-
     out_dir = Path(out_dir)
-    rank, world, device = _setup_distributed(cfg.device)
+    rank, world, device = setup_distributed(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    train_clips = load_clips(data_dir, cfg.model, "train")
-    val_clips = load_clips(data_dir, cfg.model, "val")
-    if not train_clips:
-        raise StylehostError(f"dataset {data_dir} has no train clips of at least {cfg.model.window} frames")
+    train_clips, val_clips = load_pairs(data_dir, cfg.model)
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     module = Denoiser(cfg.model).to(device)
@@ -196,61 +282,22 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Tru
               f"window; {len(train_clips)} train clips ({estimate_ram_mb(train_clips):.0f} MB), "
               f"{len(val_clips)} val; {world} process(es) on {device}; from step {step}", flush=True)
     val = fixed_windows(val_clips, cfg.model, cfg.val_windows) if rank == 0 and val_clips else {}
-    dataset = PairWindows(train_clips, cfg.model, cfg.batch_size, (cfg.seed, rank, step),
-                          cfg.augment if cfg.augment_source else None, cfg.p_same_style)
-    loader = DataLoader(dataset, batch_size=None, num_workers=cfg.workers,
-                        persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers else None)
+    loader = batch_loader(cfg, cfg.model, train_clips, rank, step)
     torch.manual_seed(cfg.seed * 1009 + rank * 7919 + step)  # noise and sigmas: distinct per rank
 
-    def save() -> None:
-        payload = {"kind": "teacher", "config": to_dict(cfg), "model_config": cfg.model.to_dict(), "step": step,
+    def save(at: int) -> None:
+        payload = {"kind": "teacher", "config": to_dict(cfg), "model_config": cfg.model.to_dict(), "step": at,
                    "model": module.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
                    "history": history}
         save_checkpoint(ckpt_path, payload)
-        save_model(out_dir / "model.pt", ema, {"kind": "teacher", "step": step, "config": to_dict(cfg)})
+        save_model(out_dir / "model.pt", ema, {"kind": "teacher", "step": at, "config": to_dict(cfg)})
         plot_history(history, out_dir / "loss.png")
 
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, unit="step",
-               dynamic_ncols=True)
-    window: list[float] = []
-    smooth: float | None = None
-    t0, start_step = time.perf_counter(), step
-    batches = iter(loader)
-    while step < cfg.steps:
-        batch = {k: v.to(device) for k, v in next(batches).items()}
-        module.train()
-        for group in opt.param_groups:
-            group["lr"] = lr_at(cfg, step)
-        loss = edm_loss(model, module, batch, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
-        opt.step()
-        decay = min(cfg.ema_decay, (1 + step) / (10 + step))  # warm-up so short runs have a usable EMA
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), module.parameters(), strict=True):
-                pe.lerp_(p, 1 - decay)
-        step += 1
-        window.append(loss.item())
-        smooth = window[-1] if smooth is None else 0.95 * smooth + 0.05 * window[-1]
-        if len(window) == 25 or step == cfg.steps:
-            history["train"].append((step, sum(window) / len(window)))
-            window = []
-        bar.update(1)
-        bar.set_postfix(loss=f"{smooth:.4f}")
-        if rank == 0 and val and (step % cfg.val_every == 0 or step == cfg.steps):
-            history["val"].append({"step": step, **validate(ema, val, cfg)})
-            last = history["val"][-1]
-            bar.write(f"step {step}: val loss {last['val_loss']:.4f}, sample {last['val_model_db']:.2f} dB vs "
-                      f"source {last['val_source_db']:.2f} dB from target")
-        if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            save()
-    bar.close()
-    if rank == 0 and step > start_step:
-        rate = (step - start_step) / (time.perf_counter() - t0)
-        print(f"done: {step} steps, {rate:.2f} steps/s over this session; run folder {out_dir}", flush=True)
-    if rank == 0 and step == start_step:
-        save()
+    run_loop(cfg, module=module, ema=ema, opt=opt, batches=iter(loader), device=device,
+             loss_fn=lambda batch: edm_loss(model, module, batch, cfg), step=step, history=history, save_fn=save,
+             validate_fn=(lambda: validate(ema, val, cfg)) if val else None, rank=rank, progress=progress)
+    if rank == 0:
+        print(f"run folder {out_dir}", flush=True)
     if world > 1:
         dist.barrier()
     return ema.eval()

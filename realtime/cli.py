@@ -47,6 +47,22 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     add_train_arguments(p)
 
 
+@command(("distill",), "distil the teacher into a few-step consistency student (resumes a run folder)",
+         "diffusion.distill:cli_distill")
+def _distill_args(p: argparse.ArgumentParser) -> None:
+    from diffusion.distill import add_distill_arguments
+
+    add_distill_arguments(p)
+
+
+@command(("distill-report",), "teacher vs undistilled DDIM vs students: quality and ONNX ms per window",
+         "diffusion.distill_report:cli_distill_report")
+def _distill_report_args(p: argparse.ArgumentParser) -> None:
+    from diffusion.distill_report import add_report_arguments
+
+    add_report_arguments(p)
+
+
 @command(("devices",), "list audio devices with host API and channels", "realtime.commands:cli_devices")
 def _devices_args(p: argparse.ArgumentParser) -> None:
     pass
