@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer
@@ -110,8 +111,21 @@ class PanelWindow(QMainWindow):
     def _connect(self) -> None:
         self.devices.start_button.clicked.connect(self.toggle_stream)
         self.devices.refresh_button.clicked.connect(self.refresh_devices)
-        for keys in ("Ctrl+Return", "Ctrl+Enter"):
-            QShortcut(QKeySequence(keys), self, activated=self.toggle_stream)
+        keys: dict[str, Callable[[], object]] = {
+            "Ctrl+Return": self.toggle_stream,
+            "Ctrl+Enter": self.toggle_stream,
+            "Ctrl+B": self.transfer.bypass.toggle,
+            "Ctrl+S": self.save_preset,
+            "Ctrl+O": self.load_preset,
+        }
+        for i, button in enumerate(self.styles.buttons.values()):
+            keys[f"Ctrl+{i + 1}"] = button.click
+        # Application-wide (one window): also works while a non-blocking message box is open, and
+        # under the offscreen platform the tests use, where window-scoped shortcuts never fire.
+        for sequence, action in keys.items():
+            QShortcut(QKeySequence(sequence), self, context=Qt.ShortcutContext.ApplicationShortcut).activated.connect(
+                action
+            )
         self.styles.mixChanged.connect(self.set_mix)
         self.transfer.changed.connect(self.set_param)
         self.preset_bar.save.clicked.connect(self.save_preset)

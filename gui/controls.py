@@ -6,6 +6,8 @@ plain changes; the window turns them into engine snapshots. None of them talks t
 
 from __future__ import annotations
 
+from functools import partial
+
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QButtonGroup,
@@ -43,9 +45,8 @@ class StylePanel(QGroupBox):
         for i, name in enumerate(STYLE_NAMES):
             button = QPushButton(name)
             button.setCheckable(True)
-            button.setShortcut(f"Ctrl+{i + 1}")
             button.setToolTip(f"{name} alone (Ctrl+{i + 1}); drag the pad below to blend styles")
-            button.clicked.connect(lambda _=False, n=name: self.pad.select_style(n))
+            button.clicked.connect(partial(self._on_button, name))
             grid.addWidget(button, i // 4, i % 4)
             self.buttons[name] = button
         layout = QVBoxLayout(self)
@@ -53,6 +54,9 @@ class StylePanel(QGroupBox):
         layout.addWidget(self.pad, 1)
         self.pad.mixChanged.connect(self._on_pad)
         self._mark(self.pad.mix)
+
+    def _on_button(self, name: str, checked: bool = False) -> None:
+        self.pad.select_style(name)
 
     def _on_pad(self, mix: tuple) -> None:
         self._mark(mix)
@@ -101,7 +105,6 @@ class TransferPanel(QGroupBox):
         steps_row.addStretch(1)
         self.steps[4].setChecked(True)
         self.bypass = QCheckBox("Bypass (Ctrl+B)")
-        self.bypass.setShortcut("Ctrl+B")
         self.bypass.setToolTip("Bypass: the dry input at the same latency, so toggling never jumps in time")
         form.addRow("Strength", strength_row)
         form.addRow("Steps", steps_row)
@@ -112,11 +115,27 @@ class TransferPanel(QGroupBox):
         self.mix_label.setWordWrap(True)
         self.mix_label.setToolTip("The style weights the model receives (from the buttons, the pad or a preset)")
         form.addRow("Mix", self.mix_label)
-        self.strength.valueChanged.connect(lambda v: self.changed.emit("strength", v / 100))
-        self.wet.valueChanged.connect(lambda v: self.changed.emit("wet", v / 100))
-        self.gain.valueChanged.connect(lambda v: self.changed.emit("input_gain_db", float(v)))
-        self._steps_group.idClicked.connect(lambda n: self.changed.emit("steps", n))
-        self.bypass.toggled.connect(lambda on: self.changed.emit("bypass", on))
+        self.strength.valueChanged.connect(self._on_strength)
+        self.wet.valueChanged.connect(self._on_wet)
+        self.gain.valueChanged.connect(self._on_gain)
+        self._steps_group.idClicked.connect(self._on_steps)
+        self.bypass.toggled.connect(self._on_bypass)
+
+    # Named slots rather than lambdas: PyQt matches a slot's arity to the signal's overloads.
+    def _on_strength(self, value: int) -> None:
+        self.changed.emit("strength", value / 100)
+
+    def _on_wet(self, value: int) -> None:
+        self.changed.emit("wet", value / 100)
+
+    def _on_gain(self, value: int) -> None:
+        self.changed.emit("input_gain_db", float(value))
+
+    def _on_steps(self, steps: int) -> None:
+        self.changed.emit("steps", steps)
+
+    def _on_bypass(self, on: bool) -> None:
+        self.changed.emit("bypass", on)
 
     def show_mix(self, mix: tuple[tuple[str, float], ...]) -> None:
         total = sum(w for _, w in mix)
@@ -194,10 +213,8 @@ class PresetBar(QGroupBox):
         self.name.setToolTip("Preset name: pick a saved one or type a new name")
         self.name.lineEdit().setPlaceholderText("preset name")  # type: ignore[union-attr]
         self.save = QPushButton("Save")
-        self.save.setShortcut("Ctrl+S")
         self.save.setToolTip("Save the style mix and transfer settings under this name (Ctrl+S)")
         self.load = QPushButton("Load")
-        self.load.setShortcut("Ctrl+O")
         self.load.setToolTip("Apply the named preset (Ctrl+O)")
         self.delete = QPushButton("Delete")
         self.delete.setToolTip("Delete the named preset file")
@@ -224,7 +241,7 @@ def _slider(lo: int, hi: int, value: int, unit: str, tip: str) -> tuple[QSlider,
     label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     slider.setProperty("unit", unit)
     slider.setProperty("value_label", label)
-    slider.valueChanged.connect(lambda _: _sync_label(slider))
+    slider.valueChanged.connect(partial(_sync_label, slider))
     _sync_label(slider)
     row = QWidget()
     box = QHBoxLayout(row)
@@ -234,7 +251,7 @@ def _slider(lo: int, hi: int, value: int, unit: str, tip: str) -> tuple[QSlider,
     return slider, row
 
 
-def _sync_label(slider: QSlider) -> None:
+def _sync_label(slider: QSlider, value: int | None = None) -> None:
     label = slider.property("value_label")
     if isinstance(label, QLabel):
         label.setText(
