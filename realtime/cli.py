@@ -96,6 +96,36 @@ def _gui_args(p: argparse.ArgumentParser) -> None:
     add_gui_arguments(p)
 
 
+@command(("export", "onnx"), "export a model file to a checked ONNX bundle folder", "export.cli:cli_export_onnx")
+def _export_onnx_args(p: argparse.ArgumentParser) -> None:
+    from export.cli import add_onnx_arguments
+
+    add_onnx_arguments(p)
+
+
+@command(("export", "tensorrt"), "build cached fp16 TensorRT engines for a bundle (NVIDIA GPU)",
+         "export.cli:cli_export_tensorrt")
+def _export_tensorrt_args(p: argparse.ArgumentParser) -> None:
+    from export.cli import add_tensorrt_arguments
+
+    add_tensorrt_arguments(p)
+
+
+@command(("models",), "list model bundles (repo models/, user folder) with styles and latency", "export.cli:cli_models")
+def _models_args(p: argparse.ArgumentParser) -> None:
+    from export.cli import add_models_arguments
+
+    add_models_arguments(p)
+
+
+@command(("bench", "gpu"), "on an NVIDIA GPU: build TensorRT, check parity, time the backends",
+         "benchmarks.gpu_check:cli_gpu_check")
+def _bench_gpu_args(p: argparse.ArgumentParser) -> None:
+    from benchmarks.gpu_check import add_arguments
+
+    add_arguments(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stylehost", description="Real-time music style transfer with distilled diffusion models."
@@ -139,3 +169,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -1,0 +1,72 @@
+"""Arguments and handlers of `stylehost export onnx`, `stylehost export tensorrt` and `stylehost models`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from diffusion.errors import StylehostError
+
+
+def add_onnx_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model file (runs/NAME/model.pt) or training checkpoint")
+    p.add_argument("--out", required=True, help="bundle folder to write, e.g. models/default")
+    p.add_argument("--name", default=None, help="model name in the manifest (default: the folder name)")
+    p.add_argument("--version", default=None, help="model version (default: date + model.pt hash)")
+    p.add_argument("--audio", default=None, help="audio for the real-window parity check (default: the demo clip)")
+    p.add_argument("--no-torch-weights", action="store_true", help="leave model.pt out (no torch backend)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+
+
+def cli_export_onnx(args: argparse.Namespace) -> int:
+    from export.onnx import export_bundle
+
+    bundle = export_bundle(Path(args.model), Path(args.out), name=args.name, version=args.version,
+                           audio_path=Path(args.audio) if args.audio else None,
+                           torch_weights=not args.no_torch_weights, force=args.force)
+    parity = bundle.manifest["parity"]
+    figures = ", ".join(f"{g} {max(parity[g].values()):.1e}" for g in ("denoiser", "frontend", "resynth"))
+    bench = bundle.manifest["benchmark"]
+    print(f"wrote {bundle.describe()}")
+    print(f"parity vs torch (max abs, random and real windows; tolerance {parity['tolerance']:g}): {figures}")
+    print(f"denoiser {bench['denoiser_ms_p50']:.2f} ms per call (p99 {bench['denoiser_ms_p99']:.2f}), "
+          f"{bench['runtime']}")
+    return 0
+
+
+def add_tensorrt_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="bundle folder or name (default: models/default)")
+    p.add_argument("--rebuild", action="store_true", help="ignore the engine cache")
+
+
+def cli_export_tensorrt(args: argparse.Namespace) -> int:
+    from export.tensorrt import cli_export_tensorrt as run
+
+    return run(args)
+
+
+def add_models_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", action="append", default=[], metavar="PATH", help="also list this bundle")
+
+
+def cli_models(args: argparse.Namespace) -> int:
+    from export.bundle import discover, load_bundle, search_dirs
+
+    found = discover()
+    for extra in args.model:
+        try:
+            found.append((Path(extra), load_bundle(extra)))
+        except StylehostError as exc:
+            found.append((Path(extra), exc))
+    if not found:
+        where = ", ".join(str(d) for d in search_dirs())
+        print(f"no model bundles in {where}; export one with "
+              "`stylehost export onnx --model runs/teacher/model.pt --out models/default`")
+        return 0
+    for path, item in found:
+        if isinstance(item, StylehostError):
+            print(f"{path.name:<16} INVALID  {item}")
+        else:
+            print(f"{item.name:<16} {item.version:<18} styles {', '.join(item.styles)} | latency "
+                  f"{item.latency_samples} samples ({item.latency_ms:.1f} ms) | {path}")
+    return 0

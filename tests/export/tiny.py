@@ -1,0 +1,32 @@
+"""Tiny randomly initialised denoisers and their bundles, so export and runtime tests take seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from diffusion.checkpoint import save_model
+from diffusion.model import Denoiser, ModelConfig
+from export.bundle import Bundle
+from export.onnx import export_bundle
+
+TINY = {"channels": (8, 16), "emb_dim": 16, "fourier_dim": 8}
+
+
+def tiny_model(path: Path, seed: int = 0, **config: object) -> Path:
+    """A saved model file whose weights are perturbed away from the identity init (zeros in the UNet's
+    output conv would make every output equal c_skip * x and hide mistakes)."""
+    torch.manual_seed(seed)
+    d = Denoiser(ModelConfig(**{**TINY, **config}))
+    with torch.no_grad():
+        for p in d.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_model(path, d)
+    return path
+
+
+def tiny_bundle(root: Path, name: str = "tiny", **kwargs: object) -> Bundle:
+    root.mkdir(parents=True, exist_ok=True)
+    model = tiny_model(root / f"{name}.pt")
+    return export_bundle(model, root / name, **kwargs)
