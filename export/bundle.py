@@ -89,6 +89,11 @@ class Bundle:
         return {k: float(self.manifest["sampler"][k]) for k in _SAMPLER_KEYS}
 
     @property
+    def sampler_name(self) -> str:
+        """'euler' (teachers) or 'consistency' (distilled students), as diffusion.sampling names them."""
+        return str(self.manifest["sampler"].get("name", "euler"))
+
+    @property
     def latency_samples(self) -> int:
         return int(self.manifest["latency_samples"])
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffusion.checkpoint import load_checkpoint, load_denoiser
+from diffusion.checkpoint import load_checkpoint, load_denoiser, model_sampler
 from diffusion.errors import StylehostError
 from diffusion.model import Denoiser
 from export import bundle as B
@@ -30,6 +30,10 @@ from export.graphs import build_modules, example_inputs, io_specs
 
 OPSET = 17
 TOLERANCE = 1e-4  # fp32 parity, max absolute difference on every graph output
+SCHEDULES = {  # diffusion.schedule functions, by the sampler a model file names (checkpoint.model_sampler)
+    "euler": "transfer_sigmas: Karras ramp from strength_sigma(strength) to sigma_min, then 0",
+    "consistency": "consistency_sigmas: first `steps` of a steps+1 transfer ramp, then 0; re-noise with step i",
+}
 DEMO_CLIP = Path(__file__).resolve().parents[1] / "demo" / "plucked_melody.flac"
 
 
@@ -154,8 +158,8 @@ def time_denoiser(folder: Path, denoiser: Denoiser, calls: int = 50) -> dict[str
             "runtime": "onnxruntime CPU, 1 intra-op thread, batch 1", "calls": calls}
 
 
-def build_manifest(denoiser: Denoiser, name: str, version: str, source: Path, graphs: dict[str, Any],
-                   extra: dict[str, Any]) -> dict[str, Any]:
+def build_manifest(denoiser: Denoiser, name: str, version: str, source: Path, sampler: str,
+                   graphs: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     cfg = denoiser.cfg
     spec = cfg.spectrogram
     latency = spec.n_fft + (cfg.lookahead - 1) * spec.hop  # see realtime/model_processor.py
@@ -170,10 +174,10 @@ def build_manifest(denoiser: Denoiser, name: str, version: str, source: Path, gr
         "window": cfg.window,
         "lookahead": cfg.lookahead,
         "emit": cfg.emit,
-        "sampler": {"name": "euler", "schedule": "karras, truncated at strength_sigma(strength)",
+        "sampler": {"name": sampler, "schedule": SCHEDULES[sampler],
                     "sigma_min": cfg.sigma_min, "sigma_max": cfg.sigma_max, "rho": cfg.rho,
                     "sigma_data": cfg.sigma_data, "logmel_mean": cfg.logmel_mean, "logmel_std": cfg.logmel_std,
-                    "noise": "diffusion.noise.frame_noise(seed, absolute frame, ...), step 0"},
+                    "noise": "diffusion.noise.frame_noise(seed, absolute frame, n_mels, step)"},
         "latency_samples": latency,
         "stride_samples": cfg.emit * spec.hop,
         "graphs": graphs,
@@ -189,7 +193,10 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
     if out.exists() and not force:
         raise StylehostError(f"{out} already exists; pass --force to replace it")
     denoiser = load_denoiser(model_path)
-    meta = load_checkpoint(model_path).get("meta", {})
+    meta = load_checkpoint(model_path).get("meta") or {}
+    sampler = model_sampler(model_path)
+    if sampler not in SCHEDULES:
+        raise StylehostError(f"{model_path} asks for sampler {sampler!r}; export knows {', '.join(SCHEDULES)}")
     model_sha = B.sha256_file(Path(model_path))
     version = version or str(meta.get("version") or f"{datetime.date.today():%Y%m%d}-{model_sha[:8]}")
     audio = real_audio(denoiser, audio_path)
@@ -202,7 +209,7 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
         if torch_weights:
             shutil.copyfile(model_path, tmp / "model.pt")
         files = {p.name: B.file_entry(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        manifest = build_manifest(denoiser, name or out.name, version, Path(model_path), graphs,
+        manifest = build_manifest(denoiser, name or out.name, version, Path(model_path), sampler, graphs,
                                   {"files": files, "parity": parity, "benchmark": bench})
         (tmp / B.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         B.load_bundle(tmp)  # the folder we are about to publish passes the loader's own checks

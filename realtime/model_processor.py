@@ -2,8 +2,9 @@
 
 Per call (numpy + backend only, into preallocated buffers):
 frontend(window) -> normalise -> x = source + sigma_start * frame_noise(seed, absolute frames)
--> ``steps`` Euler steps of the truncated Karras schedule -> resynthesis of the S emitted frames
--> overlap-add of those S frames -> ``stride`` finished samples.
+-> ``steps`` sampler steps (the bundle's sampler: Euler on the truncated Karras schedule for
+teachers, multistep consistency sampling with frame-anchored re-noising for distilled students)
+-> resynthesis of the S emitted frames -> overlap-add of those S frames -> ``stride`` finished samples.
 
 Frame arithmetic (as StftPassthroughProcessor; K = n_fft/hop, T window frames, L look-ahead, S emit):
 call c sees input up to sample (c+1)*S*hop, so its newest complete frame is J = (c+1)*S - K; the
@@ -34,6 +35,7 @@ from realtime.backends.base import Backend
 from realtime.processor import Processor
 
 CROSSFADE_MS = 100.0
+SAMPLERS = ("euler", "consistency")  # diffusion.sampling names; the manifest's sampler.name is one of them
 
 
 def transfer_sigmas(steps: int, strength: float, sigma_min: float, sigma_max: float, rho: float) -> np.ndarray:
@@ -44,6 +46,12 @@ def transfer_sigmas(steps: int, strength: float, sigma_min: float, sigma_max: fl
     ramp = np.linspace(0, 1, steps) if steps > 1 else np.zeros(1)
     sigmas = (top + ramp * (lo - top)) ** rho
     return np.concatenate([sigmas, [0.0]]).astype(np.float32)
+
+
+def consistency_sigmas(steps: int, strength: float, sigma_min: float, sigma_max: float, rho: float) -> np.ndarray:
+    """numpy twin of diffusion.schedule.consistency_sigmas: the first ``steps`` of a steps+1 ramp, then 0."""
+    sigmas = transfer_sigmas(steps + 1, strength, sigma_min, sigma_max, rho)
+    return np.concatenate([sigmas[:steps], np.zeros(1, np.float32)])
 
 
 def strength_sigma(strength: float, sigma_min: float, sigma_max: float, rho: float) -> float:
@@ -75,9 +83,14 @@ class ModelProcessor(Processor):
         self._c = self.bundle.sampler
         self._floor_norm = (np.log(spec.log_floor) - self._c["logmel_mean"]) / self._c["logmel_std"]
         self._table = bundle.style_table
+        self.sampler = bundle.sampler_name
+        if self.sampler not in SAMPLERS:
+            raise StylehostError(f"bundle {bundle.path} asks for sampler {self.sampler!r}; this stylehost runs "
+                                 f"{', '.join(SAMPLERS)}: upgrade stylehost")
         m = spec.n_mels
         self._source = np.zeros((1, 1, m, t), np.float32)
-        self._noise = np.zeros((m, t), np.float32)
+        self._noise: list[np.ndarray] = []  # per sampler step (consistency re-noises with step i's noise)
+        self._noise_start: list[int | None] = []
         self._x = np.zeros((1, 1, m, t), np.float32)
         self._tmp = np.zeros((1, 1, m, t), np.float32)
         self._sigma = np.zeros(1, np.float32)
@@ -113,7 +126,12 @@ class ModelProcessor(Processor):
         """Sigmas of the truncated Karras schedule and the float64 start level (strength 0: no sampling)."""
         if self.strength > 0:
             c = self._c
-            self._sigmas = transfer_sigmas(self.steps, self.strength, c["sigma_min"], c["sigma_max"], c["rho"])
+            schedule = consistency_sigmas if self.sampler == "consistency" else transfer_sigmas
+            self._sigmas = schedule(self.steps, self.strength, c["sigma_min"], c["sigma_max"], c["rho"])
+            steps_with_noise = self.steps if self.sampler == "consistency" else 1
+            while len(self._noise) < steps_with_noise:  # allocates only when steps grow, between calls
+                self._noise.append(np.zeros((self.bundle.spectrogram.n_mels, self.T), np.float32))
+                self._noise_start.append(None)
             self._sigma_start = strength_sigma(self.strength, c["sigma_min"], c["sigma_max"], c["rho"])
 
     def _set_style(self, mix: dict[str, float], immediate: bool) -> None:
@@ -148,21 +166,24 @@ class ModelProcessor(Processor):
     def reset(self) -> None:
         self._acc[:] = 0.0
         self._calls = 0
-        self._noise_start: int | None = None
+        self._noise_start = [None] * len(self._noise)
 
     def _start_frame(self) -> int:
         """Absolute frame index of this call's first window column (see the module docstring)."""
         return (self._calls + 1) * self.S - self._k - self.T + 1 + self.frame_origin
 
-    def _update_noise(self, start: int) -> None:
-        """Frame-anchored start noise for columns [start, start+T): shift and draw only the S new columns."""
-        m = self._noise.shape[0]
-        if self._noise_start is not None and start - self._noise_start == self.S:
-            self._noise[:, : -self.S] = self._noise[:, self.S :]
-            self._noise[:, -self.S :] = frame_noise(self.seed, start + self.T - self.S, self.S, m, 0)
-        else:
-            self._noise[:] = frame_noise(self.seed, start, self.T, m, 0)
-        self._noise_start = start
+    def _noise_for(self, step: int, start: int) -> np.ndarray:
+        """Frame-anchored noise of sampler step ``step`` for columns [start, start+T): the previous call's
+        columns shifted, and only the S new ones drawn (the noise of a column depends on its frame only)."""
+        noise = self._noise[step]
+        m = noise.shape[0]
+        if self._noise_start[step] == start - self.S:
+            noise[:, : -self.S] = noise[:, self.S :]
+            noise[:, -self.S :] = frame_noise(self.seed, start + self.T - self.S, self.S, m, step)
+        elif self._noise_start[step] != start:
+            noise[:] = frame_noise(self.seed, start, self.T, m, step)
+        self._noise_start[step] = start
+        return noise
 
     def process(self, window: np.ndarray, out: np.ndarray) -> None:
         c, s, hop, n_fft = self._c, self.S, self.hop, self.n_fft
@@ -195,17 +216,19 @@ class ModelProcessor(Processor):
         self._calls += 1
 
     def _sample(self, start: int) -> None:
-        """SDEdit start + Euler steps (diffusion.sampling.transfer with sample_euler), in place in self._x."""
-        self._update_noise(start)
+        """SDEdit start + the bundle's sampler, as diffusion.sampling.transfer does; in place in self._x."""
         sigmas = self._sigmas
         x, tmp = self._x, self._tmp
-        np.multiply(self._noise, np.float32(self._sigma_start), out=x[0, 0])
+        np.multiply(self._noise_for(0, start), np.float32(self._sigma_start), out=x[0, 0])
         x += self._source
         for i in range(len(sigmas) - 1):
             self._sigma[0] = sigmas[i]
             x0 = self.backend.run("denoiser", x, self._sigma, self._source, self._style)
             if sigmas[i + 1] == 0:
                 x[:] = x0
+            elif self.sampler == "consistency":  # x0 + sigma_{i+1} * noise(step i+1): sample_consistency
+                np.multiply(self._noise_for(i + 1, start), sigmas[i + 1], out=x[0, 0])
+                x += x0
             else:  # x + (x - x0) / sigma_i * (sigma_{i+1} - sigma_i), the torch sampler's order of operations
                 np.subtract(x, x0, out=tmp)
                 tmp /= sigmas[i]

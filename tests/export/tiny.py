@@ -14,7 +14,7 @@ from export.onnx import export_bundle
 TINY = {"channels": (8, 16), "emb_dim": 16, "fourier_dim": 8}
 
 
-def tiny_model(path: Path, seed: int = 0, **config: object) -> Path:
+def tiny_model(path: Path, seed: int = 0, meta: dict | None = None, **config: object) -> Path:
     """A saved model file whose weights are perturbed away from the identity init (zeros in the UNet's
     output conv would make every output equal c_skip * x and hide mistakes)."""
     torch.manual_seed(seed)
@@ -22,7 +22,7 @@ def tiny_model(path: Path, seed: int = 0, **config: object) -> Path:
     with torch.no_grad():
         for p in d.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    save_model(path, d)
+    save_model(path, d, meta)
     return path
 
 

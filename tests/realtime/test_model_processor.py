@@ -14,6 +14,7 @@ import torch
 from diffusion.checkpoint import load_denoiser
 from diffusion.errors import StylehostError
 from diffusion.resynth import PhaseGuidedResynth
+from diffusion.schedule import consistency_sigmas as torch_consistency_sigmas
 from diffusion.schedule import transfer_sigmas as torch_transfer_sigmas
 from diffusion.stream import StreamConfig, stream_audio
 from export import bundle as B
@@ -22,7 +23,7 @@ from export.tensorrt import parity_inputs
 from realtime.backends.choose import open_backend
 from realtime.cli import main
 from realtime.commands import ModelFactory, processor_factory
-from realtime.model_processor import ModelProcessor, transfer_sigmas
+from realtime.model_processor import ModelProcessor, consistency_sigmas, transfer_sigmas
 from realtime.params import EngineParams
 from realtime.render import render_file
 from tests.export.tiny import tiny_bundle, tiny_model
@@ -44,20 +45,23 @@ def clip(seconds: float = 0.6, seed: int = 0) -> np.ndarray:
     return (x + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-def offline(bundle: B.Bundle, proc: ModelProcessor, x: np.ndarray, steps: int, strength: float) -> np.ndarray:
+def offline(bundle: B.Bundle, proc: ModelProcessor, x: np.ndarray, steps: int, strength: float,
+            sampler: str = "euler") -> np.ndarray:
     """stream_audio on the clip with ``frame_origin`` hops of silence in front (see model_processor's
     docstring), shifted so that its sample n lines up with the processor's output sample n."""
     d = load_denoiser(bundle.torch_weights)
     lead = proc.frame_origin * proc.hop
     ref = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), np.concatenate([np.zeros(lead, np.float32), x]),
-                       d.style_vector(MIX), StreamConfig(emit=proc.S, steps=steps, strength=strength))
+                       d.style_vector(MIX), StreamConfig(emit=proc.S, steps=steps, strength=strength, sampler=sampler))
     return np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), ref])
 
 
 @pytest.mark.parametrize("steps,strength", [(1, 1.0), (2, 0.8), (4, 0.5)])
-def test_numpy_schedule_matches_diffusion_schedule(steps: int, strength: float) -> None:
+def test_numpy_schedules_match_diffusion_schedules(steps: int, strength: float) -> None:
     want = torch_transfer_sigmas(steps, strength, 0.02, 40.0, 7.0).numpy()
     np.testing.assert_allclose(transfer_sigmas(steps, strength, 0.02, 40.0, 7.0), want, rtol=1e-6)
+    want = torch_consistency_sigmas(steps, strength, 0.02, 40.0, 7.0).numpy()
+    np.testing.assert_allclose(consistency_sigmas(steps, strength, 0.02, 40.0, 7.0), want, rtol=1e-6)
 
 
 @pytest.mark.parametrize("emit,steps,strength", [(4, 2, 0.8), (4, 1, 1.0), (3, 4, 0.5)])
@@ -71,6 +75,24 @@ def test_processor_equals_offline_reference_shifted_by_delay(bundle: B.Bundle, e
     want = offline(bundle, proc, x, steps, strength)[: len(y)]
     assert np.sqrt(np.mean(want**2)) > 1e-3  # not comparing silence
     np.testing.assert_allclose(y, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("steps,strength", [(2, 1.0), (3, 0.6)])
+def test_student_bundle_runs_the_consistency_sampler_like_the_reference(tmp_path: Path, steps: int,
+                                                                       strength: float) -> None:
+    model = tiny_model(tmp_path / "student.pt", seed=5, meta={"sampler": "consistency"})
+    student = export_bundle(model, tmp_path / "student")
+    assert student.sampler_name == "consistency"
+    proc = ModelProcessor(student, open_backend(student, "cpu"))
+    proc.set_params(style_mix=MIX, strength=strength, steps=steps)
+    x = clip()
+    y = stream(proc, x)
+    want = offline(student, proc, x, steps, strength, sampler="consistency")[: len(y)]
+    np.testing.assert_allclose(y, want, atol=1e-5, rtol=0)
+    euler = ModelProcessor(student, open_backend(student, "cpu"))
+    euler.sampler = "euler"  # the wrong sampler gives a different result: the test can tell them apart
+    euler.set_params(style_mix=MIX, strength=strength, steps=steps)
+    assert np.abs(stream(euler, x) - y).max() > 1e-3
 
 
 def test_torch_and_cpu_backends_agree(bundle: B.Bundle) -> None:
