@@ -18,7 +18,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-from gui.app import PanelWindow  # noqa: E402
+from gui.app import PanelWindow, share_gil_with_audio  # noqa: E402
 from gui.presets import PresetStore  # noqa: E402
 from realtime.jackserver import JackServer, LoopbackProbe  # noqa: E402
 
@@ -35,6 +35,7 @@ def test_signal(rate: int, seconds: float) -> np.ndarray:
 
 
 def main(out: str = "docs/panel.png", tmp_presets: str = "/tmp/stylehost-shot-presets") -> int:
+    share_gil_with_audio()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     with JackServer(rate=48000, period=256) as server:
         window = PanelWindow(presets=PresetStore(tmp_presets))
