@@ -82,7 +82,7 @@ def cache_key(gpu: str, trt_version: str, bundle_digest: str) -> str:
     return hashlib.sha256(f"{gpu}|{trt_version}|{bundle_digest}".encode()).hexdigest()[:20]
 
 
-def _profile_shapes(bundle: Bundle, graph: str, name: str, shape: list) -> tuple[tuple, tuple, tuple]:
+def profile_shapes(bundle: Bundle, graph: str, name: str, shape: list) -> tuple[tuple, tuple, tuple]:
     """(min, opt, max) for one input: 'batch' in 1..MAX_BATCH, 'emit' in 1..window-lookahead."""
     ranges = {"batch": (1, 1, MAX_BATCH), "emit": (1, bundle.emit, bundle.window - bundle.lookahead)}
     dims = [ranges[d] if isinstance(d, str) else (d, d, d) for d in shape]
@@ -117,7 +117,7 @@ def build_engines(bundle: Bundle, rebuild: bool = False, log=print) -> dict[str,
         config.set_timing_cache(timing, ignore_mismatch=False)
         profile = builder.create_optimization_profile()
         for io in bundle.graph_io(graph)["inputs"]:
-            profile.set_shape(io["name"], *_profile_shapes(bundle, graph, io["name"], io["shape"]))
+            profile.set_shape(io["name"], *profile_shapes(bundle, graph, io["name"], io["shape"]))
         config.add_optimization_profile(profile)
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:

@@ -100,7 +100,9 @@ def processor_factory(model: str | None, backend: str) -> tuple[Callable[[], Pro
     bundle = load_bundle(path)
     chosen = choose_backend(bundle, backend, say=lambda line: print(line, file=sys.stderr))
     print(f"model {bundle.describe()}", file=sys.stderr)
-    return ModelFactory(bundle, chosen), False
+    factory = ModelFactory(bundle, chosen)
+    factory()  # a processor that cannot be built (unknown sampler, bad emit) fails here, not in the engine
+    return factory, False
 
 
 def _check_params(factory: Callable[[], Processor], params: EngineParams) -> None:

@@ -135,12 +135,17 @@ class ModelProcessor(Processor):
             self._sigma_start = strength_sigma(self.strength, c["sigma_min"], c["sigma_max"], c["rho"])
 
     def _set_style(self, mix: dict[str, float], immediate: bool) -> None:
+        """Target style vector = normalised weights @ table. Styles the bundle lacks are dropped here, not
+        raised: this runs on the engine's worker thread, which must never die on a parameter (the CLI
+        refuses such styles before streaming; ``ignored_styles`` tells a panel what was dropped)."""
         weights = np.zeros(len(self.bundle.styles), np.float32)
+        self.ignored_styles = sorted(name for name in mix if name not in self.bundle.styles)
         for name, w in mix.items():
-            if name not in self.bundle.styles:
-                raise StylehostError(f"model {self.bundle.name} has no style {name!r}; its styles: "
-                                     f"{', '.join(self.bundle.styles)}")
-            weights[self.bundle.styles.index(name)] = w
+            if name in self.bundle.styles:
+                weights[self.bundle.styles.index(name)] = w
+        if weights.sum() <= 0:
+            return  # nothing this bundle knows: keep the current style
+        weights /= weights.sum()
         np.matmul(weights[None], self._table, out=self._style_to)
         self._style_from[:] = self._style
         self._fade_pos = 0

@@ -15,7 +15,7 @@ import numpy as np
 
 from diffusion.errors import StylehostError
 from export.bundle import GRAPHS, Bundle
-from export.tensorrt import _profile_shapes, build_engines, cuda_check, gpu_name, import_tensorrt
+from export.tensorrt import build_engines, cuda_check, gpu_name, import_tensorrt, profile_shapes
 from realtime.backends.base import Backend
 
 
@@ -31,13 +31,13 @@ class _Graph:
         io = bundle.graph_io(graph)
         self.inputs = [i["name"] for i in io["inputs"]]
         self.output = io["outputs"][0]["name"]
-        max_in = {i["name"]: _profile_shapes(bundle, graph, i["name"], i["shape"])[2] for i in io["inputs"]}
+        max_in = {i["name"]: profile_shapes(bundle, graph, i["name"], i["shape"])[2] for i in io["inputs"]}
         # The output's max shape: set every input to its max and ask the context.
         for name, shape in max_in.items():
             self.context.set_input_shape(name, shape)
         max_out = tuple(self.context.get_tensor_shape(self.output))
-        self.shapes = {name: None for name in self.inputs}
-        self.device = {}
+        self.shapes: dict[str, tuple[int, ...] | None] = {name: None for name in self.inputs}
+        self.device: dict[str, int] = {}
         for name, shape in [*max_in.items(), (self.output, max_out)]:
             nbytes = int(np.prod(shape)) * 4
             self.device[name] = cuda_check(cudart.cudaMalloc(nbytes), "cudaMalloc")

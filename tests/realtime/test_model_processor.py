@@ -148,6 +148,17 @@ def test_unknown_style_for_the_bundle_is_refused(tmp_path: Path, capsys: pytest.
     assert not (tmp_path / "o.wav").exists()
 
 
+def test_processor_drops_styles_the_bundle_lacks_without_raising(tmp_path: Path) -> None:
+    """set_params runs on the worker thread: an unknown style must not kill it."""
+    restricted = export_bundle(tiny_model(tmp_path / "r.pt", styles=("piano", "violin")), tmp_path / "r")
+    proc = ModelProcessor(restricted, open_backend(restricted, "cpu"))
+    proc.set_params(style_mix={"violin": 0.5, "flute": 0.5})
+    assert proc.ignored_styles == ["flute"]
+    np.testing.assert_allclose(proc.style_vector, restricted.style_table[1], atol=1e-6)
+    proc.set_params(style_mix={"flute": 1.0})
+    np.testing.assert_allclose(proc.style_vector, restricted.style_table[1], atol=1e-6)
+
+
 def test_render_with_a_bundle_through_the_engine(bundle: B.Bundle, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture) -> None:
     x = np.stack([clip(1.0), clip(1.0, seed=1)], axis=1)
