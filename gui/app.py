@@ -185,6 +185,7 @@ class PanelWindow(QMainWindow):
         engine.input_tap.read_new(self._tap_buf)  # start the spectrogram at "now"
         engine.output_tap.read_new(self._tap_buf)
         self.devices.set_running(True)
+        self.styles.limit_to(self.controller.model_styles)
         mode = "PASSTHROUGH: DSP stand-in, no restyling" if self.controller.passthrough else "model bundle"
         self.readouts.mode.setText(mode)
         self.readouts.mode.setToolTip(PASSTHROUGH_NOTICE if self.controller.passthrough else "a model bundle runs")
@@ -200,6 +201,7 @@ class PanelWindow(QMainWindow):
         except StylehostError as exc:
             self.show_error("Error stopping audio", str(exc))
         self.devices.set_running(False)
+        self.styles.limit_to(None)
         self.readouts.mode.setText("stopped")
         self.readouts.show_status(None)
         self.statusBar().showMessage("Stopped.")  # type: ignore[union-attr]
@@ -272,8 +274,11 @@ class PanelWindow(QMainWindow):
 
     def show_error(self, title: str, text: str) -> None:
         """A window-modal box that does not block the event loop (readouts keep running)."""
-        self.last_message = text
         self.statusBar().showMessage(f"{title}: {text}")  # type: ignore[union-attr]
+        repeated = text == self.last_message and any(b.isVisible() for b in self.findChildren(QMessageBox))
+        self.last_message = text
+        if repeated:  # e.g. dragging the pad onto a style the model lacks: one box, not one per move
+            return
         box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()

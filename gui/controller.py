@@ -35,6 +35,7 @@ class EngineController:
         self.params = params or EngineParams()
         self.session: LiveSession | None = None
         self.passthrough = True
+        self._factory: object = None  # the running processor factory (a ModelFactory checks params)
 
     @property
     def engine(self) -> Engine | None:
@@ -47,16 +48,21 @@ class EngineController:
     def update(self, params: EngineParams | None = None, **changes: object) -> EngineParams:
         """New snapshot (validated: StylehostError on bad values); sent to the engine if it runs."""
         base = params if params is not None else self.params
-        self.params = base.replace(**changes) if changes else base
+        new = base.replace(**changes) if changes else base
         if self.session is not None:
-            self.session.engine.set_params(self.params)
-        return self.params
+            self._check(new)  # e.g. a style the running bundle lacks: refuse before the worker sees it
+            self.session.engine.set_params(new)
+        self.params = new
+        return new
 
     def start(self, settings: StreamSettings) -> LiveSession:
         """Load the processor, open the devices and stream; StylehostError says what failed."""
         if self.session is not None:
             self.stop()
-        factory, self.passthrough = processor_factory(settings.model, settings.backend)
+        # "passthrough", not None: None would let the bundle resolver pick a default model.
+        factory, passthrough = processor_factory(settings.model or "passthrough", settings.backend)
+        self._factory = factory
+        self._check(self.params)
         session = LiveSession(
             factory,
             input=settings.input,
@@ -66,8 +72,19 @@ class EngineController:
             params=self.params,
         )
         session.start()
-        self.session = session
+        self.session, self.passthrough = session, passthrough
         return session
+
+    @property
+    def model_styles(self) -> tuple[str, ...] | None:
+        """Styles the running bundle knows; None for the passthrough (it ignores styles)."""
+        bundle = getattr(self._factory, "bundle", None)
+        return tuple(bundle.styles) if bundle is not None else None
+
+    def _check(self, params: EngineParams) -> None:
+        check = getattr(self._factory, "check_params", None)  # ModelFactory: styles the bundle has
+        if check is not None:
+            check(params)
 
     def stop(self) -> None:
         session, self.session = self.session, None

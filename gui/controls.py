@@ -55,6 +55,11 @@ class StylePanel(QGroupBox):
         self.pad.mixChanged.connect(self._on_pad)
         self._mark(self.pad.mix)
 
+    def limit_to(self, styles: tuple[str, ...] | None) -> None:
+        """Grey out styles the running model lacks (None: every style available)."""
+        for name, button in self.buttons.items():
+            button.setEnabled(styles is None or name in styles)
+
     def _on_button(self, name: str, checked: bool = False) -> None:
         self.pad.select_style(name)
 

@@ -1,0 +1,78 @@
+"""The panel with a real (tiny, untrained) model bundle: listed by discovery, loaded through
+processor_factory on Start, streamed through JACK; a style the bundle lacks is refused with a message."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import export.bundle
+from export.bundle import Bundle
+from gui.app import PanelWindow
+from gui.bundles import available_bundles
+from realtime.jackserver import JackServer, LoopbackProbe
+from tests.export.tiny import tiny_bundle
+from tests.gui.conftest import OfflineSession
+from tests.gui.test_panel_jack import choose_jack
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    return tiny_bundle(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def models_dir(bundle: Bundle, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = bundle.path.parent
+    monkeypatch.setattr(export.bundle, "search_dirs", lambda: [root])
+    return root
+
+
+def test_discovered_bundles_are_listed_after_the_passthrough(models_dir: Path, bundle: Bundle) -> None:
+    choices = available_bundles()
+    assert choices[0].path is None and any(c.label.startswith(bundle.name) and not c.problem for c in choices)
+
+
+@pytest.mark.jack
+def test_streaming_a_model_bundle(jack_server: JackServer, models_dir: Path, window: PanelWindow, qtbot: Any) -> None:
+    window.devices.refresh_bundles()
+    window.devices.model.setCurrentIndex(1)
+    window.refresh_devices()
+    choose_jack(window)
+    assert window.start_stream(), window.last_message
+    try:
+        assert not window.controller.passthrough and "model" in window.readouts.mode.text()
+        with LoopbackProbe(jack_server.name) as probe:
+            probe.connect()
+            rate = probe.client.samplerate
+            tone = (0.3 * np.sin(2 * np.pi * 330 * np.arange(2 * rate) / rate)).astype(np.float32)
+            player = threading.Thread(target=probe.play_and_record, args=(tone,))
+            player.start()
+            qtbot.waitUntil(lambda: window.readouts.in_meter.level_db > -20, timeout=4000)
+            qtbot.waitUntil(lambda: window.spec_out.columns_added > 5, timeout=4000)
+            player.join()
+        assert window.readouts.load.text().endswith("%")
+    finally:
+        window.stop_stream()
+
+
+def test_a_style_the_running_model_lacks_is_refused(window: PanelWindow, models_dir: Path) -> None:
+    class Factory:  # what processor_factory returns for a bundle with two styles
+        bundle = type("B", (), {"name": "duo", "styles": ("violin", "cello")})()
+
+        def check_params(self, params: Any) -> None:
+            from realtime.commands import ModelFactory
+
+            ModelFactory.check_params(self, params)  # type: ignore[arg-type]
+
+    window.controller.session = OfflineSession()  # type: ignore[assignment]
+    window.controller._factory = Factory()
+    window.styles.limit_to(window.controller.model_styles)
+    assert not window.styles.buttons["flute"].isEnabled() and window.styles.buttons["cello"].isEnabled()
+    window.styles.pad.select_style("flute")
+    assert "has no style 'flute'" in window.last_message
+    assert window.controller.params.style_mix == (("violin", 1.0),)  # unchanged
