@@ -45,7 +45,7 @@ class EngineController:
     def running(self) -> bool:
         return self.session is not None
 
-    def update(self, params: EngineParams | None = None, **changes: object) -> EngineParams:
+    def update(self, params: EngineParams | None = None, /, **changes: object) -> EngineParams:
         """New snapshot (validated: StylehostError on bad values); sent to the engine if it runs."""
         base = params if params is not None else self.params
         new = base.replace(**changes) if changes else base

@@ -108,7 +108,8 @@ class SpectrogramView(QWidget):
     def paintEvent(self, event: QPaintEvent | None) -> None:
         p = QPainter(self)
         h, w = self._pixels.shape
-        image = QImage(self._pixels.data, w, h, 4 * w, QImage.Format.Format_RGB32)  # view of _pixels
+        # A view of _pixels, no copy (the stubs only admit bytes; PyQt takes any buffer).
+        image = QImage(self._pixels.data, w, h, 4 * w, QImage.Format.Format_RGB32)  # type: ignore[call-overload]
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         p.drawImage(QRectF(self.rect()), image)
         p.setPen(QColor("#f0f0f0"))

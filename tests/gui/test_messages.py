@@ -41,7 +41,7 @@ def test_missing_device_shows_a_message(window: PanelWindow) -> None:
 def test_no_devices_or_portaudio_failure_is_a_message(window: PanelWindow, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gui.devicebar, "list_devices", lambda: [])
     window.refresh_devices()
-    assert "no audio devices" in window.statusBar().currentMessage()
+    assert "no audio devices" in window.statusBar().currentMessage()  # type: ignore[union-attr]
     assert window.devices.input.count() == 1  # only "default"
 
     def fail() -> list:

@@ -15,7 +15,14 @@ from gui.app import PanelWindow
 from gui.widgets.meters import LevelMeter
 from gui.widgets.mixpad import MixPad, anchors, pad_weights
 from gui.widgets.spectrogram import ROWS, RollingSpectrogram, SpectrogramView
-from tests.gui.conftest import OfflineSession
+from tests.gui.conftest import OfflineSession, RecordingProcessor
+
+
+def received(session: OfflineSession) -> list[dict[str, Any]]:
+    """What the worker handed the processor's set_params, oldest first."""
+    proc = session.engine.processors[0]
+    assert isinstance(proc, RecordingProcessor)
+    return proc.received
 
 
 def weights(mix: tuple[tuple[str, float], ...]) -> dict[str, float]:
@@ -47,7 +54,7 @@ def test_style_button_changes_engine_params_and_reaches_the_processor(
     assert offline.engine.params.style_mix == (("cello", 1.0),)
     assert window.styles.buttons["cello"].isChecked() and not window.styles.buttons["violin"].isChecked()
     offline.engine.pump()  # the worker applies the snapshot between processor calls
-    assert offline.engine.processors[0].received[-1]["style_mix"] == {"cello": 1.0}
+    assert received(offline)[-1]["style_mix"] == {"cello": 1.0}
 
 
 def test_keyboard_shortcuts_select_a_style_and_bypass(window: PanelWindow, offline: OfflineSession, qtbot: Any) -> None:
@@ -73,7 +80,7 @@ def test_dragging_the_mix_pad_blends_styles_live(window: PanelWindow, offline: O
     assert w["piano"] == pytest.approx(w["organ"], abs=0.06) and w["piano"] > 0.3  # pixel rounding
     assert window.transfer.mix_label.text().startswith(("piano", "organ"))
     offline.engine.pump()
-    assert set(offline.engine.processors[0].received[-1]["style_mix"]) >= {"piano", "organ"}
+    assert set(received(offline)[-1]["style_mix"]) >= {"piano", "organ"}
     pad.setFocus()
     before = offline.engine.params.style_mix
     qtbot.keyClick(pad, Qt.Key.Key_Down)
@@ -108,7 +115,7 @@ def test_transfer_controls_change_engine_params(window: PanelWindow, offline: Of
     p = offline.engine.params
     assert (p.strength, p.steps, p.wet, p.input_gain_db, p.bypass) == (0.35, 2, 0.9, -12.0, True)
     offline.engine.pump()
-    assert offline.engine.processors[0].received[-1] == {"style_mix": {"violin": 1.0}, "strength": 0.35, "steps": 2}
+    assert received(offline)[-1] == {"style_mix": {"violin": 1.0}, "strength": 0.35, "steps": 2}
 
 
 def test_pad_weights_pure_on_anchors_equal_in_centre_and_continuous() -> None:
