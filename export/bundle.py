@@ -115,8 +115,9 @@ class Bundle:
         return path if "model.pt" in self.manifest["files"] else None
 
     def describe(self) -> str:
-        return (f"{self.name} {self.version}: styles {', '.join(self.styles)}; latency {self.latency_samples} "
-                f"samples ({self.latency_ms:.1f} ms at {self.spectrogram.sample_rate} Hz); {self.path}")
+        return (f"{self.name} {self.version}: styles {', '.join(self.styles)}; sampler {self.sampler_name}; latency "
+                f"{self.latency_samples} samples ({self.latency_ms:.1f} ms at {self.spectrogram.sample_rate} Hz); "
+                f"{self.path}")
 
 
 def sha256_file(path: Path) -> str:
