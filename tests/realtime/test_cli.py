@@ -15,7 +15,8 @@ from realtime.jackserver import JackServer
 
 def test_render_command_prints_passthrough_notice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     sf.write(tmp_path / "in.wav", np.zeros((4800, 1), np.float32), 48000)
-    code = main(["render", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--style", "violin"])
+    code = main(["render", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--style", "violin",
+                 "--model", "passthrough"])
     captured = capsys.readouterr()
     assert code == 0 and "NOT style transfer" in captured.err
     assert sf.info(str(tmp_path / "out.wav")).frames == 4800
@@ -41,7 +42,8 @@ def test_devices_lists_jack(jack_server: JackServer, capsys: pytest.CaptureFixtu
 
 @pytest.mark.jack
 def test_live_runs_for_a_while(jack_server: JackServer, capsys: pytest.CaptureFixture) -> None:
-    code = main(["live", "--style", "flute", "--input", "system", "--output", "system", "--seconds", "1"])
+    code = main(["live", "--style", "flute", "--input", "system", "--output", "system", "--seconds", "1",
+                 "--model", "passthrough"])
     captured = capsys.readouterr()
     assert code == 0 and "PASSTHROUGH" in captured.out and "latency" in captured.out
 
@@ -49,7 +51,8 @@ def test_live_runs_for_a_while(jack_server: JackServer, capsys: pytest.CaptureFi
 @pytest.mark.jack
 def test_bench_latency_writes_json(jack_server: JackServer, tmp_path: Path) -> None:
     out = tmp_path / "lat.json"
-    assert main(["bench", "latency", "--seconds", "2", "--json", str(out), "--server", jack_server.name]) == 0
+    assert main(["bench", "latency", "--seconds", "2", "--json", str(out), "--server", jack_server.name,
+                 "--model", "passthrough"]) == 0
     result = json.loads(out.read_text())
     for key in ["end_to_end_latency_ms", "algorithmic_latency_ms", "compute_ms_p50", "compute_ms_p99", "rtf",
                 "dropouts", "backend", "device_name"]:
