@@ -42,6 +42,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -225,7 +226,8 @@ def distill(cfg: DistillConfig, teacher_path: Path, data_dir: Path, out_dir: Pat
     rank, world, device = setup_distributed(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    step, history, ckpt_path = 0, {"train": [], "val": []}, out_dir / "checkpoint.pt"
+    history: dict[str, list[Any]] = {"train": [], "val": []}
+    step, ckpt_path = 0, out_dir / "checkpoint.pt"
     ckpt = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
     if ckpt is not None:
         check_model_config(ckpt, mc, ckpt_path)

@@ -69,6 +69,20 @@ def export_onnx(denoiser: Denoiser, path: Path) -> None:
         raise StylehostError(f"ONNX export of the denoiser failed: {exc}") from exc
 
 
+def check_parity(session: Any, denoiser: Denoiser, atol: float = 1e-3) -> None:
+    """The exported graph against torch on a seeded batch of 2 (so the dynamic batch axis is exercised)."""
+    cfg = denoiser.cfg
+    gen = torch.Generator().manual_seed(0)
+    args = (torch.randn(2, 1, cfg.n_mels, cfg.window, generator=gen), torch.tensor([0.5, 8.0]),
+            torch.randn(2, 1, cfg.n_mels, cfg.window, generator=gen), torch.randn(2, cfg.emb_dim, generator=gen))
+    got = session.run(None, {n: a.numpy() for n, a in zip(INPUT_NAMES, args, strict=True)})[0]
+    with torch.no_grad():
+        err = float(np.abs(got - denoiser(*args).numpy()).max())
+    if not err <= atol:
+        raise StylehostError(f"ONNX export differs from torch by {err:.2e} (> {atol:.0e}); timings would be of "
+                             "another model")
+
+
 def ort_ms_per_window(
     denoiser: Denoiser, calls_list: list[int], *, threads: int = 1, repeats: int = 200, warmup: int = 20
 ) -> dict[int, dict[str, float]]:
@@ -97,6 +111,7 @@ def ort_ms_per_window(
             session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's own exception types
             raise StylehostError(f"ONNX Runtime cannot load the exported denoiser: {exc}") from exc
+    check_parity(session, denoiser)
     for _ in range(warmup):
         session.run(None, feeds)
     result = {}

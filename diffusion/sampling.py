@@ -98,13 +98,16 @@ def sample_consistency(
     """
     extra_args = extra_args or {}
     ones = x.new_ones(x.shape[0])
-    if len(sigmas) > 2 and noise_sampler is None:
-        raise StylehostError("multistep consistency sampling needs a noise_sampler (frame-anchored noise)")
     for i in range(len(sigmas) - 1):
         x0 = denoiser(x, sigmas[i] * ones, **extra_args)
         if callback is not None:
             callback({"i": i, "x": x, "sigma": sigmas[i], "denoised": x0})
-        x = x0 if sigmas[i + 1] == 0 else x0 + sigmas[i + 1] * noise_sampler(i + 1)
+        if sigmas[i + 1] == 0:
+            x = x0
+        elif noise_sampler is None:
+            raise StylehostError("multistep consistency sampling needs a noise_sampler (frame-anchored noise)")
+        else:
+            x = x0 + sigmas[i + 1] * noise_sampler(i + 1)
     return x
 
 

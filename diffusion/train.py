@@ -33,6 +33,7 @@ from diffusion.config import load_config, to_dict
 from diffusion.errors import StylehostError
 from diffusion.model import Denoiser, ModelConfig, count_macs, parameter_count
 from diffusion.pairs import Clip, PairWindows, estimate_ram_mb, fixed_windows, load_clips
+from diffusion.provenance import Provenance
 from diffusion.sampling import transfer
 from diffusion.schedule import training_sigmas
 
@@ -133,6 +134,8 @@ def plot_history(history: dict[str, list], path: Path, loss_name: str = "EDM los
         ax1.semilogy(vs, [v["val_loss"] for v in history["val"]], "o-", label="validation")
         ax2.plot(vs, [v["val_model_db"] for v in history["val"]], "o-", label="model sample")
         ax2.plot(vs, [v["val_source_db"] for v in history["val"]], "--", label="unchanged source")
+        if "val_teacher_db" in history["val"][-1]:  # distillation runs: the teacher's own distance
+            ax2.plot(vs, [v.get("val_teacher_db", float("nan")) for v in history["val"]], ":", label="teacher")
     ax1.set(xlabel="step", ylabel="loss", title=loss_name)
     ax2.set(xlabel="step", ylabel="dB", title="log-mel distance to target (val)")
     for ax in (ax1, ax2):
@@ -236,8 +239,9 @@ def run_loop(
         if rank == 0 and validate_fn is not None and (step % cfg.val_every == 0 or step == cfg.steps):
             history["val"].append({"step": step, **validate_fn()})
             last = history["val"][-1]
+            teacher = f", teacher {last['val_teacher_db']:.2f} dB" if "val_teacher_db" in last else ""
             bar.write(f"step {step}: val loss {last['val_loss']:.4f}, sample {last['val_model_db']:.2f} dB vs "
-                      f"source {last['val_source_db']:.2f} dB from target")
+                      f"source {last['val_source_db']:.2f} dB{teacher} from target")
         if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             save_fn(step)
     bar.close()
@@ -263,7 +267,7 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Tru
     ema = copy.deepcopy(module).requires_grad_(False)
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: dict[str, list[Any]] = {"train": [], "val": []}
-    step, ckpt_path = 0, out_dir / "checkpoint.pt"
+    step, ckpt_path, saved_provenance = 0, out_dir / "checkpoint.pt", None
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
         check_model_config(ckpt, cfg.model, ckpt_path)
@@ -271,6 +275,8 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Tru
         ema.load_state_dict(ckpt["ema"])
         opt.load_state_dict(ckpt["optimizer"])
         step, history = int(ckpt["step"]), ckpt["history"]
+        saved_provenance = ckpt.get("provenance")
+    provenance = Provenance(saved_provenance, cfg.seed, step)
     model: nn.Module = module
     if world > 1:
         model = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.index else None)
@@ -286,11 +292,13 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Tru
     torch.manual_seed(cfg.seed * 1009 + rank * 7919 + step)  # noise and sigmas: distinct per rank
 
     def save(at: int) -> None:
+        record = provenance.snapshot(at)
         payload = {"kind": "teacher", "config": to_dict(cfg), "model_config": cfg.model.to_dict(), "step": at,
                    "model": module.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                   "history": history}
+                   "history": history, "provenance": record}
         save_checkpoint(ckpt_path, payload)
-        save_model(out_dir / "model.pt", ema, {"kind": "teacher", "step": at, "config": to_dict(cfg)})
+        save_model(out_dir / "model.pt", ema,
+                   {"kind": "teacher", "step": at, "config": to_dict(cfg), "provenance": record})
         plot_history(history, out_dir / "loss.png")
 
     run_loop(cfg, module=module, ema=ema, opt=opt, batches=iter(loader), device=device,

@@ -1,6 +1,7 @@
 """Consistency distillation on tiny data: the loss falls, the student keeps the teacher's interface, its
 few-step output is deterministic and frame-anchored, runs resume, mistakes are clear errors."""
 
+import argparse
 import json
 from pathlib import Path
 
@@ -9,9 +10,11 @@ import pytest
 import torch
 
 import diffusion.sampling as sampling
-from diffusion.checkpoint import load_checkpoint, load_denoiser, model_sampler
+from diffusion.checkpoint import load_checkpoint, load_denoiser, model_sampler, save_model
+from diffusion.classifier import ClassifierConfig, train_classifier
 from diffusion.config import load_config
 from diffusion.distill import DistillConfig, consistency_loss, distill, load_teacher, sigma_pairs
+from diffusion.distill_report import add_report_arguments, cli_distill_report, default_rows, distill_report
 from diffusion.errors import StylehostError
 from diffusion.model import Denoiser, ModelConfig
 from diffusion.pairs import fixed_windows, load_clips
@@ -197,3 +200,41 @@ def test_cli_distill_end_to_end(data: Path, teacher: Path, tmp_path: Path, capsy
     assert "unknown config key 'nope'" in capsys.readouterr().err
     assert main(["distill", "--teacher", str(tmp_path / "no.pt"), "--data", str(data), "--out", str(tmp_path)]) == 2
     assert "no teacher at" in capsys.readouterr().err
+
+
+def test_report_rows_count_denoiser_calls() -> None:
+    rows = {r.name: r for r in default_rows(8, (1, 2, 4), "consistency")}
+    assert rows["teacher Heun 8"].calls == 15 and rows["teacher DDIM 2"].calls == 2 and rows["student 4"].calls == 4
+    assert rows["teacher DDIM 2"].sampler == "euler" and rows["student 1"].sampler == "consistency"
+
+
+def test_distill_report_end_to_end(teacher: Path, student: Path, tmp_path: Path) -> None:
+    """The one command: quality columns from eval, ms/window from ONNX Runtime, JSON + Markdown + manifest."""
+    two = make_dataset(tmp_path / "two", clips=3, seconds=0.6, styles=("piano", "organ"))
+    classifier = tmp_path / "clf.pt"
+    train_classifier(two, classifier, ClassifierConfig(steps=5, window_frames=32, batch=8), progress=False)
+    manifest = tmp_path / "models" / "manifest.json"
+    manifest.parent.mkdir()
+    manifest.write_text(json.dumps({"name": "keep me"}))
+    parser = argparse.ArgumentParser()
+    add_report_arguments(parser)
+    out = tmp_path / "report"
+    args = parser.parse_args(["--teacher", str(teacher), "--student", str(student), "--data", str(two),
+                              "--classifier", str(classifier), "--teacher-steps", "2", "--clips-per-pair", "1",
+                              "--repeats", "3", "--out", str(out), "--manifest", str(manifest)])
+    assert cli_distill_report(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    names = [r["name"] for r in report["rows"]]
+    assert names == ["source (unchanged)", "static EQ (oracle)", "teacher Heun 2", "teacher DDIM 1", "teacher DDIM 2",
+                     "teacher DDIM 4", "student 1", "student 2", "student 4"]
+    for row in report["rows"][2:]:
+        assert row["median_ms"] > 0 and row["p99_ms"] >= row["median_ms"]
+        assert all(np.isfinite(row[m]) for m in ("log_mel_db", "chroma", "style_acc", "frechet"))
+    assert report["criteria"]["passed"] in (True, False)
+    assert "| student 2 | 2 |" in (out / "report.md").read_text()
+    merged = json.loads(manifest.read_text())
+    assert merged["name"] == "keep me" and merged["distillation"]["rows"] == report["rows"]
+    other = tmp_path / "other.pt"
+    save_model(other, Denoiser(ModelConfig(channels=(8, 8), emb_dim=16, fourier_dim=8)), {"kind": "student"})
+    with pytest.raises(StylehostError, match="different model configs"):
+        distill_report(teacher, other, two, classifier)
