@@ -24,7 +24,7 @@ import torch
 
 from diffusion.checkpoint import load_checkpoint, load_denoiser, model_sampler
 from diffusion.errors import StylehostError
-from diffusion.model import Denoiser
+from diffusion.model import Denoiser, count_macs, parameter_count
 from export import bundle as B
 from export.graphs import build_modules, example_inputs, io_specs
 
@@ -209,8 +209,11 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
         if torch_weights:
             shutil.copyfile(model_path, tmp / "model.pt")
         files = {p.name: B.file_entry(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        training = {k: v for k, v in meta.items() if k in ("kind", "step", "config", "provenance", "teacher")}
+        size = {"parameters": parameter_count(denoiser), "macs_per_window": count_macs(denoiser)}
         manifest = build_manifest(denoiser, name or out.name, version, Path(model_path), sampler, graphs,
-                                  {"files": files, "parity": parity, "benchmark": bench})
+                                  {"files": files, "parity": parity, "benchmark": bench, "size": size,
+                                   "training": training})
         (tmp / B.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         B.load_bundle(tmp)  # the folder we are about to publish passes the loader's own checks
         _publish(tmp, out)
