@@ -55,8 +55,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
-    p_mean: float = -1.2  # ln(sigma) ~ N(p_mean, p_std^2)
-    p_std: float = 1.2
+    # ln(sigma) ~ N(p_mean, p_std^2). Higher and wider than EDM's image default (-1.2, 1.2): few-step
+    # samplers and the strength control start at sigma 8-40, which (-1.2, 1.2) visits 0.3% of the time
+    # (measured at step 2,000: 2-step samples 31 dB from the target vs 11.5 dB for the unchanged source).
+    p_mean: float = 0.4
+    p_std: float = 1.4
     emphasis: float = 4.0  # loss weight of the emitted frames
     p_same_style: float = 0.125
     seed: int = 0
