@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -49,6 +51,14 @@ def server_running(name: str) -> bool:
     return True
 
 
+def _die_with_parent() -> None:
+    """In the jackd child: ask Linux to SIGTERM it when its parent dies (a killed test run leaks no server)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class JackServer:
     """``jackd -n NAME -d dummy -r RATE -p PERIOD``, started and stopped by pid.
 
@@ -72,7 +82,8 @@ class JackServer:
             raise StylehostError("no JACK server running and no `jackd` binary to start one (apt install jackd2)")
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
         cmd = [jackd, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
-        self._proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         deadline = time.monotonic() + timeout
         while not server_running(self.name):
             if self._proc.poll() is not None:
