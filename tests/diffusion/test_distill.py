@@ -13,7 +13,7 @@ import diffusion.sampling as sampling
 from diffusion.checkpoint import load_checkpoint, load_denoiser, model_sampler, save_model
 from diffusion.classifier import ClassifierConfig, train_classifier
 from diffusion.config import load_config
-from diffusion.distill import DistillConfig, consistency_loss, distill, load_teacher, sigma_pairs
+from diffusion.distill import DistillConfig, consistency_loss, distill, load_teacher, pair_weights, sigma_pairs
 from diffusion.distill_report import add_report_arguments, cli_distill_report, default_rows, distill_report
 from diffusion.errors import StylehostError
 from diffusion.model import Denoiser, ModelConfig
@@ -66,6 +66,9 @@ def test_sigma_pairs_are_adjacent_on_the_ramp_and_cover_it() -> None:
     step = (hi ** (1 / mc.rho) - lo ** (1 / mc.rho)) / (mc.sigma_max ** (1 / mc.rho) - mc.sigma_min ** (1 / mc.rho))
     torch.testing.assert_close(step, torch.full_like(step, 1 / 17), atol=1e-4, rtol=0)
     assert hi.max() > 30 and lo.min() < 0.03  # both ends of the ramp are trained
+    lam = pair_weights(hi, lo, cfg, mc)
+    assert abs(float(lam.mean()) - 1) < 0.1 and lam[hi.argmin()] > 100 * lam[hi.argmax()]  # low sigmas count
+    assert torch.all(pair_weights(hi, lo, tiny("weighting=uniform"), mc) == 1)
 
 
 def test_a_few_steps_make_the_consistency_loss_fall(data: Path, teacher: Path, student: Path) -> None:
@@ -189,6 +192,8 @@ def test_clear_errors(data: Path, teacher: Path, student: Path, tmp_path: Path) 
         tiny("model.channels=[8]")
     with pytest.raises(StylehostError, match="ode_points"):
         tiny("ode_points=1")
+    with pytest.raises(StylehostError, match="weighting must be one of ict, uniform"):
+        tiny("weighting=lpips")
 
 
 def test_cli_distill_end_to_end(data: Path, teacher: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
