@@ -1,9 +1,10 @@
-"""Fixtures shared by tests/realtime and tests/gui: a real JACK server (dummy driver) per module, by pid."""
+"""Shared fixtures: a real JACK server (dummy driver) per module, and a small rendered paired dataset."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,20 @@ from realtime.jackserver import JackServer
 @pytest.fixture(scope="module")
 def jack_server() -> Iterator[JackServer]:
     """A private ``jackd -d dummy -r 48000 -p 256`` with PortAudio pointed at it; killed by pid after."""
-    if shutil.which("jackd") is None:
-        pytest.skip("needs the jackd binary (Debian jackd2)")
+    if shutil.which("jackd") is None:  # scripts/setup.sh installs it; a missing server is a failure
+        pytest.fail("needs the jackd binary (Debian jackd2): run scripts/setup.sh")
     with JackServer(rate=48000, period=256) as server:
         yield server
+
+
+SMALL_STYLES = "piano,guitar,flute"
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`stylehost data render --small` for three styles, rendered once per test session (~10 s)."""
+    from realtime.cli import main
+
+    out = tmp_path_factory.mktemp("small")
+    assert main(["data", "render", "--small", "--quiet", "--styles", SMALL_STYLES, "--out", str(out)]) == 0
+    return out

@@ -6,20 +6,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from diffusion.data import split_of
 from realtime.cli import main
-
-STYLES = "piano,guitar,flute"
-
-
-@pytest.fixture(scope="module")
-def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("small")
-    assert main(["data", "render", "--small", "--quiet", "--styles", STYLES, "--out", str(out)]) == 0
-    return out
+from tests.conftest import SMALL_STYLES as STYLES
 
 
 def onset_times(audio: np.ndarray, sr: int) -> np.ndarray:
@@ -29,7 +20,8 @@ def onset_times(audio: np.ndarray, sr: int) -> np.ndarray:
     logmag = np.log(np.abs(np.fft.rfft(frames, axis=1)) + 1e-4)
     flux = np.maximum(np.diff(logmag, axis=0), 0).sum(axis=1)
     thresh = np.median(flux) + 2.0 * flux.std()
-    peaks = [i for i in range(1, len(flux) - 1) if flux[i] > thresh and flux[i] >= flux[i - 1] and flux[i] >= flux[i + 1]]
+    peaks = [i for i in range(1, len(flux) - 1)
+             if flux[i] > thresh and flux[i] >= flux[i - 1] and flux[i] >= flux[i + 1]]
     return (np.array(peaks) + 1) * hop / sr + n / (2 * sr)
 
 
