@@ -34,12 +34,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model bundle; none = DSP passthrough")
     p.add_argument("--backend", default="auto", help="inference backend for --model")
     p.add_argument("--margin-ms", type=float, default=4.0, help="engine compute margin")
+    p.add_argument("--style", default="violin", help="target style while measuring")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's recommended)")
+    p.add_argument("--strength", type=float, default=None, help="transfer strength (default: the model's)")
 
 
 def cli_latency(args: argparse.Namespace) -> int:
-    from realtime.commands import PASSTHROUGH_NOTICE, processor_factory
+    from realtime.commands import PASSTHROUGH_NOTICE, ModelFactory, params_from_args, processor_factory
 
     factory, passthrough = processor_factory(args.model, args.backend)
+    args.wet = 1.0
+    params = params_from_args(args, factory)
     if passthrough:
         print(PASSTHROUGH_NOTICE)
     result = measure_latency(
@@ -49,7 +54,8 @@ def cli_latency(args: argparse.Namespace) -> int:
         server=args.server,
         samplerate=args.samplerate,
         margin_ms=args.margin_ms,
-        backend="dsp-passthrough" if passthrough else args.backend,
+        backend=factory.backend.name if isinstance(factory, ModelFactory) else "dsp-passthrough",
+        params=params,
     )
     for key, value in result.items():
         print(f"{key:>26}: {value:.3f}" if isinstance(value, float) else f"{key:>26}: {value}")
@@ -66,6 +72,7 @@ def measure_latency(
     samplerate: int = 48000,
     margin_ms: float = 4.0,
     backend: str = "dsp-passthrough",
+    params: Any = None,
 ) -> dict[str, Any]:
     """Run the live engine on a JACK server and return the measured figures (see module doc)."""
     from realtime.jackserver import JackServer, reinit_portaudio, server_running
@@ -81,7 +88,7 @@ def measure_latency(
         os.environ["JACK_DEFAULT_SERVER"] = name
         reinit_portaudio()
         try:
-            return _measure(make_processor, name, seconds, blocksize, margin_ms, backend)
+            return _measure(make_processor, name, seconds, blocksize, margin_ms, backend, params)
         finally:
             if old is None:
                 os.environ.pop("JACK_DEFAULT_SERVER", None)
@@ -89,7 +96,7 @@ def measure_latency(
                 os.environ["JACK_DEFAULT_SERVER"] = old
             reinit_portaudio()
     with JackServer(rate=samplerate, period=blocksize) as srv:
-        return _measure(make_processor, srv.name, seconds, blocksize, margin_ms, backend)
+        return _measure(make_processor, srv.name, seconds, blocksize, margin_ms, backend, params)
 
 
 def _quiet_running(check: Any, name: str) -> bool:
@@ -109,14 +116,16 @@ def _jack_device() -> str:
 
 
 def _measure(
-    make_processor: Any, server: str, seconds: float, blocksize: int, margin_ms: float, backend: str
+    make_processor: Any, server: str, seconds: float, blocksize: int, margin_ms: float, backend: str,
+    params: Any = None,
 ) -> dict[str, Any]:
     from realtime.audio import LiveSession
     from realtime.jackserver import LoopbackProbe, find_arrivals
 
     device = _jack_device()
     session = LiveSession(
-        make_processor, input=device, output=device, blocksize=blocksize, channels=1, margin_ms=margin_ms
+        make_processor, input=device, output=device, blocksize=blocksize, channels=1, margin_ms=margin_ms,
+        params=params,
     )
     with session, LoopbackProbe(server) as probe:
         probe.connect()
@@ -152,6 +161,8 @@ def _measure(
             "blocksize": blocksize,
             "sample_rate": rate,
             "backend": backend,
+            "steps": engine.params.steps,
+            "strength": engine.params.strength,
             "device_name": session.device_name,
         }
 

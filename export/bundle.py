@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,12 @@ class Bundle:
         return str(self.manifest["sampler"].get("name", "euler"))
 
     @property
+    def defaults(self) -> dict[str, float | int]:
+        """Recommended steps and strength (manifest 'defaults', chosen by eval); 2 steps, strength 1 if absent."""
+        d = self.manifest.get("defaults") or {}
+        return {"steps": int(d.get("steps", 2)), "strength": float(d.get("strength", 1.0))}
+
+    @property
     def latency_samples(self) -> int:
         return int(self.manifest["latency_samples"])
 
@@ -161,6 +168,25 @@ def load_bundle(spec: str | Path, verify_hashes: bool = True) -> Bundle:
     return Bundle(path=path, manifest=manifest, digest=hashlib.sha256(raw).hexdigest())
 
 
+def update_manifest(path: Path, sections: dict[str, Any]) -> Bundle:
+    """Add or replace top-level manifest sections (eval tables, defaults), atomically.
+
+    Only manifest.json changes: the hashed model files are untouched, and the result must still load.
+    """
+    bundle = load_bundle(path)
+    manifest = {**bundle.manifest, **sections}
+    target = bundle.path / MANIFEST
+    tmp = target.with_name(MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    try:
+        _check_manifest(json.loads(tmp.read_text()), target)
+    except StylehostError:
+        tmp.unlink()
+        raise
+    os.replace(tmp, target)
+    return load_bundle(bundle.path)
+
+
 def _check_manifest(m: Any, where: Path) -> None:
     """Schema check with one message naming the offending key (user input: no asserts)."""
 
@@ -211,6 +237,14 @@ def _check_manifest(m: Any, where: Path) -> None:
         raise bad(f"need 1 <= emit <= window - lookahead, got {m['emit']}, {m['window']}, {m['lookahead']}")
     if spec.n_fft % spec.hop:
         raise bad("n_fft must be a multiple of hop")
+    defaults = m.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise bad("'defaults' must be an object")
+    steps, strength = defaults.get("steps", 2), defaults.get("strength", 1.0)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise bad(f"defaults.steps must be an integer >= 1, got {steps!r}")
+    if not isinstance(strength, int | float) or not 0.0 < strength <= 1.0:
+        raise bad(f"defaults.strength must be in (0, 1], got {strength!r}")
 
 
 # ---- discovery ------------------------------------------------------------------------------------

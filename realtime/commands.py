@@ -37,8 +37,10 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="model bundle: folder, manifest or name (`stylehost models`); default: models/default if "
                         "it exists; 'passthrough' = DSP passthrough")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend for --model")
-    p.add_argument("--steps", type=int, default=4, help="diffusion sampling steps")
-    p.add_argument("--strength", type=float, default=0.7, help="transfer strength in [0, 1]")
+    p.add_argument("--steps", type=int, default=None,
+                   help="diffusion sampling steps (default: the model's recommended, from its manifest)")
+    p.add_argument("--strength", type=float, default=None,
+                   help="transfer strength in (0, 1] (default: the model's recommended, from its manifest)")
     p.add_argument("--wet", type=float, default=1.0, help="wet/dry mix in [0, 1]")
     p.add_argument("--stereo", default="mid", choices=("mid", "per-channel"), help="how mono models see stereo")
 
@@ -62,9 +64,20 @@ def add_render_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def params_from_args(args: argparse.Namespace) -> EngineParams:
+def params_from_args(args: argparse.Namespace, factory: Callable[[], Processor] | None = None) -> EngineParams:
+    """The user's controls; steps and strength not given on the command line come from the bundle."""
     get_style(args.style)  # unknown style -> StylehostError listing the valid ones
-    return EngineParams(style_mix=((args.style, 1.0),), strength=args.strength, steps=args.steps, wet=args.wet)
+    defaults = model_defaults(factory)
+    steps = defaults["steps"] if args.steps is None else args.steps
+    strength = defaults["strength"] if args.strength is None else args.strength
+    return EngineParams(style_mix=((args.style, 1.0),), strength=strength, steps=int(steps), wet=args.wet)
+
+
+def model_defaults(factory: Callable[[], Processor] | None) -> dict[str, float | int]:
+    """Recommended steps/strength of the factory's bundle (the passthrough ignores them)."""
+    if isinstance(factory, ModelFactory):
+        return factory.bundle.defaults
+    return {"steps": 2, "strength": 1.0}
 
 
 class ModelFactory:
@@ -125,8 +138,9 @@ def cli_devices(args: argparse.Namespace) -> int:
 def cli_live(args: argparse.Namespace) -> int:
     from realtime.audio import LiveSession
 
-    params = params_from_args(args)
+    get_style(args.style)
     factory, passthrough = processor_factory(args.model, args.backend)
+    params = params_from_args(args, factory)
     _check_params(factory, params)
     session = LiveSession(
         factory,
@@ -162,8 +176,9 @@ def cli_live(args: argparse.Namespace) -> int:
 def cli_render(args: argparse.Namespace) -> int:
     from realtime.render import render_file
 
-    params = params_from_args(args)
+    get_style(args.style)
     factory, passthrough = processor_factory(args.model, args.backend)
+    params = params_from_args(args, factory)
     _check_params(factory, params)
     if passthrough:
         print(PASSTHROUGH_NOTICE, file=sys.stderr)
