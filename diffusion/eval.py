@@ -33,6 +33,7 @@ from diffusion.data import load_manifest
 from diffusion.errors import StylehostError
 from diffusion.metrics import chroma_similarity, frechet_distance, log_mel_distance, static_eq_log_gain
 from diffusion.model import Denoiser
+from diffusion.provenance import command_line, git_commit
 from diffusion.resynth import PhaseGuidedResynth
 from diffusion.stream import StreamConfig, resynthesize, stream_audio
 
@@ -156,15 +157,28 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=Path("data/paired"), help="rendered dataset folder")
     p.add_argument("--classifier", type=Path, default=Path("models/style_classifier.pt"))
     p.add_argument("--train-classifier", action="store_true", help="(re)train the style classifier first")
-    p.add_argument("--steps", type=int, default=2, help="sampler steps per window")
+    p.add_argument("--steps", default="2", help="sampler steps per window; a list ('1,2,4') scores each")
     p.add_argument("--sampler", default=None,
                    help="euler | heun | consistency (default: the one the model file names, else euler)")
-    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--strength", default="1.0", help="transfer strength; a list ('1.0,0.7') scores each")
     p.add_argument("--emit", type=int, default=4, help="frames emitted per window (the engine's stride)")
     p.add_argument("--clips-per-pair", type=int, default=EvalConfig.clips_per_pair)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="folder for eval.json and eval.md")
+    p.add_argument("--bundle", type=Path, default=None,
+                   help="also write the table into this bundle's manifest ('eval') and record the first "
+                        "--steps/--strength as its recommended defaults")
+
+
+def _numbers(text: str, kind: type, name: str) -> list:
+    try:
+        values = [kind(v) for v in str(text).split(",") if v.strip()]
+    except ValueError as exc:
+        raise StylehostError(f"--{name} must be a comma-separated list of numbers, got {text!r}") from exc
+    if not values:
+        raise StylehostError(f"--{name} is empty")
+    return values
 
 
 def cli_eval(args: argparse.Namespace) -> int:
@@ -174,17 +188,35 @@ def cli_eval(args: argparse.Namespace) -> int:
         info = train_classifier(args.data, args.classifier)
         print(f"style classifier: val accuracy {info['val_accuracy']:.3f} -> {args.classifier}")
     paths = args.model or [Path("models/default/model.pt")]
-    denoisers = {Path(p).parent.name if Path(p).stem == "model" else Path(p).stem: (
-        load_denoiser(p).eval(), StreamConfig(emit=args.emit, steps=args.steps, strength=args.strength,
-                                              sampler=args.sampler or model_sampler(p), seed=args.seed))
-        for p in paths}
+    steps_list = _numbers(args.steps, int, "steps")
+    strengths = _numbers(args.strength, float, "strength")
+    variants = [(st, sg) for st in steps_list for sg in strengths]
+    denoisers = {}
+    for p in paths:
+        name = Path(p).parent.name if Path(p).stem == "model" else Path(p).stem
+        denoiser = load_denoiser(p).eval()
+        for st, sg in variants:
+            label = name if len(variants) == 1 else f"{name} {st}-step s={sg:g}"
+            denoisers[label] = (denoiser, StreamConfig(emit=args.emit, steps=st, strength=sg,
+                                                       sampler=args.sampler or model_sampler(p), seed=args.seed))
     report = evaluate(denoisers, args.data, args.classifier,
                       EvalConfig(clips_per_pair=args.clips_per_pair, split=args.split, seed=args.seed))
-    report["stream"] = {"emit": args.emit, "steps": args.steps, "strength": args.strength,
-                        "samplers": {name: scfg.sampler for name, (_, scfg) in denoisers.items()}}
+    report["stream"] = {name: {"emit": c.emit, "steps": c.steps, "strength": c.strength, "sampler": c.sampler}
+                        for name, (_, c) in denoisers.items()}
+    report["command"] = command_line()
+    report["git_commit"] = git_commit()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "eval.json").write_text(json.dumps(report, indent=1))
     table = markdown_table(report)
     (args.out / "eval.md").write_text(table)
     print(table)
+    if args.bundle is not None:
+        from export.bundle import update_manifest
+
+        summary = {k: report[k] for k in ("split", "clips_per_pair", "pairs", "seed", "overall", "per_target_style",
+                                          "classifier_val_accuracy", "stream", "command", "git_commit")}
+        update_manifest(args.bundle, {"eval": {**summary, "table_md": table},
+                                      "defaults": {"steps": variants[0][0], "strength": variants[0][1]}})
+        print(f"wrote the eval table and defaults (steps {variants[0][0]}, strength {variants[0][1]:g}) "
+              f"into {args.bundle}/manifest.json")
     return 0
