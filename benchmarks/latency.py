@@ -4,7 +4,14 @@ A JACK-Client probe plays Hann pulses (short bursts whose onsets survive restyli
 engine's PortAudio inputs and records its output; each pulse's arrival is the cross-correlation
 peak, so the measured latency includes PortAudio's and JACK's buffers as well as the engine's.
 Uses the JACK server named by --server or JACK_DEFAULT_SERVER when one is running, else starts a
-private dummy-driver server (no sound card needed).
+private dummy-driver server per block size (its period = the block size; no sound card needed).
+
+One run per backend x block size x steps (``--backend cpu,torch --blocksize 128,256 --steps 1,2``).
+``--find-blocksize`` instead tries 64, 128, 256, ... and stops at the first block size that streams
+``--seconds`` (60 by default) with zero dropouts. JSON layout (``--json``): one run is a flat object
+with the issue's keys (``end_to_end_latency_ms``, ``algorithmic_latency_ms``, ``compute_ms_p50``,
+``compute_ms_p99``, ``rtf``, ``dropouts``, ``backend``, ``device_name``, ...); several runs are
+``{"runs": [...]}``; a search is ``{"find_blocksize": [...]}``; each file also has ``machine``.
 """
 
 from __future__ import annotations
@@ -12,8 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,45 +33,126 @@ from diffusion.errors import StylehostError
 
 JACK_HOSTAPI = "JACK Audio Connection Kit"
 PULSE_PERIOD_S = 0.2  # pulse spacing: longer than any latency we could measure, so no ambiguity
+SEARCH_BLOCKSIZES = (64, 128, 256, 512, 1024, 2048, 4096)
+FIND_SECONDS = 60.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seconds", type=float, default=20.0, help="how long to stream pulses")
+    p.add_argument("--seconds", type=float, default=None,
+                   help=f"how long to stream pulses per run (default 20; {FIND_SECONDS:g} with --find-blocksize)")
     p.add_argument("--json", default=None, help="write the results here (JSON)")
-    p.add_argument("--blocksize", type=int, default=256, help="PortAudio callback block (and JACK period)")
+    p.add_argument("--blocksize", default="256", help="PortAudio callback block (and JACK period); a list "
+                                                      "('128,256') measures each")
+    p.add_argument("--find-blocksize", action="store_true",
+                   help="find the smallest block size (64, 128, 256, ...) with zero dropouts over --seconds")
+    p.add_argument("--max-blocksize", type=int, default=SEARCH_BLOCKSIZES[-1], help="where --find-blocksize gives up")
     p.add_argument("--server", default=None, help="JACK server name (default: JACK_DEFAULT_SERVER or private)")
     p.add_argument("--samplerate", type=int, default=48000, help="rate of a private JACK server")
-    p.add_argument("--model", default=None, help="model bundle; none = DSP passthrough")
-    p.add_argument("--backend", default="auto", help="inference backend for --model")
+    p.add_argument("--model", default=None, help="model bundle; 'passthrough' = DSP stand-in (default: "
+                                                  "models/default when it exists)")
+    p.add_argument("--backend", default="auto", help="inference backend(s) for --model; a list ('cpu,torch') "
+                                                     "measures each")
     p.add_argument("--margin-ms", type=float, default=4.0, help="engine compute margin")
     p.add_argument("--style", default="violin", help="target style while measuring")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's recommended)")
+    p.add_argument("--steps", default=None, help="sampling steps (default: the model's recommended); a list "
+                                                 "('1,2,4') measures each")
     p.add_argument("--strength", type=float, default=None, help="transfer strength (default: the model's)")
 
 
+def parse_list(text: str | None, kind: type, name: str) -> list:
+    """'128,256' -> [128, 256]; one user error line for anything else."""
+    try:
+        values = [kind(v.strip()) for v in str(text).split(",") if v.strip()]
+    except ValueError as exc:
+        raise StylehostError(f"--{name} must be a comma-separated list, got {text!r}") from exc
+    if not values:
+        raise StylehostError(f"--{name} is empty")
+    return values
+
+
 def cli_latency(args: argparse.Namespace) -> int:
+    from benchmarks.machine import machine_info
     from realtime.commands import PASSTHROUGH_NOTICE, ModelFactory, params_from_args, processor_factory
 
-    factory, passthrough = processor_factory(args.model, args.backend)
-    args.wet = 1.0
-    params = params_from_args(args, factory)
-    if passthrough:
-        print(PASSTHROUGH_NOTICE)
-    result = measure_latency(
-        factory,
-        seconds=args.seconds,
-        blocksize=args.blocksize,
-        server=args.server,
-        samplerate=args.samplerate,
-        margin_ms=args.margin_ms,
-        backend=factory.backend.name if isinstance(factory, ModelFactory) else "dsp-passthrough",
-        params=params,
-    )
-    for key, value in result.items():
-        print(f"{key:>26}: {value:.3f}" if isinstance(value, float) else f"{key:>26}: {value}")
+    blocksizes = parse_list(args.blocksize, int, "blocksize")
+    if any(b <= 0 for b in blocksizes):
+        raise StylehostError(f"--blocksize must be positive, got {args.blocksize}")
+    steps_list: list[int | None] = parse_list(args.steps, int, "steps") if args.steps is not None else [None]
+    seconds = args.seconds if args.seconds is not None else (FIND_SECONDS if args.find_blocksize else 20.0)
+    runs: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for backend_name in parse_list(args.backend, str, "backend"):
+        try:
+            factory, passthrough = processor_factory(args.model, backend_name)
+        except StylehostError as exc:  # one backend missing must not lose the others' figures
+            errors.append(f"{backend_name}: {exc}")
+            runs.append({"backend": backend_name, "error": str(exc)})
+            print(f"{backend_name}: skipped: {exc}")
+            continue
+        if passthrough:
+            print(PASSTHROUGH_NOTICE)
+        backend = factory.backend.name if isinstance(factory, ModelFactory) else "dsp-passthrough"
+        for steps in steps_list:
+            params = params_from_args(argparse.Namespace(**{**vars(args), "steps": steps, "wet": 1.0}), factory)
+            common = dict(seconds=seconds, server=args.server, samplerate=args.samplerate, margin_ms=args.margin_ms,
+                          backend=backend, params=params)
+            if args.find_blocksize:
+                runs.append(find_blocksize(factory, max_blocksize=args.max_blocksize, say=print, **common))
+                continue
+            for blocksize in blocksizes:
+                result = measure_latency(factory, blocksize=blocksize, **common)
+                _print(result)
+                runs.append(result)
+        if passthrough:
+            break  # the passthrough ignores the backend: measuring it again per backend adds nothing
+    if not any("error" not in r for r in runs):
+        raise StylehostError("no backend could run: " + "; ".join(errors))
     if args.json:
-        _write_json(Path(args.json), result)
+        if args.find_blocksize:
+            out: dict[str, Any] = {"find_blocksize": runs}
+        else:
+            out = dict(runs[0]) if len(runs) == 1 else {"runs": runs}
+        out["machine"] = machine_info()
+        write_json(Path(args.json), out)
+        print(f"wrote {args.json}")
     return 0
+
+
+def _print(result: dict[str, Any]) -> None:
+    for key, value in result.items():
+        if isinstance(value, list):
+            continue
+        print(f"{key:>28}: {value:.3f}" if isinstance(value, float) else f"{key:>28}: {value}")
+    print()
+
+
+def find_blocksize(
+    make_processor: Any, *, seconds: float = FIND_SECONDS, max_blocksize: int = SEARCH_BLOCKSIZES[-1],
+    say: Callable[[str], None] = print, **kwargs: Any,
+) -> dict[str, Any]:
+    """Try 64, 128, 256, ... (doubling past the table) up to ``max_blocksize``; stop at the first with zero
+    dropouts over ``seconds``. ``smallest_blocksize`` is None when none passed. Pulse lists are left out of
+    the tried runs (each run's full figures are kept otherwise)."""
+    tried: list[dict[str, Any]] = []
+    smallest = None
+    blocksize = SEARCH_BLOCKSIZES[0]
+    while blocksize <= max_blocksize:
+        result = measure_latency(make_processor, blocksize=blocksize, seconds=seconds, **kwargs)
+        result.pop("pulse_delays_ms", None)
+        tried.append(result)
+        say(f"block {blocksize:>5}: {result['dropouts']} dropouts, {result['xruns']} xruns, end-to-end "
+            f"{result['end_to_end_latency_ms']:.2f} ms, compute p99 {result['compute_ms_p99']:.2f} ms, "
+            f"rtf {result['rtf']:.3f} over {seconds:g} s")
+        if result["dropouts"] == 0:
+            smallest = blocksize
+            break
+        blocksize *= 2
+    say(f"smallest block size with zero dropouts over {seconds:g} s: {smallest if smallest else 'none'}"
+        + ("" if smallest else f" up to {max_blocksize}"))
+    first = tried[0] if tried else {}
+    return {"backend": first.get("backend", kwargs.get("backend")), "steps": first.get("steps"),
+            "strength": first.get("strength"), "seconds": seconds, "smallest_blocksize": smallest,
+            "end_to_end_latency_ms": tried[-1]["end_to_end_latency_ms"] if smallest else None, "tried": tried}
 
 
 def measure_latency(
@@ -115,6 +206,54 @@ def _jack_device() -> str:
     raise StylehostError("PortAudio sees no JACK device; is this PortAudio built with JACK support?")
 
 
+class ComputeCollector:
+    """Every processor call's compute time over a long run.
+
+    The engine keeps only its last 4096 calls in a ring (65 s at a 16 ms stride), so a 10-minute run
+    would report percentiles of its last minute; this thread copies the new ring entries every
+    ``interval`` s (well inside one ring's span) so the percentiles cover the whole run.
+    """
+
+    def __init__(self, engine: Any, interval: float = 2.0) -> None:
+        self.engine = engine
+        self.interval = interval
+        self.start_count = engine.compute_count
+        self._seen = self.start_count
+        self._chunks: list[np.ndarray] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="compute-collector", daemon=True)
+
+    def _collect(self) -> None:
+        ring = self.engine._compute_times  # read-only peek; the worker is the single writer
+        count = self.engine.compute_count
+        new = min(count - self._seen, len(ring))
+        if new > 0:
+            idx = np.arange(count - new, count) % len(ring)
+            self._chunks.append(ring[idx].copy())
+        self._seen = count
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._collect()
+
+    def __enter__(self) -> ComputeCollector:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._collect()
+
+    def seconds(self) -> np.ndarray:
+        return np.concatenate(self._chunks) if self._chunks else np.zeros(0)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _measure(
     make_processor: Any, server: str, seconds: float, blocksize: int, margin_ms: float, backend: str,
     params: Any = None,
@@ -139,22 +278,33 @@ def _measure(
         signal = np.zeros(int(seconds * rate), np.float32)
         for s in starts:
             signal[s : s + len(pulse)] += pulse
-        recorded = probe.play_and_record(signal)
+        cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+        with ComputeCollector(engine) as collector:
+            recorded = probe.play_and_record(signal)
+        cpu_s, wall_s = _cpu_seconds() - cpu0, time.perf_counter() - wall0
+        dropouts, xruns = engine.dropouts - dropouts0, engine.xruns - xruns0
         delays = np.array([find_arrivals(recorded, pulse, s + period // 2, period // 2) - s for s in starts])
-        compute = engine.compute_times() * 1000.0
+        compute = collector.seconds() * 1000.0
         stride_ms = 1000.0 * engine.processors[0].stride / engine.model_rate
         latency = engine.latency
+        delays_ms = delays * 1000.0 / rate
         return {
-            "end_to_end_latency_ms": float(np.median(delays) * 1000.0 / rate),
-            "end_to_end_latency_spread_ms": float(np.ptp(delays) * 1000.0 / rate),
+            "end_to_end_latency_ms": float(np.median(delays_ms)),
+            "end_to_end_latency_spread_ms": float(np.ptp(delays_ms)),
             "reported_latency_ms": latency.total_ms,
             "algorithmic_latency_ms": latency.algorithmic_ms,
             "device_latency_ms": 1000.0 * (latency.device_input + latency.device_output) / rate,
-            "compute_ms_p50": float(np.percentile(compute, 50)) if len(compute) else 0.0,
-            "compute_ms_p99": float(np.percentile(compute, 99)) if len(compute) else 0.0,
+            "compute_ms_p50": _pct(compute, 50),
+            "compute_ms_p99": _pct(compute, 99),
+            "compute_ms_max": float(compute.max()) if len(compute) else 0.0,
+            "compute_calls": len(compute),
+            "stride_ms": stride_ms,
             "rtf": float(np.mean(compute) / stride_ms) if len(compute) else 0.0,
-            "dropouts": engine.dropouts - dropouts0,
-            "xruns": engine.xruns - xruns0,
+            "dropouts": dropouts,
+            "xruns": xruns,
+            # Whole process (worker + PortAudio callback + the probe's JACK client): an upper bound on the
+            # engine's share. 100 = one core busy.
+            "cpu_percent": 100.0 * cpu_s / wall_s if wall_s > 0 else 0.0,
             "worker_realtime_priority": engine.realtime_priority,
             "pulses": len(starts),
             "seconds": seconds,
@@ -164,13 +314,19 @@ def _measure(
             "steps": engine.params.steps,
             "strength": engine.params.strength,
             "device_name": session.device_name,
+            "pulse_delays_ms": [round(float(d), 4) for d in delays_ms],
         }
 
 
-def _write_json(path: Path, result: dict[str, Any]) -> None:
+def _pct(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else 0.0
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
     """Atomic write: a temp file beside the target, then rename."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(result, indent=2) + "\n")
         os.replace(tmp, path)
     except OSError as exc:

@@ -126,6 +126,22 @@ def _bench_gpu_args(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
 
 
+@command(("bench", "quality"), "the eval tables (baselines, teacher, students) on the test split -> benchmarks/results",
+         "benchmarks.quality:cli_quality")
+def _bench_quality_args(p: argparse.ArgumentParser) -> None:
+    from benchmarks.quality import add_arguments
+
+    add_arguments(p)
+
+
+@command(("bench", "report"), "generate benchmarks/RESULTS.md and its plots from benchmarks/results/*.json",
+         "benchmarks.results:cli_report")
+def _bench_report_args(p: argparse.ArgumentParser) -> None:
+    from benchmarks.results import add_arguments
+
+    add_arguments(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stylehost", description="Real-time music style transfer with distilled diffusion models."
