@@ -311,8 +311,9 @@ def _measure(
             "blocksize": blocksize,
             "sample_rate": rate,
             "backend": backend,
-            "steps": engine.params.steps,
-            "strength": engine.params.strength,
+            # The passthrough ignores steps and strength: None rather than figures it never used.
+            "steps": None if backend == "dsp-passthrough" else engine.params.steps,
+            "strength": None if backend == "dsp-passthrough" else engine.params.strength,
             "device_name": session.device_name,
             "pulse_delays_ms": [round(float(d), 4) for d in delays_ms],
         }

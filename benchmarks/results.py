@@ -148,12 +148,15 @@ def _provenance(inputs: Inputs) -> list[str]:
     rows = []
     for name, data in inputs.files.items():
         m = data.get("machine", {})
-        rows.append([f"`{name}`", m.get("date"), f"`{m['git_commit']}`" if m.get("git_commit") else None,
+        load, cores = m.get("load_average", []), m.get("cores")
+        quiet = None if not (load and cores) else load[0] <= cores
+        rows.append([f"`{name}`", quiet, m.get("date"), f"`{m['git_commit']}`" if m.get("git_commit") else None,
                      m.get("cpu"), m.get("cores"), ", ".join(m.get("gpus", [])) or "none",
                      " / ".join(str(x) for x in m.get("load_average", [])) or None,
                      f"`{m['command']}`" if m.get("command") else None])
-    lines += _table(["file", "measured", "commit", "CPU", "cores", "GPU", "load 1/5/15 min at start", "command"],
-                    rows)
+    head = ["file", "quiet (load <= cores)", "measured", "commit", "CPU", "cores", "GPU", "load 1/5/15 min at start",
+            "command"]
+    lines += _table(head, rows)
     lines += ["", "A load average above the core count at the start means something else was running: such "
                   "figures are not publishable."]
     return lines
@@ -276,6 +279,7 @@ def _gpu(inputs: Inputs) -> list[str]:
 def make_plots(inputs: Inputs, folder: Path) -> dict[str, Path]:
     """PNG plots (matplotlib Agg, no display); only those with data. {key: path}."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -292,9 +296,14 @@ def make_plots(inputs: Inputs, folder: Path) -> dict[str, Path]:
 
     with_delays = [r for r in inputs.latency if r.get("pulse_delays_ms")]
     if with_delays:
+        import numpy as np
+
+        every = np.concatenate([r["pulse_delays_ms"] for r in with_delays])
+        lo, hi = float(every.min()) - 0.5, float(every.max()) + 0.5
+        bins = np.arange(lo, hi + 0.1, max(0.1, (hi - lo) / 120))  # shared bins: runs stay comparable
         fig, ax = plt.subplots(figsize=(7, 4))
         for r in with_delays:
-            ax.hist(r["pulse_delays_ms"], bins=50, alpha=0.6,
+            ax.hist(r["pulse_delays_ms"], bins=bins, alpha=0.6,
                     label=f"{r['backend']} {r.get('steps')} steps, block {r['blocksize']} ({r['seconds']:g} s)")
         ax.axvline(CPU_TARGET_MS, color="k", ls="--", lw=1, label=f"CPU target {CPU_TARGET_MS:g} ms")
         ax.set(xlabel="end-to-end latency per pulse (ms)", ylabel="pulses", title="Latency histogram")
@@ -312,6 +321,10 @@ def make_plots(inputs: Inputs, folder: Path) -> dict[str, Path]:
             strides = {p.get("stride_ms") for pts in groups.values() for p in pts if p.get("stride_ms")}
             for s in sorted(strides):
                 ax.axhline(s, color="k", ls=":", lw=1, label=f"stride {s:g} ms (budget)")
+            if x_key == "blocksize":  # block sizes double: a log axis spaces them evenly
+                ax.set_xscale("log", base=2)
+                ax.set_xticks(sorted({p[x_key] for pts in groups.values() for p in pts}))
+                ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
             ax.set(xlabel=xlabel, ylabel="compute per processor call (ms)", title=f"Compute vs {xlabel}")
             ax.legend(fontsize=7)
             save(fig, key)
