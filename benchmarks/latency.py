@@ -92,7 +92,7 @@ def cli_latency(args: argparse.Namespace) -> int:
         if passthrough:
             print(PASSTHROUGH_NOTICE)
         backend = factory.backend.name if isinstance(factory, ModelFactory) else "dsp-passthrough"
-        for steps in steps_list:
+        for steps in steps_list[:1] if passthrough else steps_list:  # the passthrough has no sampler
             params = params_from_args(argparse.Namespace(**{**vars(args), "steps": steps, "wet": 1.0}), factory)
             common = dict(seconds=seconds, server=args.server, samplerate=args.samplerate, margin_ms=args.margin_ms,
                           backend=backend, params=params)

@@ -294,7 +294,12 @@ def make_plots(inputs: Inputs, folder: Path) -> dict[str, Path]:
         plt.close(fig)
         made[key] = path
 
-    with_delays = [r for r in inputs.latency if r.get("pulse_delays_ms")]
+    longest: dict[str, dict[str, Any]] = {}  # the longest run per backend: a sweep's many short runs would clutter
+    for r in inputs.latency:
+        if r.get("pulse_delays_ms") and len(r["pulse_delays_ms"]) > len(longest.get(r["backend"], {}).get(
+                "pulse_delays_ms", [])):
+            longest[r["backend"]] = r
+    with_delays = list(longest.values())
     if with_delays:
         import numpy as np
 
