@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,8 @@ def parse_preset(name: str, data: object, where: Path | str = "preset") -> Prese
     if not isinstance(mix, dict) or not all(isinstance(w, int | float) for w in mix.values()):
         raise StylehostError(f"preset {name!r}: style_mix must map style names to numbers, got {mix!r}")
     values["style_mix"] = tuple((str(k), float(w)) for k, w in mix.items())
-    if values.get("steps", 4) not in STEP_CHOICES:
+    steps = values.get("steps", 4)
+    if isinstance(steps, bool) or steps not in STEP_CHOICES:  # true == 1 in Python: refuse it explicitly
         raise StylehostError(f"preset {name!r}: steps must be one of {STEP_CHOICES}, got {values.get('steps')!r}")
     for key in ("strength", "wet", "input_gain_db"):
         if key in values and (isinstance(values[key], bool) or not isinstance(values[key], int | float)):
@@ -120,7 +122,8 @@ def parse_preset(name: str, data: object, where: Path | str = "preset") -> Prese
     params = EngineParams(**values)  # range checks; StylehostError names the field
     pad = data.get("pad")
     if pad is not None:
-        if not (isinstance(pad, list) and len(pad) == 2 and all(isinstance(v, int | float) for v in pad)):
+        if not (isinstance(pad, list) and len(pad) == 2
+                and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in pad)):
             raise StylehostError(f"preset {name!r}: pad must be [x, y], got {pad!r}")
         pad = (float(pad[0]), float(pad[1]))
     return Preset(name=name, params=params, pad=pad)

@@ -3,10 +3,19 @@
 Every PortAudio failure is wrapped once here into StylehostError with the device and setting that
 caused it, so the CLI prints one line. The stream callback only forwards to Engine.process_block,
 which copies; nothing else runs on the audio thread.
+
+A stream can die under us (the JACK server stops, a USB device is unplugged): ``active`` turns False
+(PortAudio says so, or no callback came for STALL_S) and ``check()`` raises one StylehostError. Such a
+stream is abandoned, never stopped or closed: PortAudio 19.6's JACK host waits on a condition its
+shutdown handler has already signalled, so Pa_StopStream/Pa_AbortStream/Pa_CloseStream and
+Pa_Terminate block for 10 minutes (pa_jack.c RealStop -> WaitCondition; seen here with gdb). The
+worker thread is still stopped and joined, and sounddevice's exit handler (Pa_Terminate) is skipped.
 """
 
 from __future__ import annotations
 
+import atexit
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +26,15 @@ from diffusion.errors import StylehostError
 from realtime.engine import Engine, EngineConfig
 from realtime.params import EngineParams
 from realtime.processor import Processor
+
+STALL_S = 2.0  # no callback for this long while "active": the device is gone (a loaded machine stalls < 1 s)
+_ABANDONED: list[sd.Stream] = []  # dead streams, kept referenced so their cffi callback handle stays valid
+
+
+def _abandon(stream: sd.Stream) -> None:
+    """Forget a dead stream without calling into PortAudio (see the module docstring for why)."""
+    _ABANDONED.append(stream)
+    atexit.unregister(sd._exit_handler)  # Pa_Terminate would close the dead stream: a 10-minute wait at exit
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,9 @@ class LiveSession:
         )
         self.engine = Engine(make_processor, config, params)
         self._stream: sd.Stream | None = None
+        self._seen_blocks = -1  # callback progress at the last look (stall detection)
+        self._seen_at = 0.0
+        self.failure: str | None = None  # why the stream died, once it has
 
     @property
     def device_name(self) -> str:
@@ -157,19 +178,44 @@ class LiveSession:
         return self
 
     def stop(self) -> None:
-        if self._stream is not None:
-            try:
-                self._stream.stop()
-                self._stream.close()
-            except sd.PortAudioError as exc:
-                raise StylehostError(f"error closing {self.device_name}: {exc}") from exc
-            finally:
-                self._stream = None
-                self.engine.stop()
+        """Stop and close the stream and join the worker; a dead stream is abandoned, never waited on."""
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        try:
+            if stream.active and not self._stalled():
+                stream.stop()
+                stream.close()
+            else:
+                _abandon(stream)
+        except sd.PortAudioError as exc:
+            raise StylehostError(f"error closing {self.device_name}: {exc}") from exc
+        finally:
+            self.engine.stop()
+
+    def _stalled(self) -> bool:
+        """No callback since the previous look, and that was more than STALL_S ago."""
+        now, blocks = time.monotonic(), self.engine.blocks
+        if blocks != self._seen_blocks:
+            self._seen_blocks, self._seen_at = blocks, now
+            return False
+        return now - self._seen_at > STALL_S
 
     @property
     def active(self) -> bool:
-        return self._stream is not None and self._stream.active
+        """Streaming and alive: PortAudio says active and callbacks keep coming."""
+        return self._stream is not None and self._stream.active and not self._stalled()
+
+    def check(self) -> None:
+        """Raise one StylehostError if the stream died under us (the session is then stopped)."""
+        if self.failure is None and self._stream is not None and not self.active:
+            self.failure = (
+                f"the stream on {self.device_name} stopped: the audio server went away or the device was "
+                "unplugged; start the server (restart stylehost for JACK) and the stream again"
+            )
+            self.stop()
+        if self.failure is not None:
+            raise StylehostError(self.failure)
 
     def __enter__(self) -> LiveSession:
         return self.start()

@@ -163,13 +163,15 @@ def cli_live(args: argparse.Namespace) -> int:
         try:
             while deadline is None or time.monotonic() < deadline:
                 time.sleep(0.25)
+                session.check()  # the server or device went away: one error line, exit 2
                 line = engine.status().line()
                 if passthrough:
                     line += " | PASSTHROUGH"
                 print("\r" + line, end="", flush=True)
         except KeyboardInterrupt:
             pass
-        print()
+        finally:
+            print()  # end the status line before any error line
     return 0
 
 
@@ -192,6 +194,9 @@ def cli_render(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     seconds = result.frames / result.sample_rate
+    if result.faults:
+        print(f"WARNING: the model failed {result.faults} time(s) ({result.last_error}); those parts are the dry "
+              "input", file=sys.stderr)
     print(
         f"wrote {args.output}: {seconds:.2f} s, {result.sample_rate} Hz, {result.channels} ch "
         f"(engine latency {result.latency_samples} samples removed)"

@@ -28,6 +28,13 @@ content delay 2*384 + ~3.7 (soxr) = ~772; L ~ 1962 samples = ~41 ms, plus the de
 When the worker is late the callback fills the gap with the last good sample faded to zero, counts
 a dropout and remembers how many samples it owes; late samples are dropped when they arrive, so the
 latency stays exactly L after recovery. A worker that falls far behind skips input to catch up.
+
+Bad input and failing models (docs/reliability.md), all in the worker so the callback stays copy-only:
+non-finite input samples become 0 and the input is clipped to +-INPUT_CEILING before the dry line and
+the processor (so no NaN enters a resampler or a model's history); a processor that raises or returns
+non-finite samples is reset, its output zeroed, and the mix crossfades to the dry line (same latency)
+until a whole window of clean calls has passed; the mixed output goes through a soft clip that is the
+identity below LIMIT_KNEE and never exceeds 1.0.
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ from realtime.ringbuffer import RingBuffer
 from realtime.tap import SignalTap
 
 STEREO_MODES = ("mid", "per-channel")
+INPUT_CEILING = 8.0  # +18 dBFS: loud input passes, absurd values (1e30) never reach a model
+PROCESSOR_CEILING = 8.0  # a wet sample beyond this is a model fault, not audio; keeps float32 sums finite
+LIMIT_KNEE = 0.9  # output soft clip: identity below, tanh knee above, never beyond 1.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +143,16 @@ class Engine:
         self.overruns = 0
         self.skipped = 0
         self.blocks = 0
+        self.bad_input = 0  # non-finite input samples replaced by 0
+        self.bad_output = 0  # processor calls whose output was not finite (zeroed, fell back to dry)
+        self.processor_errors = 0  # processor calls (or set_params) that raised (fell back to dry)
+        self.worker_errors = 0  # anything else the worker survived
+        self.limited = 0  # output samples the soft clip changed
+        self.last_error = ""
+        # Fallback to dry after a model fault: 1 = wet as set, 0 = dry only; ramped over the fade.
+        self._fallback = _Ramp(1.0, self._fade_len)
+        self._recover_calls = -(-proc.window // proc.stride) + 1  # a whole clean window, then wet again
+        self._unhealthy = 0
         self._compute_times = np.zeros(4096, np.float64)
         self.compute_count = 0
         self._load = 0.0
@@ -212,6 +232,12 @@ class Engine:
             skipped=self.skipped,
             input_peak=self._in_peak,
             output_peak=self._out_peak,
+            processor_errors=self.processor_errors + self.worker_errors,
+            bad_input=self.bad_input,
+            bad_output=self.bad_output,
+            limited=self.limited,
+            fallback=self._unhealthy > 0,
+            last_error=self.last_error,
         )
         self._in_peak = self._out_peak = 0.0
         return status
@@ -283,6 +309,8 @@ class Engine:
         self._debt = 0
         self._last[:] = 0.0
         self._fade_in_pos = self._fade_len
+        self._unhealthy = 0
+        self._fallback.set(1.0, immediate=True)
 
     def pump(self) -> int:
         """Process every whole block waiting in the input ring; return how many blocks."""
@@ -318,12 +346,20 @@ class Engine:
         self._dry_gain.set(1.0 if params.bypass else 1.0 - params.wet, first)
         model = params.model_params()
         if self._applied is None or model != self._applied.model_params():
-            for p in self.processors:
-                p.set_params(**model)
+            for c, p in enumerate(self.processors):
+                try:
+                    p.set_params(**model)
+                except Exception as exc:  # a processor refusing a value must not kill the worker
+                    self._processor_fault(c, exc)
         self._applied = params
 
     def _worker_block(self, block: np.ndarray) -> None:
+        if not np.isfinite(block).all():  # NaN/inf from a driver or a file: never into a model's history
+            bad = ~np.isfinite(block)
+            self.bad_input += int(bad.sum())
+            block[bad] = 0.0
         block *= self._gain.next(len(block))[:, None]
+        np.clip(block, -INPUT_CEILING, INPUT_CEILING, out=block)
         self._in_peak = max(self._in_peak, float(np.max(np.abs(block))))
         self.input_tap.write(block)
         self._dry_ring.write(block)
@@ -341,13 +377,45 @@ class Engine:
         t0 = time.perf_counter()
         win[:, :-stride] = win[:, stride:]
         win[:, -stride:] = self._stride_in.T
+        faults = self.processor_errors + self.bad_output
         for c, proc in enumerate(self.processors):
-            proc.process(win[c], self._stride_out[:, c])
+            try:
+                proc.process(win[c], self._stride_out[:, c])
+            except Exception as exc:  # a backend failing mid-run: dry at the same latency, never a dead worker
+                self._processor_fault(c, exc)
+        out = self._stride_out
+        if not np.isfinite(out).all():
+            for c in np.flatnonzero(~np.isfinite(out).all(axis=0)):
+                self._processor_fault(int(c), None)
+        np.clip(out, -PROCESSOR_CEILING, PROCESSOR_CEILING, out=out)
+        if self.processor_errors + self.bad_output > faults:
+            self._unhealthy = self._recover_calls
+        elif self._unhealthy:
+            self._unhealthy -= 1
+            if not self._unhealthy:
+                self._fallback.set(1.0)  # a whole window of clean calls: crossfade back to wet
         dt = time.perf_counter() - t0
         self._compute_times[self.compute_count % len(self._compute_times)] = dt
         self.compute_count += 1
         budget = stride / self.model_rate
         self._load = 0.9 * self._load + 0.1 * (dt / budget)
+
+    def _processor_fault(self, c: int, exc: Exception | None) -> None:
+        """Processor ``c`` raised (exc) or returned non-finite samples (None): zero its output, reset its
+        state (an overlap-add tail holding NaN would poison every later call) and fall back to dry."""
+        self._stride_out[:, c] = 0.0
+        if exc is None:
+            self.bad_output += 1
+            self.last_error = f"processor {c} returned non-finite samples"
+        else:
+            self.processor_errors += 1
+            self.last_error = f"processor {c}: {type(exc).__name__}: {exc}"[:300]
+        try:
+            self.processors[c].reset()
+        except Exception as reset_exc:  # noqa: BLE001 - keep streaming dry whatever the processor does
+            self.last_error += f" (reset failed: {reset_exc})"[:100]
+        self._fallback.set(0.0)
+        self._unhealthy = self._recover_calls
 
     def _emit(self, wet: np.ndarray) -> None:
         """Mix wet (frames, n_proc) with the latency-aligned dry signal into the output ring."""
@@ -357,8 +425,14 @@ class Engine:
         dry = self._dry[:n]
         got = self._dry_ring.read(dry)
         dry[got:] = 0.0
-        out = wet[:, self._out_map] * self._wet.next(n)[:, None]
-        out += dry[:, self._dry_map] * self._dry_gain.next(n)[:, None]
+        wet_gain, fallback = self._wet.next(n), self._fallback.next(n)
+        out = wet[:, self._out_map] * (wet_gain * fallback)[:, None]
+        # During a fallback the wet share goes to the dry line, so the level stays the same.
+        out += dry[:, self._dry_map] * (self._dry_gain.next(n) + wet_gain * (1.0 - fallback))[:, None]
+        if not np.isfinite(out).all():  # cannot happen with the checks above; the device must never see NaN
+            self.bad_output += 1
+            np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        self.limited += soft_clip(out)
         self._out_peak = max(self._out_peak, float(np.max(np.abs(out))))
         self.output_tap.write(out)
         written = self._out_ring.write(out.astype(np.float32, copy=False))
@@ -395,7 +469,28 @@ class Engine:
             ready, _, _ = select.select([self._wake_r], [], [], 0.1)
             if ready:
                 os.read(self._wake_r, 4096)
-            self.pump()
+            try:
+                self.pump()
+            except Exception as exc:  # the worker must outlive any bug: the callback keeps playing (dropouts)
+                self.worker_errors += 1
+                self.last_error = f"worker: {type(exc).__name__}: {exc}"[:300]
+                time.sleep(0.01)
+
+
+def soft_clip(x: np.ndarray, knee: float = LIMIT_KNEE) -> int:
+    """In place: identity for |x| <= knee, then a tanh knee with slope 1 at ``knee`` approaching 1.0.
+
+    Why a soft clip and not a look-ahead limiter: it adds no latency and is transparent for normal
+    levels (the passthrough stays exact below the knee); it only has to keep a model blow-up or a
+    +24 dB input gain from reaching the device as full-scale square waves. Returns samples changed.
+    """
+    mag = np.abs(x)
+    over = mag > knee
+    n = int(np.count_nonzero(over))
+    if n:
+        head = 1.0 - knee
+        x[over] = np.sign(x[over]) * (knee + head * np.tanh((mag[over] - knee) / head))
+    return n
 
 
 def _raise_priority(priority: int = 5) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 
 from diffusion.errors import StylehostError
@@ -30,13 +31,15 @@ class EngineParams:
             raise StylehostError("style_mix needs at least one (style, weight) pair")
         for name, weight in self.style_mix:
             get_style(name)  # raises with the list of valid styles
+            if not math.isfinite(weight):  # NaN would pass every comparison below and poison the style vector
+                raise StylehostError(f"style weight for {name!r} must be a finite number, got {weight}")
             if weight < 0:
                 raise StylehostError(f"style weight for {name!r} must be >= 0, got {weight}")
         if sum(w for _, w in self.style_mix) <= 0:
             raise StylehostError("style weights must not all be zero")
         if not 0.0 <= self.strength <= 1.0:
             raise StylehostError(f"strength must be in [0, 1], got {self.strength}")
-        if self.steps < 1:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, numbers.Integral) or self.steps < 1:
             raise StylehostError(f"steps must be >= 1, got {self.steps}")
         if not 0.0 <= self.wet <= 1.0:
             raise StylehostError(f"wet must be in [0, 1], got {self.wet}")
@@ -125,12 +128,23 @@ class EngineStatus:
     input_peak: float
     output_peak: float
     extra: dict[str, float] = field(default_factory=dict)
+    processor_errors: int = 0  # model calls that raised (the engine played dry meanwhile)
+    bad_input: int = 0  # non-finite input samples replaced by silence
+    bad_output: int = 0  # model calls that returned non-finite samples (played dry meanwhile)
+    limited: int = 0  # output samples the soft clip changed
+    fallback: bool = False  # playing dry now because the model failed recently
+    last_error: str = ""
 
     def line(self) -> str:
-        return (
+        line = (
             f"latency {self.latency_ms:5.1f} ms | load {self.load * 100:5.1f}% | dropouts {self.dropouts}"
             f" | xruns {self.xruns} | in {_db(self.input_peak):6.1f} dB | out {_db(self.output_peak):6.1f} dB"
         )
+        if self.processor_errors or self.bad_output:
+            line += f" | model faults {self.processor_errors + self.bad_output}{' (DRY)' if self.fallback else ''}"
+        if self.bad_input:
+            line += f" | bad input {self.bad_input}"
+        return line
 
 
 def _db(x: float) -> float:

@@ -4,7 +4,10 @@ The same Engine.process_block / Engine.pump pair that runs live runs here, so a 
 live engine would have played, minus the latency: the engine's output is shifted back by
 round(latency.algorithmic) samples and trimmed to the input length, at the input's sample rate.
 The output file is written to a temporary name beside OUT and renamed into place (atomic: a crash
-never leaves half a file under OUT's name).
+never leaves half a file under OUT's name, and a failed render leaves an existing OUT as it was).
+The input is read block by block, so an hours-long file needs no more memory than a short one.
+Model faults do not stop a render (the engine plays those strides dry, as live); they are counted
+in the result and the CLI warns.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ class RenderResult:
     channels: int
     latency_samples: int  # removed from the output
     dropouts: int
+    faults: int = 0  # processor calls that raised or returned non-finite samples (rendered dry)
+    bad_input: int = 0  # non-finite input samples replaced by silence
+    last_error: str = ""
 
 
 def render_file(
@@ -50,6 +56,8 @@ def render_file(
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise StylehostError(f"cannot read {in_path}: {exc}") from exc
     frames, rate, channels = info.frames, info.samplerate, info.channels
+    if frames <= 0:
+        raise StylehostError(f"cannot render {in_path}: it holds no audio (0 frames)")
     config = EngineConfig(
         sample_rate=rate,
         blocksize=blocksize,
@@ -74,7 +82,8 @@ def render_file(
     finally:
         if tmp.exists():
             tmp.unlink()
-    return RenderResult(frames, rate, channels, shift, engine.dropouts)
+    return RenderResult(frames, rate, channels, shift, engine.dropouts, engine.processor_errors + engine.bad_output,
+                        engine.bad_input, engine.last_error)
 
 
 def _stream(engine: Engine, src: sf.SoundFile, dst: sf.SoundFile, frames: int, shift: int, bar: bool) -> None:
