@@ -156,8 +156,11 @@ def load_bundle(spec: str | Path, verify_hashes: bool = True) -> Bundle:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StylehostError(f"malformed manifest {manifest_path}: not JSON ({exc})") from exc
     _check_manifest(manifest, manifest_path)
+    root = path.resolve()
     for name, entry in manifest["files"].items():
         file = path / name
+        if file.is_symlink() or not file.resolve().is_relative_to(root):  # a bundle is one self-contained folder
+            raise StylehostError(f"bundle {path}: {name} is a link or lies outside the bundle folder; copy the file in")
         if not file.is_file():
             raise StylehostError(f"bundle {path} is missing {name} (listed in {MANIFEST}); re-export the bundle")
         if verify_hashes and sha256_file(file) != entry["sha256"]:
@@ -213,8 +216,9 @@ def _check_manifest(m: Any, where: Path) -> None:
         if not isinstance(m[key], kind) or (kind is int and isinstance(m[key], bool)):
             raise bad(f"{key!r} must be a {kind.__name__}, got {type(m[key]).__name__}")
     for key in _SAMPLER_KEYS:
-        if not isinstance(m["sampler"].get(key), int | float):
-            raise bad(f"sampler.{key} must be a number")
+        value = m["sampler"].get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value):
+            raise bad(f"sampler.{key} must be a finite number")  # JSON allows NaN; a NaN sigma would be silent garbage
     for graph in GRAPHS:
         spec = m["graphs"].get(graph)
         if not isinstance(spec, dict) or not all(k in spec for k in ("file", "inputs", "outputs")):
@@ -233,6 +237,9 @@ def _check_manifest(m: Any, where: Path) -> None:
     table = np.asarray(m["style_table"], dtype=object)
     if table.ndim != 2 or table.shape[0] != len(m["styles"]) or not m["styles"]:
         raise bad(f"style_table must be one row per style ({len(m['styles'])}), got shape {table.shape}")
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in table.flat)
+    if not numeric or not np.isfinite(table.astype(np.float64)).all():
+        raise bad("style_table must hold finite numbers only")
     if not 1 <= m["emit"] <= m["window"] - m["lookahead"] or m["lookahead"] < 0:
         raise bad(f"need 1 <= emit <= window - lookahead, got {m['emit']}, {m['window']}, {m['lookahead']}")
     if spec.n_fft % spec.hop:

@@ -358,6 +358,7 @@ class Engine:
             bad = ~np.isfinite(block)
             self.bad_input += int(bad.sum())
             block[bad] = 0.0
+        np.clip(block, -INPUT_CEILING, INPUT_CEILING, out=block)  # before the gain too: 3e38 * 2 overflows
         block *= self._gain.next(len(block))[:, None]
         np.clip(block, -INPUT_CEILING, INPUT_CEILING, out=block)
         self._in_peak = max(self._in_peak, float(np.max(np.abs(block))))
@@ -414,7 +415,7 @@ class Engine:
             self.processors[c].reset()
         except Exception as reset_exc:  # noqa: BLE001 - keep streaming dry whatever the processor does
             self.last_error += f" (reset failed: {reset_exc})"[:100]
-        self._fallback.set(0.0)
+        self._fallback.set(0.0, immediate=True)  # this stride's wet is zeros: a ramp would be a 5 ms dip
         self._unhealthy = self._recover_calls
 
     def _emit(self, wet: np.ndarray) -> None:

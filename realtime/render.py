@@ -51,6 +51,10 @@ def render_file(
 ) -> RenderResult:
     """Stream IN through a fresh engine block by block and write OUT aligned to IN."""
     in_path, out_path = Path(in_path), Path(out_path)
+    if not in_path.is_file():  # libsndfile would only say "System error"
+        raise StylehostError(f"cannot read {in_path}: {'it is a folder' if in_path.is_dir() else 'no such file'}")
+    if not out_path.parent.is_dir():
+        raise StylehostError(f"cannot write {out_path}: the folder {out_path.parent} does not exist")
     try:
         info = sf.info(str(in_path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
