@@ -20,6 +20,7 @@ from diffusion.errors import StylehostError
 RESULTS = Path("benchmarks/results")
 CPU_TARGET_MS, CPU_TARGET_SECONDS, CPU_TARGET_RTF = 50.0, 600.0, 0.5
 GPU_TARGET_MS = 15.0
+PLOTS = ("latency_hist", "compute_vs_blocksize", "compute_vs_steps", "quality_vs_steps")
 CPU_BACKENDS = ("cpu", "ort", "torch", "dsp-passthrough")
 TRT_BACKENDS = ("tensorrt", "ort-tensorrt")
 MAKE = {
@@ -57,7 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cli_report(args: argparse.Namespace) -> int:
     text = write_report(args.results, args.out)
-    print(f"wrote {args.out} ({len(text.splitlines())} lines) and plots in {args.out.parent / 'plots'}")
+    plots = sorted(str(p) for p in (args.out.parent / "plots").glob("*.png") if p.stem in PLOTS)
+    print(f"wrote {args.out} ({len(text.splitlines())} lines)" + (f" and {', '.join(plots)}" if plots else ""))
     return 0
 
 
@@ -284,10 +286,10 @@ def make_plots(inputs: Inputs, folder: Path) -> dict[str, Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder.mkdir(parents=True, exist_ok=True)
     made: dict[str, Path] = {}
 
     def save(fig: Any, key: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{key}.png"
         fig.tight_layout()
         fig.savefig(path, dpi=100)
@@ -305,7 +307,7 @@ def make_plots(inputs: Inputs, folder: Path) -> dict[str, Path]:
 
         every = np.concatenate([r["pulse_delays_ms"] for r in with_delays])
         lo, hi = float(every.min()) - 0.5, float(every.max()) + 0.5
-        bins = np.arange(lo, hi + 0.1, max(0.1, (hi - lo) / 120))  # shared bins: runs stay comparable
+        bins = np.arange(lo, hi + 0.1, max(0.1, (hi - lo) / 120)).tolist()  # shared bins: runs stay comparable
         fig, ax = plt.subplots(figsize=(7, 4))
         for r in with_delays:
             ax.hist(r["pulse_delays_ms"], bins=bins, alpha=0.6,
@@ -323,7 +325,7 @@ def make_plots(inputs: Inputs, folder: Path) -> dict[str, Path]:
                 xs = [p[x_key] for p in points]
                 ax.plot(xs, [p["compute_ms_p50"] for p in points], "o-", label=f"{label} p50")
                 ax.plot(xs, [p["compute_ms_p99"] for p in points], "s--", label=f"{label} p99")
-            strides = {p.get("stride_ms") for pts in groups.values() for p in pts if p.get("stride_ms")}
+            strides = {float(p["stride_ms"]) for pts in groups.values() for p in pts if p.get("stride_ms")}
             for s in sorted(strides):
                 ax.axhline(s, color="k", ls=":", lw=1, label=f"stride {s:g} ms (budget)")
             if x_key == "blocksize":  # block sizes double: a log axis spaces them evenly
@@ -351,6 +353,10 @@ def make_plots(inputs: Inputs, folder: Path) -> dict[str, Path]:
             ax.set(xlabel="sampling steps", ylabel=label, xscale="log", title=label)
             ax.legend(fontsize=7)
         save(fig, "quality_vs_steps")
+    for key in PLOTS:  # a plot whose data is gone must not outlive it beside a report that no longer shows it
+        stale = folder / f"{key}.png"
+        if key not in made and stale.is_file():
+            stale.unlink()
     return made
 
 

@@ -33,6 +33,7 @@ def _quality(small_dataset: Path, classifier: Path, tmp_path: Path, student: Pat
     return json.loads((out / "quality.json").read_text())
 
 
+@pytest.mark.slow
 def test_teacher_only(small_dataset: Path, classifier: Path, tmp_path: Path) -> None:
     result = _quality(small_dataset, classifier, tmp_path, tmp_path / "no-student.pt", "1,2")
     assert result["source"] == "eval" and result["student"] is None and result["eval"]["split"] == "test"
@@ -46,6 +47,7 @@ def test_teacher_only(small_dataset: Path, classifier: Path, tmp_path: Path) -> 
     assert (tmp_path / "plots" / "quality_vs_steps.png").is_file()
 
 
+@pytest.mark.slow
 def test_with_a_student(small_dataset: Path, classifier: Path, tmp_path: Path) -> None:
     student = tiny_model(tmp_path / "student.pt", seed=1)
     result = _quality(small_dataset, classifier, tmp_path, student, "1")

@@ -65,11 +65,15 @@ def test_report_from_synthetic_files(tmp_path: Path) -> None:
 
 def test_missing_inputs_name_their_commands(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
+    stale = tmp_path / "plots" / "latency_hist.png"  # from an earlier report whose inputs are gone
+    stale.parent.mkdir()
+    stale.write_bytes(b"old")
     assert main(["bench", "report", "--results", str(tmp_path / "none"), "--out", str(out)]) == 0
     text = out.read_text()
     for key in ("latency", "find", "quality", "reconstruction", "soak", "gpu"):
         assert MAKE[key] in text, key
     assert "**met**" not in text and "**not met**" not in text and "![" not in text
+    assert not stale.exists()
 
 
 def test_dropouts_fail_the_cpu_target(tmp_path: Path) -> None:
