@@ -29,7 +29,11 @@ class TorchBackend(Backend):
         from export.graphs import build_modules
 
         self._torch = torch
-        self._modules = build_modules(load_denoiser(bundle.torch_weights))
+        try:
+            denoiser = load_denoiser(bundle.torch_weights)  # weights_only=True: a bundle is data, never code
+        except StylehostError as exc:  # torch's refusal spans many lines; the CLI prints one
+            raise StylehostError(str(exc).splitlines()[0]) from exc
+        self._modules = build_modules(denoiser)
         torch.set_num_threads(threads)  # process-wide: torch is only here for debugging and parity
         self.description = f"torch {torch.__version__} eager, CPU"
 
