@@ -86,7 +86,7 @@ class DistillConfig:
     augment_source: bool = True
     steps: int = 6000  # not yet measured on the real teacher: about 3 network passes per step
     batch_size: int = 32  # per process
-    lr: float = 2e-4  # the student starts from the teacher: fine-tuning, not training from scratch
+    lr: float = 1e-3  # best of 2e-4 and 1e-3 in benchmarks/distill_sanity.py (tiny teacher, 800 steps)
     warmup: int = 100
     lr_final: float = 0.1
     weight_decay: float = 0.0
@@ -158,8 +158,9 @@ def pair_weights(t_hi: torch.Tensor, t_lo: torch.Tensor, cfg: DistillConfig, mc:
     """lambda per example. "ict": 1 / (t_hi - t_lo) (Song & Dhariwal 2023, "Improved Techniques for
     Training Consistency Models"), divided by its mean over the ramp so the loss keeps its scale. With
     lambda = 1 the large errors of high-sigma pairs drown the low-sigma ones, and low sigmas are where
-    small transfer strengths start: measured on a tiny synthetic teacher, the 1-step student at strength
-    0.3 drifted 2.2 dB from the teacher's ODE endpoint with lambda = 1, worse than undistilled DDIM."""
+    small transfer strengths start. Measured on a tiny synthetic teacher (0.09 M params, 800 distillation
+    steps): at strength 0.3 the 1-step student landed 2.18 dB (mean |log-mel|) from the teacher's ODE
+    endpoint with lambda = 1, worse than undistilled 1-step DDIM (1.51 dB); with this weighting 1.00 dB."""
     if cfg.weighting == "uniform":
         return torch.ones_like(t_hi)
     delta = 1.0 / (cfg.ode_points - 1)
