@@ -21,13 +21,16 @@ from benchmarks.latency import parse_list, write_json
 from diffusion.errors import StylehostError
 
 RESULTS = Path("benchmarks/results")
-DEFAULT_TEACHER = Path("runs/teacher/model.pt")
+# The trained teacher where training leaves it; on a clean clone, the shipped bundle's weights.
+TEACHER_CANDIDATES = (Path("runs/teacher/model.pt"), Path("models/default/model.pt"))
 DEFAULT_STUDENT = Path("runs/student/model.pt")
 DEFAULT_RECONSTRUCTION = Path("runs/reconstruction/report.json")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--teacher", type=Path, default=DEFAULT_TEACHER, help="the teacher's model file")
+    p.add_argument("--teacher", type=Path, default=None,
+                   help="the model file to score (default: the first of "
+                        f"{', '.join(str(c) for c in TEACHER_CANDIDATES)} that exists)")
     p.add_argument("--student", type=Path, default=DEFAULT_STUDENT,
                    help="distilled student's model file; scored (with the distill report) when it exists")
     p.add_argument("--data", type=Path, default=Path("data/paired"), help="rendered dataset folder")
@@ -49,8 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def cli_quality(args: argparse.Namespace) -> int:
     from benchmarks.machine import machine_info
 
+    if args.teacher is None:
+        args.teacher = next((c for c in TEACHER_CANDIDATES if c.is_file()), TEACHER_CANDIDATES[0])
     if not Path(args.teacher).is_file():
-        raise StylehostError(f"no teacher model at {args.teacher}: train one (`stylehost train`, docs/teacher.md) "
+        raise StylehostError(f"no model at {args.teacher}: train one (`stylehost train`, docs/teacher.md) "
                              "or pass --teacher")
     if not args.classifier.exists():
         from diffusion.classifier import train_classifier
@@ -97,7 +102,8 @@ def run_quality(
 
     denoiser = load_denoiser(teacher).eval()
     sampler = model_sampler(teacher)
-    systems = {f"teacher {k}-step": (denoiser, StreamConfig(emit=emit, steps=k, strength=strength, sampler=sampler,
+    role = "teacher" if sampler in ("euler", "heun") else "student"  # a shipped bundle may hold a student
+    systems = {f"{role} {k}-step": (denoiser, StreamConfig(emit=emit, steps=k, strength=strength, sampler=sampler,
                                                             seed=seed)) for k in steps}
     report = evaluate(systems, data, classifier, eval_cfg, progress=progress)
     report["stream"] = {name: {"emit": c.emit, "steps": c.steps, "strength": c.strength, "sampler": c.sampler}
@@ -105,7 +111,7 @@ def run_quality(
     rows = []
     for name, scores in report["overall"].items():
         stream = report["stream"].get(name)
-        rows.append({"name": name, "model": "teacher" if stream else "baseline",
+        rows.append({"name": name, "model": role if stream else "baseline",
                      **({"sampler": stream["sampler"], "steps": stream["steps"]} if stream else {}), **scores})
     return {"source": "eval", "teacher": str(teacher), "student": None, "rows": rows, "split": eval_cfg.split,
             "distill": None, "eval": report, "markdown": markdown_table(report)}

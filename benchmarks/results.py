@@ -29,7 +29,8 @@ MAKE = {
     "sweep": "`stylehost bench latency --backend cpu --blocksize 128,256,512 --steps 1,2,4 --seconds 30 "
              "--json benchmarks/results/latency_sweep.json`",
     "find": "`stylehost bench latency --backend cpu --find-blocksize --json benchmarks/results/find_blocksize.json`",
-    "quality": "`stylehost bench quality` (needs a trained teacher, runs/teacher/model.pt, and data/paired)",
+    "quality": "`stylehost bench quality` (needs a model, runs/teacher/model.pt or models/default/model.pt, and "
+               "the rendered dataset data/paired)",
     "reconstruction": "the reconstruction-stage comparison of issue 8, then `stylehost bench quality` copies it in",
     "soak": "`python -m benchmarks.soak` (issue 10; writes benchmarks/results/soak.json)",
     "gpu": "`stylehost bench gpu --json benchmarks/results/gpu_check.json` on a machine with an NVIDIA GPU",
@@ -242,7 +243,7 @@ def _quality(inputs: Inputs, plots: dict[str, str]) -> list[str]:
                   f"`{q.get('student') or 'none'}`, split {q.get('split', 'test')}).", "", q["markdown"].rstrip()]
         if "quality_vs_steps" in plots:
             lines += ["", f"![Quality vs steps]({plots['quality_vs_steps']})"]
-        if not q.get("student"):
+        if not any(r.get("model") == "student" for r in q.get("rows", [])):
             lines += ["", "No distilled student was scored: train one (`stylehost distill`, docs/distill.md) and "
                           "rerun `stylehost bench quality`."]
     lines += ["", "### Reconstruction stages", ""]

@@ -74,10 +74,11 @@ fi
 echo "== 5/6 quality on the test split"
 if [[ "${QUALITY:-1}" == 0 ]]; then
     echo "QUALITY=0: skipped"
-elif [[ -f runs/teacher/model.pt && -f data/paired/manifest.json ]]; then
+elif [[ (-f runs/teacher/model.pt || -f models/default/model.pt) && -f data/paired/manifest.json ]]; then
     $stylehost bench quality "${quality_args[@]}" --out "$results"
 else
-    echo "no trained teacher (runs/teacher/model.pt) or dataset (data/paired): skipped; see docs/teacher.md"
+    echo "no model (runs/teacher/model.pt, models/default/model.pt) or dataset (data/paired): skipped;"
+    echo "see docs/teacher.md (\`stylehost data render\`, \`stylehost train\`)"
 fi
 
 echo "== 6/6 report"
