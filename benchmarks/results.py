@@ -32,7 +32,7 @@ MAKE = {
     "quality": "`stylehost bench quality` (needs a model, runs/teacher/model.pt or models/default/model.pt, and "
                "the rendered dataset data/paired)",
     "reconstruction": "the reconstruction-stage comparison of issue 8, then `stylehost bench quality` copies it in",
-    "soak": "`python -m benchmarks.soak` (issue 10; writes benchmarks/results/soak.json)",
+    "soak": "`python -m benchmarks.soak --minutes 10 --json benchmarks/results/soak.json` (issue 10)",
     "gpu": "`stylehost bench gpu --json benchmarks/results/gpu_check.json` on a machine with an NVIDIA GPU",
 }
 
@@ -261,8 +261,12 @@ def _soak(inputs: Inputs) -> list[str]:
     lines = ["## Soak (long session)", ""]
     if inputs.soak is None:
         return lines + [f"Not measured yet: run {MAKE['soak']}."]
-    scalars = [[f"`{k}`", v] for k, v in inputs.soak.items() if isinstance(v, (int, float, str, bool)) or v is None]
-    return lines + ["From `soak.json`:", ""] + _table(["key", "value"], scalars)
+    def scalars(d: dict[str, Any]) -> list[list[Any]]:
+        return [[f"`{k}`", v] for k, v in d.items() if isinstance(v, (int, float, str, bool)) or v is None]
+
+    summary = inputs.soak.get("summary")  # benchmarks/soak.py: the verdict figures live under "summary"
+    rows = (scalars(summary) if isinstance(summary, dict) else []) + scalars(inputs.soak)
+    return lines + ["From `soak.json` (written by `benchmarks/soak.py`):", ""] + _table(["key", "value"], rows)
 
 
 def _gpu(inputs: Inputs) -> list[str]:

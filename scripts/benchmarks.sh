@@ -2,17 +2,16 @@
 # The whole benchmark set, one command, on a QUIET machine (nothing else running: figures taken under load
 # are not publishable, and RESULTS.md shows the load average each file was measured at).
 #
-#   bash scripts/benchmarks.sh            # ~25 min on CPU: search, 10-min latency, sweep, quality, report
+#   bash scripts/benchmarks.sh            # ~35 min on CPU (+ quality): search, latency, sweep, quality, soak, report
 #   bash scripts/benchmarks.sh --quick    # seconds per step, into /tmp: checks the script, publishes nothing
 #
 # Steps: 1. smallest block size with zero dropouts over 60 s (64, 128, 256, ...); 2. end-to-end latency for
 # 10 minutes at that block size (the CPU target: <= 50 ms, zero dropouts, rtf < 0.5); 3. compute vs block
 # size and steps (30 s per point); 4. on an NVIDIA GPU: the same latency through TensorRT / CUDA and
-# `stylehost bench gpu`; 5. quality tables on the test split (when a trained teacher exists);
-# 6. benchmarks/RESULTS.md and plots from every JSON in the results folder (soak.json from
-# benchmarks/soak.py included when present).
+# `stylehost bench gpu`; 5. quality tables on the test split (when a trained model exists); 6. the 10-minute
+# live soak (benchmarks/soak.py); 7. benchmarks/RESULTS.md and plots from every JSON in the results folder.
 # Environment: MODEL (bundle; default models/default, else the DSP passthrough), BACKEND (default cpu),
-# RESULTS (default benchmarks/results), BLOCKSIZE (skip the search and use this one), QUALITY=0 (skip step 5).
+# RESULTS (default benchmarks/results), BLOCKSIZE (skip the search and use this one), QUALITY=0 / SOAK=0 (skip step 5 / 6).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -21,10 +20,10 @@ stylehost=.venv/bin/stylehost
 quick=0
 [[ "${1:-}" == "--quick" ]] && quick=1
 if (( quick )); then
-    results=${RESULTS:-$(mktemp -d)/results}; long=2; find=1; sweep=1; max_block=128
+    results=${RESULTS:-$(mktemp -d)/results}; long=2; find=1; sweep=1; max_block=128; soak=0.1
     quality_args=(--clips-per-pair 1 --steps 1 --repeats 5)
 else
-    results=${RESULTS:-benchmarks/results}; long=600; find=60; sweep=30; max_block=4096
+    results=${RESULTS:-benchmarks/results}; long=600; find=60; sweep=30; max_block=4096; soak=10
     quality_args=()
 fi
 report=$(dirname "$results")/RESULTS.md
@@ -39,7 +38,7 @@ if awk -v l="$load" -v c="$cores" 'BEGIN { exit !(l > c / 2) }'; then
     echo "warning: load average $load on $cores cores: something else is running; these figures are not publishable"
 fi
 
-echo "== 1/6 smallest block size with zero dropouts over ${find} s ($backend)"
+echo "== 1/7 smallest block size with zero dropouts over ${find} s ($backend)"
 if [[ -n "${BLOCKSIZE:-}" ]]; then
     block=$BLOCKSIZE
 else
@@ -49,11 +48,11 @@ else
 print(s['smallest_blocksize'] or 256)" "$results/find_blocksize.json")
 fi
 
-echo "== 2/6 end-to-end latency for ${long} s at block $block ($backend)"
+echo "== 2/7 end-to-end latency for ${long} s at block $block ($backend)"
 $stylehost bench latency "${model_args[@]}" --backend "$backend" --blocksize "$block" --seconds "$long" \
     --json "$results/latency.json"
 
-echo "== 3/6 compute vs block size and steps (${sweep} s per point)"
+echo "== 3/7 compute vs block size and steps (${sweep} s per point)"
 steps_args=()
 if [[ -n "${MODEL:-}" || -f models/default/manifest.json ]]; then
     steps_args=(--steps 1,2,4)  # the passthrough has no sampler: only block sizes for it
@@ -61,7 +60,7 @@ fi
 $stylehost bench latency "${model_args[@]}" --backend "$backend" --blocksize 128,256,512 "${steps_args[@]}" \
     --seconds "$sweep" --json "$results/latency_sweep.json"
 
-echo "== 4/6 NVIDIA GPU"
+echo "== 4/7 NVIDIA GPU"
 if command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1; then
     # Backends that cannot run here are recorded as skipped with the reason; the others are measured.
     $stylehost bench latency "${model_args[@]}" --backend tensorrt,ort-tensorrt,cuda --blocksize 64,128,256 \
@@ -71,7 +70,7 @@ else
     echo "no NVIDIA GPU (nvidia-smi): skipped"
 fi
 
-echo "== 5/6 quality on the test split"
+echo "== 5/7 quality on the test split"
 if [[ "${QUALITY:-1}" == 0 ]]; then
     echo "QUALITY=0: skipped"
 elif [[ (-f runs/teacher/model.pt || -f models/default/model.pt) && -f data/paired/manifest.json ]]; then
@@ -81,5 +80,12 @@ else
     echo "see docs/teacher.md (\`stylehost data render\`, \`stylehost train\`)"
 fi
 
-echo "== 6/6 report"
+echo "== 6/7 soak: memory, latency and dropouts over ${soak} min of live streaming (benchmarks/soak.py)"
+if [[ "${SOAK:-1}" == 0 ]]; then
+    echo "SOAK=0: skipped"
+else
+    .venv/bin/python -m benchmarks.soak --minutes "$soak" --json "$results/soak.json"
+fi
+
+echo "== 7/7 report"
 $stylehost bench report --results "$results" --out "$report"

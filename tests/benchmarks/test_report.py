@@ -44,7 +44,8 @@ def test_report_from_synthetic_files(tmp_path: Path) -> None:
     table = "| system | log-mel |\n|---|---|\n| QUALITYROW | 7.77 |\n"
     _write(results, "quality.json", {"source": "eval", "teacher": "runs/teacher/model.pt", "student": None,
                                      "rows": rows, "markdown": table, "machine": MACHINE})
-    _write(results, "soak.json", {"seconds": 600, "memory_growth_mb": 0.25, "passed": True, "machine": MACHINE})
+    _write(results, "soak.json", {"summary": {"rss_growth_bytes": 4096, "dropouts": 0}, "wall_s": 612.5,
+                                  "chunks": [{"audio_s": 10.0}]})  # benchmarks/soak.py's layout
     out = tmp_path / "RESULTS.md"
     assert main(["bench", "report", "--results", str(results), "--out", str(out)]) == 0
     text = out.read_text()
@@ -56,7 +57,7 @@ def test_report_from_synthetic_files(tmp_path: Path) -> None:
     # Figures copied, targets judged from them.
     assert "47.12" in text and "**met**" in text
     assert "| cpu | 2 | 60.00 | 128 |" in text and "64: 17, 128: 0" in text
-    assert "QUALITYROW" in text and "memory_growth_mb" in text
+    assert "QUALITYROW" in text and "| `rss_growth_bytes` | 4096 |" in text and "612.50" in text
     assert "GPU with TensorRT (<= 15 ms): not measured" in text and MAKE["gpu"] in text
     for plot in ("latency_hist", "compute_vs_blocksize", "compute_vs_steps", "quality_vs_steps"):
         png = tmp_path / "plots" / f"{plot}.png"
