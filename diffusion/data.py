@@ -29,6 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from diffusion.errors import StylehostError
+from diffusion.files import sha256_file, write_text_atomic
 from diffusion.styles import STYLE_NAMES, Style, parse_styles
 
 FORMAT_VERSION = 1
@@ -232,14 +233,6 @@ def render_font(clips: list[Clip], styles: tuple[Style, ...], font: Path, cfg: R
     return out
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_flac_atomic(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write 16-bit FLAC through a temp file and rename, so an interrupted run leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -299,10 +292,7 @@ def render_piece(piece: str, cfg: RenderConfig) -> dict[str, Any]:
 
 
 def _save_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1))
 
 
 def _load_done(cfg: RenderConfig, piece: str) -> dict[str, Any] | None:

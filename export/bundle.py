@@ -29,6 +29,7 @@ import numpy as np
 
 from diffusion.errors import StylehostError
 from diffusion.features import SpectrogramConfig
+from diffusion.files import sha256_file
 
 FORMAT = "stylehost-bundle"
 FORMAT_VERSION = 1
@@ -125,14 +126,6 @@ class Bundle:
         return (f"{self.name} {self.version}: styles {', '.join(self.styles)}; sampler {self.sampler_name}; latency "
                 f"{self.latency_samples} samples ({self.latency_ms:.1f} ms at {self.spectrogram.sample_rate} Hz); "
                 f"{self.path}")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_entry(path: Path) -> dict[str, Any]:
