@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                   "models/default when it exists)")
     p.add_argument("--backend", default="auto", help="inference backend(s) for --model; a list ('cpu,torch') "
                                                      "measures each")
-    p.add_argument("--margin-ms", type=float, default=4.0, help="engine compute margin")
+    p.add_argument("--margin-ms", type=float, default=6.0, help="engine compute margin")
     p.add_argument("--style", default="violin", help="target style while measuring")
     p.add_argument("--steps", default=None, help="sampling steps (default: the model's recommended); a list "
                                                  "('1,2,4') measures each")
@@ -77,6 +77,7 @@ def cli_latency(args: argparse.Namespace) -> int:
     blocksizes = parse_list(args.blocksize, int, "blocksize")
     if any(b <= 0 for b in blocksizes):
         raise StylehostError(f"--blocksize must be positive, got {args.blocksize}")
+    require_audio_server(args.server)  # before loading any model: no server is one line, nothing else
     steps_list: list[int | None] = parse_list(args.steps, int, "steps") if args.steps is not None else [None]
     seconds = args.seconds if args.seconds is not None else (FIND_SECONDS if args.find_blocksize else 20.0)
     runs: list[dict[str, Any]] = []
@@ -161,19 +162,14 @@ def measure_latency(
     blocksize: int = 256,
     server: str | None = None,
     samplerate: int = 48000,
-    margin_ms: float = 4.0,
+    margin_ms: float = 6.0,
     backend: str = "dsp-passthrough",
     params: Any = None,
 ) -> dict[str, Any]:
     """Run the live engine on a JACK server and return the measured figures (see module doc)."""
     from realtime.jackserver import JackServer, reinit_portaudio, server_running
 
-    name = server or os.environ.get("JACK_DEFAULT_SERVER") or "default"
-    if shutil.which("jackd") is None and not _quiet_running(server_running, name):
-        raise StylehostError(
-            "no audio server to measure through: no JACK server running, no `jackd` to start one, "
-            "and no sound card is assumed (install jackd2 or start JACK)"
-        )
+    name = require_audio_server(server)
     if _quiet_running(server_running, name):
         old = os.environ.get("JACK_DEFAULT_SERVER")
         os.environ["JACK_DEFAULT_SERVER"] = name
@@ -188,6 +184,19 @@ def measure_latency(
             reinit_portaudio()
     with JackServer(rate=samplerate, period=blocksize) as srv:
         return _measure(make_processor, srv.name, seconds, blocksize, margin_ms, backend, params)
+
+
+def require_audio_server(server: str | None) -> str:
+    """The JACK server name to measure through; one StylehostError line when there is none to use or start."""
+    from realtime.jackserver import server_running
+
+    name = server or os.environ.get("JACK_DEFAULT_SERVER") or "default"
+    if shutil.which("jackd") is None and not _quiet_running(server_running, name):
+        raise StylehostError(
+            "no audio server to measure through: no JACK server running, no `jackd` to start one, "
+            "and no sound card is assumed (install jackd2 or start JACK)"
+        )
+    return name
 
 
 def _quiet_running(check: Any, name: str) -> bool:

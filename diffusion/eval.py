@@ -168,7 +168,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/eval"), help="folder for eval.json and eval.md")
     p.add_argument("--bundle", type=Path, default=None,
                    help="also write the table into this bundle's manifest ('eval') and record the first "
-                        "--steps/--strength as its recommended defaults")
+                        "--steps/--strength and --emit as its recommended defaults")
 
 
 def _numbers(text: str, kind: type, name: str) -> list:
@@ -215,8 +215,7 @@ def cli_eval(args: argparse.Namespace) -> int:
 
         summary = {k: report[k] for k in ("split", "clips_per_pair", "pairs", "seed", "overall", "per_target_style",
                                           "classifier_val_accuracy", "stream", "command", "git_commit")}
-        update_manifest(args.bundle, {"eval": {**summary, "table_md": table},
-                                      "defaults": {"steps": variants[0][0], "strength": variants[0][1]}})
-        print(f"wrote the eval table and defaults (steps {variants[0][0]}, strength {variants[0][1]:g}) "
-              f"into {args.bundle}/manifest.json")
+        defaults = {"steps": variants[0][0], "strength": variants[0][1], "emit": args.emit}
+        update_manifest(args.bundle, {"eval": {**summary, "table_md": table}, "defaults": defaults})
+        print(f"wrote the eval table and defaults {defaults} into {args.bundle}/manifest.json")
     return 0

@@ -97,9 +97,11 @@ class Bundle:
 
     @property
     def defaults(self) -> dict[str, float | int]:
-        """Recommended steps and strength (manifest 'defaults', chosen by eval); 2 steps, strength 1 if absent."""
+        """Recommended steps, strength and emitted frames per call (manifest 'defaults', chosen by eval and
+        the latency benchmark); 2 steps, strength 1 and the trained ``emit`` if absent."""
         d = self.manifest.get("defaults") or {}
-        return {"steps": int(d.get("steps", 2)), "strength": float(d.get("strength", 1.0))}
+        return {"steps": int(d.get("steps", 2)), "strength": float(d.get("strength", 1.0)),
+                "emit": int(d.get("emit", self.emit))}
 
     @property
     def latency_samples(self) -> int:
@@ -245,6 +247,9 @@ def _check_manifest(m: Any, where: Path) -> None:
         raise bad(f"defaults.steps must be an integer >= 1, got {steps!r}")
     if not isinstance(strength, int | float) or not 0.0 < strength <= 1.0:
         raise bad(f"defaults.strength must be in (0, 1], got {strength!r}")
+    emit = defaults.get("emit", m["emit"])
+    if not isinstance(emit, int) or isinstance(emit, bool) or not 1 <= emit <= m["window"] - m["lookahead"]:
+        raise bad(f"defaults.emit must be an integer in 1..window-lookahead, got {emit!r}")
 
 
 # ---- discovery ------------------------------------------------------------------------------------

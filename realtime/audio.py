@@ -122,7 +122,7 @@ class LiveSession:
         blocksize: int = 256,
         channels: int | None = None,
         stereo_mode: str = "mid",
-        margin_ms: float = 4.0,
+        margin_ms: float = 6.0,
         params: EngineParams | None = None,
     ) -> None:
         self.input = find_device(input, "input")

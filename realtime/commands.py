@@ -52,7 +52,7 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--blocksize", type=int, default=256, help="callback block in samples (latency vs safety)")
     p.add_argument("--samplerate", type=int, default=None, help="device rate (default: the device's own)")
     p.add_argument("--channels", type=int, default=None, help="channels to open (default: up to 2)")
-    p.add_argument("--margin-ms", type=float, default=4.0, help="compute margin added to the latency")
+    p.add_argument("--margin-ms", type=float, default=6.0, help="compute margin added to the latency")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
 
 
@@ -91,7 +91,7 @@ class ModelFactory:
     def __call__(self) -> Processor:
         from realtime.model_processor import ModelProcessor
 
-        return ModelProcessor(self.bundle, self.backend)
+        return ModelProcessor(self.bundle, self.backend, emit=int(self.bundle.defaults["emit"]))
 
     def check_params(self, params: EngineParams) -> None:
         """Refuse styles the bundle lacks before a stream starts (the worker thread could only die)."""

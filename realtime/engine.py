@@ -72,7 +72,7 @@ class EngineConfig:
     in_channels: int = 1
     out_channels: int = 1
     stereo_mode: str = "mid"  # "mid": one processor on the channel mean; "per-channel": one each
-    margin_ms: float = 4.0  # compute margin for the processor on top of one block
+    margin_ms: float = 6.0  # compute margin on top of one block (shipped model: 4 ms dropped out, 6 ms did not)
     fade_ms: float = 5.0  # dropout fade-out / recovery fade-in
     smoothing_ms: float = 20.0  # wet/dry, bypass and gain ramps
     ring_seconds: float = 2.0
