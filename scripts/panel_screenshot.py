@@ -42,7 +42,11 @@ def main(out: str = "docs/panel.png", tmp_presets: str = "/tmp/stylehost-shot-pr
         window.resize(1280, 720)
         window.show()
         window.styles.pad.set_position(0.35, 0.45)  # a violin/guitar/organ blend
-        window.transfer.strength.setValue(80)
+        for i in range(window.devices.model.count()):  # the shipped model, when there is one
+            if str(window.devices.model.itemData(i) or "").rstrip("/").endswith("models/default"):
+                window.devices.model.setCurrentIndex(i)
+        window.transfer.strength.setValue(70)  # the shipped model's recommended setting (1 step, 0.7)
+        window.transfer.steps[1].click()
         for i in range(window.devices.input.count()):  # the JACK device, not ALSA's
             if "JACK" in window.devices.input.itemText(i):
                 window.devices.input.setCurrentIndex(i)

@@ -1,0 +1,46 @@
+"""The shipped default model, run the way users run it (`stylehost render`), restyles test-split clips:
+its output is closer to the true target rendering than the unchanged source is."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from diffusion.features import SpectrogramConfig, SpectrogramTransform
+from diffusion.metrics import log_mel_distance
+from export.bundle import load_bundle
+from realtime.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = ROOT / "models" / "default"
+PAIRS = [("piano", "flute"), ("flute", "guitar"), ("guitar", "piano")]
+
+
+def test_default_bundle_is_shipped_and_valid() -> None:
+    bundle = load_bundle(DEFAULT)  # verifies every file's sha256 and the manifest
+    assert set(bundle.styles) >= {"piano", "organ", "guitar", "violin", "cello", "trumpet", "clarinet", "flute"}
+    manifest = json.loads((DEFAULT / "manifest.json").read_text())
+    assert manifest["training"]["provenance"]["sessions"], "the manifest says how the model was trained"
+    assert "eval" in manifest, "the manifest carries its eval table"
+
+
+def test_default_model_beats_the_unchanged_source_on_test_pairs(small_dataset: Path, tmp_path: Path) -> None:
+    manifest = json.loads((small_dataset / "manifest.json").read_text())
+    clips = [c for c in manifest["clips"] if c["split"] == "test"][:2]
+    assert clips, "the small render has test-split clips"
+    transform = SpectrogramTransform(SpectrogramConfig())
+    model_db, source_db = [], []
+    for clip in clips:
+        for src, tgt in PAIRS:
+            src_path = small_dataset / clip["audio"]["fluidr3"][src]["path"]
+            out_path = tmp_path / f"{clip['id']}-{src}-{tgt}.wav"
+            assert main(["render", str(src_path), str(out_path), "--style", tgt, "--model", str(DEFAULT),
+                         "--no-progress"]) == 0
+            source, _ = sf.read(src_path, dtype="float32")
+            target, _ = sf.read(small_dataset / clip["audio"]["fluidr3"][tgt]["path"], dtype="float32")
+            output, sr = sf.read(out_path, dtype="float32")
+            assert sr == 24000 and output.shape == source.shape and np.isfinite(output).all()
+            model_db.append(log_mel_distance(output, target, transform))
+            source_db.append(log_mel_distance(source, target, transform))
+    assert np.mean(model_db) < np.mean(source_db), (model_db, source_db)
