@@ -143,11 +143,26 @@ class PanelWindow(QMainWindow):
             )
         self.styles.mixChanged.connect(self.set_mix)
         self.transfer.changed.connect(self.set_param)
+        self.devices.model.currentIndexChanged.connect(self.apply_model_defaults)
         self.preset_bar.save.clicked.connect(self.save_preset)
         self.preset_bar.load.clicked.connect(self.load_preset)
         self.preset_bar.delete.clicked.connect(self.delete_preset)
 
     # ---- parameters ----------------------------------------------------------------------------------
+
+    def apply_model_defaults(self, _index: int = -1) -> None:
+        """A newly chosen model starts at its recommended steps/strength (e.g. 1 step for the CPU teacher),
+        not at whatever suits another model; a bundle that cannot be read is reported when started."""
+        from export.bundle import load_bundle
+
+        path = self.devices.model.currentData()
+        if not path or path == "passthrough":
+            return
+        try:
+            defaults = load_bundle(path, verify_hashes=False).defaults
+        except StylehostError:
+            return
+        self.transfer.set_recommended(int(defaults["steps"]), float(defaults["strength"]))
 
     def set_param(self, name: str, value: object) -> None:
         """One control moved: a new snapshot for the engine (validated)."""

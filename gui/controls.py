@@ -126,6 +126,13 @@ class TransferPanel(QGroupBox):
         self._steps_group.idClicked.connect(self._on_steps)
         self.bypass.toggled.connect(self._on_bypass)
 
+    def set_recommended(self, steps: int, strength: float) -> None:
+        """Show a model's recommended steps and strength, and tell the engine (as if the user chose them)."""
+        button = self.steps.get(steps)
+        if button is not None and not button.isChecked():
+            button.click()
+        self.strength.setValue(int(round(strength * 100)))
+
     # Named slots rather than lambdas: PyQt matches a slot's arity to the signal's overloads.
     def _on_strength(self, value: int) -> None:
         self.changed.emit("strength", value / 100)

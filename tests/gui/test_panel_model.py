@@ -76,3 +76,22 @@ def test_a_style_the_running_model_lacks_is_refused(window: PanelWindow, models_
     window.styles.pad.select_style("flute")
     assert "has no style 'flute'" in window.last_message
     assert window.controller.params.style_mix == (("violin", 1.0),)  # unchanged
+
+
+def test_choosing_a_model_applies_its_recommended_steps_and_strength(
+    bundle: Bundle, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, window: PanelWindow
+) -> None:
+    import shutil
+
+    from export.bundle import update_manifest
+
+    root = tmp_path_factory.mktemp("recommended")
+    shutil.copytree(bundle.path, root / "tuned")
+    update_manifest(root / "tuned", {"defaults": {"steps": 1, "strength": 0.6}})
+    monkeypatch.setattr(export.bundle, "search_dirs", lambda: [root])
+    window.transfer.steps[4].click()
+    window.transfer.strength.setValue(90)
+    window.devices.refresh_bundles()
+    window.devices.model.setCurrentIndex(1)  # after the passthrough
+    assert window.transfer.steps[1].isChecked() and window.transfer.strength.value() == 60
+    assert window.controller.params.steps == 1 and window.controller.params.strength == pytest.approx(0.6)
