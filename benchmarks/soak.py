@@ -87,9 +87,9 @@ def _chunk_record(engine: Engine, t: float, delays: list[float]) -> dict[str, An
 
 
 def soak_offline(seconds: float, chunk_s: float = 4.0, rate: int = 48000, blocksize: int = 256,
-                 make: Callable[[], Processor] = StftPassthroughProcessor) -> dict[str, Any]:
+                 make: Callable[[], Processor] = StftPassthroughProcessor, params: Any = None) -> dict[str, Any]:
     """The engine pumped block by block (render's way) with tracemalloc on; returns chunks + summary."""
-    engine = Engine(make, EngineConfig(sample_rate=rate, blocksize=blocksize))
+    engine = Engine(make, EngineConfig(sample_rate=rate, blocksize=blocksize), params=params)
     latency = engine.latency.algorithmic
     n = int(chunk_s * rate) // blocksize * blocksize
     x, starts = pulse_chunk(n, rate)
@@ -111,7 +111,7 @@ def soak_offline(seconds: float, chunk_s: float = 4.0, rate: int = 48000, blocks
 
 
 def soak_live(seconds: float, chunk_s: float = 10.0, blocksize: int = 256,
-              make: Callable[[], Processor] = StftPassthroughProcessor) -> dict[str, Any]:
+              make: Callable[[], Processor] = StftPassthroughProcessor, params: Any = None) -> dict[str, Any]:
     """Real PortAudio streams through JACK, pulses played and recorded by a loopback probe, per chunk."""
     from contextlib import ExitStack
 
@@ -122,7 +122,8 @@ def soak_live(seconds: float, chunk_s: float = 10.0, blocksize: int = 256,
         name = os.environ.get("JACK_DEFAULT_SERVER")
         if not name or not server_running(name):
             name = stack.enter_context(JackServer()).name
-        live = stack.enter_context(LiveSession(make, input="system", output="system", blocksize=blocksize))
+        live = stack.enter_context(LiveSession(make, input="system", output="system", blocksize=blocksize,
+                                               params=params))
         probe = stack.enter_context(LoopbackProbe(name))
         probe.connect()
         rate = probe.client.samplerate
@@ -144,13 +145,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--offline", action="store_true", help="pump the engine offline instead of through JACK")
     p.add_argument("--chunk", type=float, default=None, help="seconds per measurement (default 10 live, 4 offline)")
     p.add_argument("--json", type=Path, default=None, help="write the result here (e.g. benchmarks/results/soak.json)")
+    p.add_argument("--model", default="passthrough",
+                   help="model bundle (folder or name; 'default' = the shipped one); default: the DSP passthrough")
     args = p.parse_args(argv)
+    from realtime.commands import model_defaults, processor_factory
+    from realtime.params import EngineParams
+
+    factory, passthrough = processor_factory(args.model, "auto")
+    d = model_defaults(factory)
+    params = EngineParams(style_mix=(("violin", 1.0),), steps=int(d["steps"]), strength=float(d["strength"]))
     t0 = time.monotonic()
     seconds = 60.0 * args.minutes
     if args.offline:
-        result = soak_offline(seconds, chunk_s=args.chunk or 4.0)
+        result = soak_offline(seconds, chunk_s=args.chunk or 4.0, make=factory, params=params)
     else:
-        result = soak_live(seconds, chunk_s=args.chunk or 10.0)
+        result = soak_live(seconds, chunk_s=args.chunk or 10.0, make=factory, params=params)
+    result["model"] = "passthrough" if passthrough else factory.bundle.name  # type: ignore[attr-defined]
     result["wall_s"] = round(time.monotonic() - t0, 1)
     result["command"] = " ".join([os.path.basename(sys.executable), "-m", "benchmarks.soak", *(argv or sys.argv[1:])])
     text = json.dumps(result, indent=1)
