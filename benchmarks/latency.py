@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from diffusion.config import parse_list  # noqa: F401 - re-exported for benchmarks.quality and tests
 from diffusion.errors import StylehostError
 
 JACK_HOSTAPI = "JACK Audio Connection Kit"
@@ -57,17 +58,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", default=None, help="sampling steps (default: the model's recommended); a list "
                                                  "('1,2,4') measures each")
     p.add_argument("--strength", type=float, default=None, help="transfer strength (default: the model's)")
-
-
-def parse_list(text: str | None, kind: type, name: str) -> list:
-    """'128,256' -> [128, 256]; one user error line for anything else."""
-    try:
-        values = [kind(v.strip()) for v in str(text).split(",") if v.strip()]
-    except ValueError as exc:
-        raise StylehostError(f"--{name} must be a comma-separated list, got {text!r}") from exc
-    if not values:
-        raise StylehostError(f"--{name} is empty")
-    return values
 
 
 def cli_latency(args: argparse.Namespace) -> int:

@@ -95,3 +95,14 @@ def load_config(cls: type[T], path: Path | None = None, overrides: list[str] | N
         except (OSError, json.JSONDecodeError) as exc:
             raise StylehostError(f"cannot read config file {path}: {exc}") from exc
     return from_dict(cls, apply_overrides(data, overrides or [], cls))
+
+
+def parse_list(text: str | None, kind: type, name: str) -> list:
+    """'128,256' -> [128, 256] for list-valued CLI options; one user error line for anything else."""
+    try:
+        values = [kind(v.strip()) for v in str(text).split(",") if v.strip()]
+    except ValueError as exc:
+        raise StylehostError(f"--{name} must be a comma-separated list, got {text!r}") from exc
+    if not values:
+        raise StylehostError(f"--{name} is empty")
+    return values

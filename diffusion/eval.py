@@ -29,6 +29,7 @@ import soundfile as sf
 import torch
 
 from diffusion.classifier import ClassifierConfig, embed_clip, load_classifier, train_classifier
+from diffusion.config import parse_list
 from diffusion.data import load_manifest
 from diffusion.errors import StylehostError
 from diffusion.metrics import chroma_similarity, frechet_distance, log_mel_distance, static_eq_log_gain
@@ -171,16 +172,6 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                         "--steps/--strength and --emit as its recommended defaults")
 
 
-def _numbers(text: str, kind: type, name: str) -> list:
-    try:
-        values = [kind(v) for v in str(text).split(",") if v.strip()]
-    except ValueError as exc:
-        raise StylehostError(f"--{name} must be a comma-separated list of numbers, got {text!r}") from exc
-    if not values:
-        raise StylehostError(f"--{name} is empty")
-    return values
-
-
 def cli_eval(args: argparse.Namespace) -> int:
     from diffusion.checkpoint import load_denoiser, model_sampler
 
@@ -188,8 +179,8 @@ def cli_eval(args: argparse.Namespace) -> int:
         info = train_classifier(args.data, args.classifier)
         print(f"style classifier: val accuracy {info['val_accuracy']:.3f} -> {args.classifier}")
     paths = args.model or [Path("models/default/model.pt")]
-    steps_list = _numbers(args.steps, int, "steps")
-    strengths = _numbers(args.strength, float, "strength")
+    steps_list = parse_list(args.steps, int, "steps")
+    strengths = parse_list(args.strength, float, "strength")
     variants = [(st, sg) for st in steps_list for sg in strengths]
     denoisers = {}
     for p in paths:
