@@ -115,7 +115,12 @@ class TransferPanel(QGroupBox):
         form.addRow("Steps", steps_row)
         form.addRow("Wet/dry", wet_row)
         form.addRow("Input gain", gain_row)
+        self.match_level = QCheckBox("Match input level")
+        self.match_level.setChecked(True)
+        self.match_level.setToolTip("The restyled sound follows your playing level over about a second "
+                                    "(off: the model's own loudness)")
         form.addRow("", self.bypass)
+        form.addRow("", self.match_level)
         self.mix_label = QLabel()
         self.mix_label.setWordWrap(True)
         self.mix_label.setToolTip("The style weights the model receives (from the buttons, the pad or a preset)")
@@ -125,6 +130,7 @@ class TransferPanel(QGroupBox):
         self.gain.valueChanged.connect(self._on_gain)
         self._steps_group.idClicked.connect(self._on_steps)
         self.bypass.toggled.connect(self._on_bypass)
+        self.match_level.toggled.connect(self._on_match_level)
 
     def set_recommended(self, steps: int, strength: float) -> None:
         """Show a model's recommended steps and strength, and tell the engine (as if the user chose them)."""
@@ -149,6 +155,9 @@ class TransferPanel(QGroupBox):
     def _on_bypass(self, on: bool) -> None:
         self.changed.emit("bypass", on)
 
+    def _on_match_level(self, on: bool) -> None:
+        self.changed.emit("match_level", on)
+
     def show_mix(self, mix: tuple[tuple[str, float], ...]) -> None:
         total = sum(w for _, w in mix)
         self.mix_label.setText(", ".join(f"{name} {100 * w / total:.0f}%" for name, w in mix))
@@ -166,9 +175,10 @@ class TransferPanel(QGroupBox):
             _sync_label(widget)
         if params.steps in self.steps:
             self.steps[params.steps].setChecked(True)
-        self.bypass.blockSignals(True)
-        self.bypass.setChecked(params.bypass)
-        self.bypass.blockSignals(False)
+        for box, on in ((self.bypass, params.bypass), (self.match_level, params.match_level)):
+            box.blockSignals(True)
+            box.setChecked(on)
+            box.blockSignals(False)
 
 
 class ReadoutPanel(QGroupBox):

@@ -117,8 +117,9 @@ def parse_preset(name: str, data: object, where: Path | str = "preset") -> Prese
     for key in ("strength", "wet", "input_gain_db"):
         if key in values and (isinstance(values[key], bool) or not isinstance(values[key], int | float)):
             raise StylehostError(f"preset {name!r}: {key} must be a number, got {values[key]!r}")
-    if "bypass" in values and not isinstance(values["bypass"], bool):
-        raise StylehostError(f"preset {name!r}: bypass must be true or false, got {values['bypass']!r}")
+    for key in ("bypass", "match_level"):
+        if key in values and not isinstance(values[key], bool):
+            raise StylehostError(f"preset {name!r}: {key} must be true or false, got {values[key]!r}")
     params = EngineParams(**values)  # range checks; StylehostError names the field
     pad = data.get("pad")
     if pad is not None:

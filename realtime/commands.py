@@ -42,6 +42,8 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=float, default=None,
                    help="transfer strength in (0, 1] (default: the model's recommended, from its manifest)")
     p.add_argument("--wet", type=float, default=1.0, help="wet/dry mix in [0, 1]")
+    p.add_argument("--no-match-level", dest="match_level", action="store_false",
+                   help="play the model at its own loudness (default: the wet follows the input's level over ~1 s)")
     p.add_argument("--stereo", default="mid", choices=("mid", "per-channel"), help="how mono models see stereo")
 
 
@@ -70,7 +72,8 @@ def params_from_args(args: argparse.Namespace, factory: Callable[[], Processor] 
     defaults = model_defaults(factory)
     steps = defaults["steps"] if args.steps is None else args.steps
     strength = defaults["strength"] if args.strength is None else args.strength
-    return EngineParams(style_mix=((args.style, 1.0),), strength=strength, steps=int(steps), wet=args.wet)
+    return EngineParams(style_mix=((args.style, 1.0),), strength=strength, steps=int(steps), wet=args.wet,
+                        match_level=getattr(args, "match_level", True))
 
 
 def model_defaults(factory: Callable[[], Processor] | None) -> dict[str, float | int]:

@@ -5,7 +5,8 @@ Data path (device rate R, model rate r = processor.sample_rate, block B, stride 
     callback:  indata -> input ring            output ring -> outdata   (copies only)
     worker:    input ring -(B)-> gain -> [dry delay line] -> mid / per-channel -> resample R->r
                -> model-rate ring -(s)-> processor window -> processor -> resample r->R
-               -> wet/dry mix with the dry delay line -> output ring
+               -> level match (wet follows the dry line's loudness) -> wet/dry mix with the dry
+               delay line -> output ring
     taps:      the worker also copies the gained input and the mixed output into ``input_tap`` and
                ``output_tap`` (overwriting, lock-free) for a panel's spectrogram
 
@@ -51,6 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffusion.errors import StylehostError
+from realtime.level import LevelMatcher
 from realtime.params import EngineParams, EngineStatus, Latency
 from realtime.processor import Processor
 from realtime.resample import QUALITY, StreamResampler
@@ -128,6 +130,9 @@ class Engine:
         self._gain = _Ramp(1.0, smooth)
         self._wet = _Ramp(1.0, smooth)
         self._dry_gain = _Ramp(0.0, smooth)
+        # The wet follows the input's loudness (params.match_level), for processors that change it.
+        self.level = LevelMatcher(R)
+        self._level_matched = not proc.preserves_level
         # Callback-side state: preallocated so the callback only copies and multiplies in place.
         self._fade_len = max(1, int(cfg.fade_ms * R / 1000))
         self._max_block = max(8192, 4 * B)
@@ -153,6 +158,7 @@ class Engine:
         self._fallback = _Ramp(1.0, self._fade_len)
         self._recover_calls = -(-proc.window // proc.stride) + 1  # a whole clean window, then wet again
         self._unhealthy = 0
+        self.level.reset()
         self._compute_times = np.zeros(4096, np.float64)
         self.compute_count = 0
         self._load = 0.0
@@ -238,6 +244,7 @@ class Engine:
             limited=self.limited,
             fallback=self._unhealthy > 0,
             last_error=self.last_error,
+            level_gain_db=self.level.gain_db if self._params.match_level and self._level_matched else 0.0,
         )
         self._in_peak = self._out_peak = 0.0
         return status
@@ -427,7 +434,8 @@ class Engine:
         got = self._dry_ring.read(dry)
         dry[got:] = 0.0
         wet_gain, fallback = self._wet.next(n), self._fallback.next(n)
-        out = wet[:, self._out_map] * (wet_gain * fallback)[:, None]
+        level = self.level.gains(wet, dry) if self._params.match_level and self._level_matched else 1.0
+        out = wet[:, self._out_map] * (wet_gain * fallback * level)[:, None]
         # During a fallback the wet share goes to the dry line, so the level stays the same.
         out += dry[:, self._dry_map] * (self._dry_gain.next(n) + wet_gain * (1.0 - fallback))[:, None]
         if not np.isfinite(out).all():  # cannot happen with the checks above; the device must never see NaN

@@ -63,6 +63,8 @@ def strength_sigma(strength: float, sigma_min: float, sigma_max: float, rho: flo
 class ModelProcessor(Processor):
     """Runs a bundle through a backend with the Processor contract; see the module docstring."""
 
+    preserves_level = False  # the model plays at its training targets' loudness: the engine matches it
+
     def __init__(self, bundle: Bundle, backend: Backend, emit: int | None = None, seed: int = 0,
                  crossfade_ms: float = CROSSFADE_MS) -> None:
         spec = bundle.spectrogram

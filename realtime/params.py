@@ -25,6 +25,7 @@ class EngineParams:
     wet: float = 1.0  # wet/dry mix applied by the engine, 0 = dry only
     input_gain_db: float = 0.0
     bypass: bool = False  # dry signal at the same latency (no jump in time when toggled)
+    match_level: bool = True  # the wet follows the input's loudness over ~1 s (realtime/level.py)
 
     def __post_init__(self) -> None:
         if not self.style_mix:
@@ -133,6 +134,7 @@ class EngineStatus:
     bad_output: int = 0  # model calls that returned non-finite samples (played dry meanwhile)
     limited: int = 0  # output samples the soft clip changed
     fallback: bool = False  # playing dry now because the model failed recently
+    level_gain_db: float = 0.0  # gain the level match applies to the wet now (0 when off)
     last_error: str = ""
 
     def line(self) -> str:

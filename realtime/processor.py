@@ -36,6 +36,9 @@ class Processor(ABC):
     window: int
     stride: int
     delay_samples: int
+    # Whether the output keeps the input's loudness by construction (the DSP stand-ins); the engine
+    # level-matches only processors that do not (a style model follows its training targets' level).
+    preserves_level: bool = True
 
     @abstractmethod
     def process(self, window: np.ndarray, out: np.ndarray) -> None:
