@@ -43,6 +43,9 @@ GIL_SWITCH_S = 0.0005  # see share_gil_with_audio
 def share_gil_with_audio() -> None:
     """Let the audio threads take the GIL within 0.5 ms instead of CPython's default 5 ms.
 
+    Only matters when the engine runs in the panel's process (``--same-process``, tests); by default
+    `stylehost gui` runs it in its own process (realtime/remote.py) and shares no GIL with it.
+
     Why: the panel runs in the same interpreter as the PortAudio callback and the engine worker.
     With the default interval, a GUI thread busy in Python (a long repaint, a burst of events)
     keeps them waiting up to 5 ms per hand-over, longer than a 256-sample block at 48 kHz: measured
@@ -309,6 +312,9 @@ class PanelWindow(QMainWindow):
 
 def add_gui_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--presets", default=None, help="preset folder (default: the user config folder)")
+    p.add_argument("--same-process", action="store_true",
+                   help="run the audio engine in the panel's process (default: its own process, so the panel's "
+                        "Python work can never delay the audio threads)")
 
 
 def cli_gui(args: argparse.Namespace) -> int:
@@ -316,8 +322,9 @@ def cli_gui(args: argparse.Namespace) -> int:
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
     ):
         raise StylehostError("no display: run it in a desktop session (or set QT_QPA_PLATFORM=offscreen to test)")
-    share_gil_with_audio()
+    share_gil_with_audio()  # for the in-process case (--same-process); the engine process has its own GIL
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = PanelWindow(presets=PresetStore(args.presets))
+    controller = EngineController(separate_process=not args.same_process)
+    window = PanelWindow(controller, presets=PresetStore(args.presets))
     window.show()
     return int(app.exec())  # type: ignore[union-attr]

@@ -14,6 +14,7 @@ from realtime.audio import LiveSession
 from realtime.commands import processor_factory
 from realtime.engine import Engine
 from realtime.params import EngineParams, EngineStatus
+from realtime.remote import RemoteEngine, RemoteSession, SessionSpec
 
 
 @dataclass(frozen=True)
@@ -29,16 +30,23 @@ class StreamSettings:
 
 
 class EngineController:
-    """Holds the current EngineParams and, while streaming, the LiveSession they are sent to."""
+    """Holds the current EngineParams and, while streaming, the session they are sent to.
 
-    def __init__(self, params: EngineParams | None = None) -> None:
+    ``separate_process``: run the stream in its own process (realtime/remote.py), so that nothing the
+    GUI thread does in Python can hold the GIL the callback and worker need; `stylehost gui` does.
+    In-process (the default) the engine is a plain attribute, which tests and scripts can inspect.
+    """
+
+    def __init__(self, params: EngineParams | None = None, separate_process: bool = False) -> None:
         self.params = params or EngineParams()
-        self.session: LiveSession | None = None
+        self.session: LiveSession | RemoteSession | None = None
         self.passthrough = True
+        self.separate_process = separate_process
         self._factory: object = None  # the running processor factory (a ModelFactory checks params)
+        self._styles: tuple[str, ...] | None = None  # the running bundle's styles (separate process)
 
     @property
-    def engine(self) -> Engine | None:
+    def engine(self) -> Engine | RemoteEngine | None:
         return self.session.engine if self.session is not None else None
 
     @property
@@ -55,10 +63,19 @@ class EngineController:
         self.params = new
         return new
 
-    def start(self, settings: StreamSettings) -> LiveSession:
+    def start(self, settings: StreamSettings) -> LiveSession | RemoteSession:
         """Load the processor, open the devices and stream; StylehostError says what failed."""
         if self.session is not None:
             self.stop()
+        if self.separate_process:  # the child loads the bundle and checks the params; errors come back
+            remote = RemoteSession(SessionSpec(model=settings.model or "passthrough", backend=settings.backend,
+                                               input=settings.input, output=settings.output,
+                                               samplerate=settings.samplerate, blocksize=settings.blocksize),
+                                   self.params).start()
+            assert remote.started is not None
+            self._factory, self._styles = None, remote.started.styles
+            self.session, self.passthrough = remote, remote.started.passthrough
+            return remote
         # "passthrough", not None: None would let the bundle resolver pick a default model.
         factory, passthrough = processor_factory(settings.model or "passthrough", settings.backend)
         self._factory = factory
@@ -78,6 +95,8 @@ class EngineController:
     @property
     def model_styles(self) -> tuple[str, ...] | None:
         """Styles the running bundle knows; None for the passthrough (it ignores styles)."""
+        if isinstance(self.session, RemoteSession):
+            return self._styles
         bundle = getattr(self._factory, "bundle", None)
         return tuple(bundle.styles) if bundle is not None else None
 
@@ -99,6 +118,6 @@ class EngineController:
     def check_alive(self) -> None:
         """Raise StylehostError if the stream died under us (device unplugged, server gone)."""
         if self.session is not None and not self.session.active:
-            name = self.session.device_name
+            name, failure = self.session.device_name, self.session.failure
             self.stop()
-            raise StylehostError(f"the stream on {name} stopped (device unplugged or audio server gone)")
+            raise StylehostError(failure or f"the stream on {name} stopped (device unplugged or audio server gone)")

@@ -6,7 +6,8 @@ audio: the writer always overwrites the oldest samples, and a reader that fell b
 to the newest ``capacity`` samples and is told how many it missed.
 
 Thread safety (one writer, any one reader): the writer copies into at most two basic-slice ranges,
-then publishes by assigning ``_written`` (atomic under the GIL). The reader owns its cursor. A read
+then publishes by storing the int64 write counter (one aligned store: atomic for a reader in this
+process or, with ``storage`` in shared memory, in another one; realtime/remote.py). The reader owns its cursor. A read
 can race the writer overwriting the oldest slots it is copying; the reader checks ``_written``
 again after the copy and drops any samples the writer may have overwritten meanwhile, so what it
 returns is never torn. Nothing here locks, allocates sample buffers per call, or waits.
@@ -26,15 +27,36 @@ from diffusion.errors import StylehostError
 class SignalTap:
     """Overwriting ring of the last ``capacity`` mono samples; the writer never waits for a reader."""
 
-    def __init__(self, capacity: int, max_block: int = 16384) -> None:
+    def __init__(self, capacity: int, max_block: int = 16384, storage: memoryview | None = None) -> None:
+        """``storage``: put the samples and the write counter in this buffer (``storage_bytes(capacity)``
+        long, e.g. shared memory), so a writer and a reader in different processes share one tap."""
         if capacity < 1 or max_block < 1:
             raise StylehostError(f"signal tap needs capacity >= 1 and max_block >= 1, got {capacity}, {max_block}")
         self.capacity = int(capacity)
-        self._buf = np.zeros(self.capacity, np.float32)
+        if storage is None:
+            storage = memoryview(bytearray(self.storage_bytes(self.capacity)))
+        if len(storage) < self.storage_bytes(self.capacity):
+            raise StylehostError(f"signal tap storage of {len(storage)} bytes is too small for {capacity} samples")
+        # Total samples ever written (writer-owned): one aligned int64 in front of the samples, so
+        # publishing it is a single store that a reader (in another thread or process) sees whole.
+        self._count = np.ndarray((1,), np.int64, buffer=storage, offset=0)
+        self._buf = np.ndarray((self.capacity,), np.float32, buffer=storage, offset=8)
         self._mono = np.zeros(int(max_block), np.float32)  # down-mix scratch, so write() never allocates
-        self._written = 0  # total samples ever written (writer-owned)
         self._cursor = 0  # total samples consumed by read_new (reader-owned)
         self.missed = 0  # samples the reader skipped because it fell behind (reader-owned)
+
+    @staticmethod
+    def storage_bytes(capacity: int) -> int:
+        return 8 + 4 * int(capacity)
+
+    def release(self) -> None:
+        """Drop the views of external storage (shared memory cannot close while they exist)."""
+        self._count = np.zeros(1, np.int64)
+        self._buf = np.zeros(self.capacity, np.float32)
+
+    @property
+    def _written(self) -> int:
+        return int(self._count[0])
 
     @property
     def written(self) -> int:
@@ -54,16 +76,17 @@ class SignalTap:
         else:
             mono = block
         n = len(mono)
+        written = self._written
         if n > self.capacity:  # only the newest capacity samples can be kept
-            self._written += n - self.capacity
+            written += n - self.capacity
             mono = mono[n - self.capacity :]
             n = self.capacity
-        start = self._written % self.capacity
+        start = written % self.capacity
         first = min(n, self.capacity - start)
         np.copyto(self._buf[start : start + first], mono[:first])
         if n > first:
             np.copyto(self._buf[: n - first], mono[first:])
-        self._written += n  # publish after the data is in place
+        self._count[0] = written + n  # publish after the data is in place
 
     def read_new(self, out: np.ndarray) -> int:
         """Copy samples written since the last call into ``out[:k]``, oldest first; return k.

@@ -37,6 +37,7 @@ class OfflineSession:
         self.engine = Engine(RecordingProcessor, EngineConfig(sample_rate=24000, blocksize=256))
         self.active = True
         self.device_name = "offline test engine"
+        self.failure: str | None = None
 
     def stop(self) -> None:
         self.active = False

@@ -103,3 +103,25 @@ def test_engine_taps_hold_gained_input_and_output() -> None:
     assert engine.output_tap.written > 0
     n = engine.output_tap.latest(tail)
     assert n == 4096 and np.abs(tail).max() > 0.5  # the passthrough output (delayed input) flows
+
+
+def test_two_taps_over_one_storage_share_samples_and_counter() -> None:
+    """What the engine process and the panel do through shared memory (realtime/remote.py)."""
+    from multiprocessing.shared_memory import SharedMemory
+
+    shm = SharedMemory(create=True, size=SignalTap.storage_bytes(8))
+    try:
+        writer, reader = SignalTap(8, storage=shm.buf), SignalTap(8, storage=shm.buf)
+        writer.write(np.arange(5, dtype=np.float32))
+        out = np.zeros(8, np.float32)
+        assert reader.read_new(out) == 5 and reader.written == 5
+        np.testing.assert_array_equal(out[:5], np.arange(5))
+        writer.write(np.arange(5, 15, dtype=np.float32))  # wraps; the reader skips what was overwritten
+        n = reader.read_new(out)
+        np.testing.assert_array_equal(out[:n], np.arange(7, 15))
+        assert reader.missed == 2
+        for tap in (writer, reader):
+            tap.release()
+    finally:
+        shm.close()
+        shm.unlink()
