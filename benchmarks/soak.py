@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     factory, passthrough = processor_factory(args.model, "auto")
     d = model_defaults(factory)
     params = EngineParams(style_mix=(("violin", 1.0),), steps=int(d["steps"]), strength=float(d["strength"]))
+    from benchmarks.machine import machine_info
+
+    machine = machine_info()  # at the start: its load average says whether the run had the machine to itself
     t0 = time.monotonic()
     seconds = 60.0 * args.minutes
     if args.offline:
@@ -162,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         result = soak_live(seconds, chunk_s=args.chunk or 10.0, make=factory, params=params)
     result["model"] = "passthrough" if passthrough else factory.bundle.name  # type: ignore[attr-defined]
     result["wall_s"] = round(time.monotonic() - t0, 1)
+    result["machine"] = machine
     result["command"] = " ".join([os.path.basename(sys.executable), "-m", "benchmarks.soak", *(argv or sys.argv[1:])])
     text = json.dumps(result, indent=1)
     if args.json:

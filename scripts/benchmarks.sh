@@ -84,7 +84,9 @@ echo "== 6/7 soak: memory, latency and dropouts over ${soak} min of live streami
 if [[ "${SOAK:-1}" == 0 ]]; then
     echo "SOAK=0: skipped"
 else
-    .venv/bin/python -m benchmarks.soak --minutes "$soak" --json "$results/soak.json"
+    soak_model=${MODEL:-}
+    [[ -z "$soak_model" && -f models/default/manifest.json ]] && soak_model=default
+    .venv/bin/python -m benchmarks.soak --minutes "$soak" --model "${soak_model:-passthrough}" --json "$results/soak.json"
 fi
 
 echo "== 7/7 report"
