@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from diffusion.errors import StylehostError
+from diffusion.guide import GuideStage, restore_windows
 from diffusion.model import Denoiser
 from diffusion.resynth import PhaseGuidedResynth
 from diffusion.sampling import transfer
@@ -45,10 +46,25 @@ def stream_logmel(
     denoiser: Denoiser, source_logmel: torch.Tensor, style_vec: torch.Tensor, cfg: StreamConfig
 ) -> torch.Tensor:
     """(n_mels, F) source log-mel -> (n_mels, F) restyled log-mel, window by window as streamed."""
+    contexts = stream_contexts(denoiser, source_logmel, style_vec, cfg)
+    n_mels, frames = source_logmel.shape
+    return contexts.permute(1, 0, 2).reshape(n_mels, -1)[:, :frames]
+
+
+def stream_contexts(
+    denoiser: Denoiser, source_logmel: torch.Tensor, style_vec: torch.Tensor, cfg: StreamConfig,
+    before: int = 0, after: int = 0,
+) -> torch.Tensor:
+    """(W, n_mels, before + emit + after): each window's own prediction of the frames it emits plus
+    ``before`` earlier and ``after`` later columns, the context a spectrogram-to-audio stage reads
+    (guide.py; ``after`` <= lookahead, the columns right of the emitted ones)."""
     mcfg = denoiser.cfg
     t, look = mcfg.window, mcfg.lookahead
     if not 1 <= cfg.emit <= t - look:
         raise StylehostError(f"emit must be in 1..{t - look}, got {cfg.emit}")
+    first = t - look - cfg.emit
+    if not 0 <= before <= first or not 0 <= after <= look:
+        raise StylehostError(f"context must be within the window: before 0..{first}, after 0..{look}")
     n_mels, frames = source_logmel.shape
     floor = float(np.log(mcfg.spectrogram.log_floor))
     ends = window_ends(frames, look, cfg.emit)
@@ -63,16 +79,27 @@ def stream_logmel(
         chunk = windows[i : i + cfg.batch]
         out = transfer(denoiser, chunk, style.expand(len(chunk), -1), strength=cfg.strength, steps=cfg.steps,
                        sampler=cfg.sampler, seed=cfg.seed, start_frames=[int(s) for s in starts[i : i + cfg.batch]])
-        outs.append(out[:, :, t - look - cfg.emit : t - look])
-    emitted = torch.cat(outs).permute(1, 0, 2).reshape(n_mels, -1)
-    return emitted[:, :frames]
+        outs.append(out[:, :, first - before : t - look + after])
+    return torch.cat(outs)
 
 
 def stream_audio(
-    denoiser: Denoiser, resynth: PhaseGuidedResynth, audio: np.ndarray, style_vec: torch.Tensor, cfg: StreamConfig
+    denoiser: Denoiser, resynth: PhaseGuidedResynth, audio: np.ndarray, style_vec: torch.Tensor, cfg: StreamConfig,
+    stage: GuideStage | None = None,
 ) -> np.ndarray:
-    """Restyle mono audio at the model rate; output aligned with the input and of the same length."""
-    return resynthesize(resynth, audio, lambda src: stream_logmel(denoiser, src, style_vec, cfg))
+    """Restyle mono audio at the model rate; output aligned with the input and of the same length.
+
+    With a ``stage`` (guide.py) each window's prediction of the emitted frames and of the stage's
+    context goes through the learned spectrogram-to-audio stage, exactly as the live engine runs a
+    bundle with the stage; without one, source-phase resynthesis.
+    """
+    if stage is None:
+        return resynthesize(resynth, audio, lambda src: stream_logmel(denoiser, src, style_vec, cfg))
+    with torch.no_grad():
+        wave = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+        source_logmel = resynth.transform.log_mel(wave[None])[0]
+        contexts = stream_contexts(denoiser, source_logmel, style_vec, cfg, stage.before, stage.after)
+        return restore_windows(stage, wave, contexts, cfg.emit).numpy()
 
 
 def resynthesize(resynth: PhaseGuidedResynth, audio: np.ndarray, predict) -> np.ndarray:

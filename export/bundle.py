@@ -9,7 +9,9 @@ Layout (``stylehost export onnx`` writes it; ``load_bundle`` refuses anything el
         denoiser.onnx     (B,1,mels,T) x, (B,) sigma, (B,1,mels,T) source, (B,emb) style_vec -> x0
         frontend.onnx     (B, window samples) audio -> (B, mels, T) natural-log mel
         resynth.onnx      (B, S, n_fft) source frames, (B, mels, S) predicted log-mel -> (B, S, n_fft)
-                          synthesis-windowed frames, ready to overlap-add at hop spacing
+                          synthesis-windowed frames, ready to overlap-add at hop spacing; with a learned
+                          'resynth_stage' (format 2) the inputs hold S + context_before + context_after
+                          frames of the window around the emitted ones, the output still S
         model.pt          optional: the EMA weights, for the torch backend (debugging, parity)
 
 Everything a runtime needs is in the manifest, so ``realtime`` never reads a torch checkpoint to
@@ -32,7 +34,7 @@ from diffusion.features import SpectrogramConfig
 from diffusion.files import sha256_file
 
 FORMAT = "stylehost-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 adds the optional 'resynth_stage' (a learned resynth graph that reads context frames)
 MANIFEST = "manifest.json"
 GRAPHS = ("denoiser", "frontend", "resynth")
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -102,6 +104,13 @@ class Bundle:
         d = self.manifest.get("defaults") or {}
         return {"steps": int(d.get("steps", 2)), "strength": float(d.get("strength", 1.0)),
                 "emit": int(d.get("emit", self.emit))}
+
+    @property
+    def resynth_context(self) -> tuple[int, int]:
+        """(before, after): frames the resynth graph reads around the S emitted ones; (0, 0) for
+        source-phase resynthesis (bundles without a learned 'resynth_stage')."""
+        stage = self.manifest.get("resynth_stage") or {}
+        return int(stage.get("context_before", 0)), int(stage.get("context_after", 0))
 
     @property
     def latency_samples(self) -> int:
@@ -239,6 +248,13 @@ def _check_manifest(m: Any, where: Path) -> None:
         raise bad(f"need 1 <= emit <= window - lookahead, got {m['emit']}, {m['window']}, {m['lookahead']}")
     if spec.n_fft % spec.hop:
         raise bad("n_fft must be a multiple of hop")
+    stage = m.get("resynth_stage", {})
+    if not isinstance(stage, dict):
+        raise bad("'resynth_stage' must be an object")
+    for key, most in (("context_before", m["window"] - m["lookahead"] - 1), ("context_after", m["lookahead"])):
+        value = stage.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= most:
+            raise bad(f"resynth_stage.{key} must be an integer in 0..{most} (frames inside the window), got {value!r}")
     defaults = m.get("defaults", {})
     if not isinstance(defaults, dict):
         raise bad("'defaults' must be an object")

@@ -16,21 +16,44 @@ def add_onnx_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio", default=None, help="audio for the real-window parity check (default: the demo clip)")
     p.add_argument("--no-torch-weights", action="store_true", help="leave model.pt out (no torch backend)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    p.add_argument("--stage", default=None,
+                   help="learned spectrogram-to-audio stage (`stylehost guide-train` RUN/model.pt) exported as "
+                        "the resynth graph (default: source-phase resynthesis)")
+    p.add_argument("--stage-steps", type=int, default=1, help="InDI steps of the stage (1 or 2; default 1)")
+    p.add_argument("--keep-sections", default=None, metavar="NAMES",
+                   help="with --force: manifest sections of the bundle being replaced to carry over, "
+                        "e.g. eval,defaults,distill,reconstruction")
 
 
 def cli_export_onnx(args: argparse.Namespace) -> int:
+    from diffusion.config import parse_list
+    from export.bundle import load_bundle, update_manifest
     from export.onnx import export_bundle
 
+    kept = {}
+    if args.keep_sections:
+        names = parse_list(args.keep_sections, str, "keep-sections")
+        old = load_bundle(Path(args.out)).manifest if Path(args.out).exists() else {}
+        kept = {name: old[name] for name in names if name in old}
     bundle = export_bundle(Path(args.model), Path(args.out), name=args.name, version=args.version,
                            audio_path=Path(args.audio) if args.audio else None,
-                           torch_weights=not args.no_torch_weights, force=args.force)
+                           torch_weights=not args.no_torch_weights, force=args.force,
+                           stage_path=Path(args.stage) if args.stage else None, stage_steps=args.stage_steps)
+    if kept:
+        bundle = update_manifest(bundle.path, kept)
+        print(f"carried over manifest sections: {', '.join(kept)}")
     parity = bundle.manifest["parity"]
     figures = ", ".join(f"{g} {max(parity[g].values()):.1e}" for g in ("denoiser", "frontend", "resynth"))
     bench = bundle.manifest["benchmark"]
     print(f"wrote {bundle.describe()}")
     print(f"parity vs torch (max abs, random and real windows; tolerance {parity['tolerance']:g}): {figures}")
     print(f"denoiser {bench['denoiser_ms_p50']:.2f} ms per call (p99 {bench['denoiser_ms_p99']:.2f}), "
-          f"{bench['runtime']}")
+          f"resynth {bench['resynth_ms_p50_emit2']:.3f} ms per 2-frame call, {bench['runtime']}")
+    stage = bundle.manifest.get("resynth_stage")
+    if stage:
+        print(f"resynth graph: learned stage, {stage['steps']} step(s), reads {stage['context_before']} frames "
+              f"before / {stage['context_after']} after the emitted ones, adds {stage['added_latency_samples']} "
+              "samples of latency")
     return 0
 
 

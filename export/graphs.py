@@ -1,8 +1,11 @@
 """The three torch modules a bundle exports, built from the SAME modules training and the offline
-reference use (Denoiser, SpectrogramTransform, PhaseGuidedResynth), with their ONNX I/O specs.
+reference use (Denoiser, SpectrogramTransform, PhaseGuidedResynth or the learned GuideStage), with
+their ONNX I/O specs.
 
 The runtime's per-call work is then: frontend on the window -> ``steps`` denoiser calls -> resynth of
-the S emitted frames -> overlap-add of those S frames at hop spacing (plain numpy).
+the S emitted frames -> overlap-add of those S frames at hop spacing (plain numpy). With a learned
+stage (diffusion/guide.py) the resynth graph also reads ``before`` earlier and ``after`` later frames
+of the window (source frames and predicted log-mel), and still returns the S emitted frames.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from diffusion.guide import GuideStage
 from diffusion.model import Denoiser
 from diffusion.resynth import PhaseGuidedResynth
 
@@ -49,16 +53,23 @@ class FrameResynth(nn.Module):
         return self.resynth(flat, pred).reshape_as(frames)
 
 
-def build_modules(denoiser: Denoiser) -> dict[str, nn.Module]:
+def build_modules(denoiser: Denoiser, stage: GuideStage | None = None) -> dict[str, nn.Module]:
     resynth = PhaseGuidedResynth(denoiser.cfg.spectrogram).eval()
-    return {"denoiser": denoiser.eval(), "frontend": Frontend(resynth).eval(), "resynth": FrameResynth(resynth).eval()}
+    out = FrameResynth(resynth).eval() if stage is None else stage.eval()
+    return {"denoiser": denoiser.eval(), "frontend": Frontend(resynth).eval(), "resynth": out}
 
 
-def io_specs(denoiser: Denoiser) -> dict[str, dict[str, Any]]:
+def context_of(stage: GuideStage | None) -> tuple[int, int]:
+    """(before, after): frames the resynth graph reads around the emitted ones (0, 0 without a stage)."""
+    return (0, 0) if stage is None else (stage.before, stage.after)
+
+
+def io_specs(denoiser: Denoiser, stage: GuideStage | None = None) -> dict[str, dict[str, Any]]:
     """Names, dtypes and shapes (str = dynamic axis) of every graph, as written into the manifest."""
     cfg = denoiser.cfg
     m, t, n_fft = cfg.n_mels, cfg.window, cfg.spectrogram.n_fft
     samples = cfg.spectrogram.num_samples(t)
+    frames = "emit" if stage is None else "context_frames"
 
     def io(name: str, *shape: int | str) -> dict[str, Any]:
         return {"name": name, "dtype": "float32", "shape": list(shape)}
@@ -71,13 +82,15 @@ def io_specs(denoiser: Denoiser) -> dict[str, dict[str, Any]]:
         },
         "frontend": {"inputs": [io("audio", "batch", samples)], "outputs": [io("logmel", "batch", m, t)]},
         "resynth": {
-            "inputs": [io("frames", "batch", "emit", n_fft), io("pred_logmel", "batch", m, "emit")],
+            # With a stage the inputs hold emit + before + after frames: another dynamic axis.
+            "inputs": [io("frames", "batch", frames, n_fft), io("pred_logmel", "batch", m, frames)],
             "outputs": [io("out_frames", "batch", "emit", n_fft)],
         },
     }
 
 
-def example_inputs(denoiser: Denoiser, batch: int = 2, emit: int = 4, seed: int = 0) -> dict[str, tuple]:
+def example_inputs(denoiser: Denoiser, batch: int = 2, emit: int = 4, seed: int = 0,
+                   stage: GuideStage | None = None) -> dict[str, tuple]:
     """Seeded random inputs of every graph (also the tracing inputs of the export)."""
     cfg = denoiser.cfg
     g = torch.Generator().manual_seed(seed)
@@ -87,8 +100,9 @@ def example_inputs(denoiser: Denoiser, batch: int = 2, emit: int = 4, seed: int 
     sigma = torch.exp(torch.empty(batch).uniform_(-3.9, 3.7, generator=g))  # ~0.02 .. 40
     x = torch.randn(batch, 1, m, t, generator=g) * sigma[:, None, None, None]
     audio = 0.1 * torch.randn(batch, cfg.spectrogram.num_samples(t), generator=g)
-    frames = 0.1 * torch.randn(batch, emit, n_fft, generator=g)
-    pred = torch.randn(batch, m, emit, generator=g) - 4.0
+    n = emit + sum(context_of(stage))
+    frames = 0.1 * torch.randn(batch, n, n_fft, generator=g)
+    pred = torch.randn(batch, m, n, generator=g) - 4.0
     style = (weights / weights.sum(1, keepdim=True)) @ table
     return {
         "denoiser": (x, sigma, torch.randn(batch, 1, m, t, generator=g), style),

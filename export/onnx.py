@@ -24,9 +24,11 @@ import torch
 
 from diffusion.checkpoint import load_checkpoint, load_denoiser, model_sampler
 from diffusion.errors import StylehostError
+from diffusion.guide import GuideStage, load_stage
+from diffusion.guide import parameter_count as stage_parameters
 from diffusion.model import Denoiser, count_macs, parameter_count
 from export import bundle as B
-from export.graphs import build_modules, example_inputs, io_specs
+from export.graphs import build_modules, context_of, example_inputs, io_specs
 
 OPSET = 17
 TOLERANCE = 1e-4  # fp32 parity, max absolute difference on every graph output
@@ -37,12 +39,13 @@ SCHEDULES = {  # diffusion.schedule functions, by the sampler a model file names
 DEMO_CLIP = Path(__file__).resolve().parents[1] / "demo" / "plucked_melody.flac"
 
 
-def export_graphs(denoiser: Denoiser, folder: Path) -> dict[str, Any]:
-    """Write denoiser/frontend/resynth .onnx into ``folder``; returns the manifest's 'graphs' section."""
-    specs = io_specs(denoiser)
-    examples = example_inputs(denoiser)
+def export_graphs(denoiser: Denoiser, folder: Path, stage: GuideStage | None = None) -> dict[str, Any]:
+    """Write denoiser/frontend/resynth .onnx into ``folder``; returns the manifest's 'graphs' section.
+    With a learned ``stage`` (diffusion/guide.py) it is the resynth graph."""
+    specs = io_specs(denoiser, stage)
+    examples = example_inputs(denoiser, stage=stage)
     graphs = {}
-    for name, module in build_modules(denoiser).items():
+    for name, module in build_modules(denoiser, stage).items():
         spec = specs[name]
         file = f"{name}.onnx"
         dynamic = {
@@ -85,11 +88,13 @@ def real_audio(denoiser: Denoiser, audio_path: Path | None, seconds: float = 4.0
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def real_inputs(denoiser: Denoiser, audio: np.ndarray, batch: int = 8, emit: int = 4) -> dict[str, tuple]:
+def real_inputs(denoiser: Denoiser, audio: np.ndarray, batch: int = 8, emit: int = 4,
+                stage: GuideStage | None = None) -> dict[str, tuple]:
     """Inputs of every graph cut from real audio: windows spread over the clip, noised as the sampler
-    would at sigmas from sigma_min to sigma_max, and the resynthesis of a real model prediction."""
+    would at sigmas from sigma_min to sigma_max, and the resynthesis of a real model prediction
+    (with a stage: its context frames too)."""
     cfg = denoiser.cfg
-    mods = build_modules(denoiser)
+    mods = build_modules(denoiser, stage)
     samples, hop, n_fft = cfg.spectrogram.num_samples(cfg.window), cfg.spectrogram.hop, cfg.spectrogram.n_fft
     starts = np.linspace(0, len(audio) - samples, batch).astype(int) // hop * hop
     wave = torch.from_numpy(np.stack([audio[s : s + samples] for s in starts]))
@@ -100,12 +105,14 @@ def real_inputs(denoiser: Denoiser, audio: np.ndarray, batch: int = 8, emit: int
         x = source + sigma[:, None, None, None] * torch.randn(source.shape, generator=g)
         style = denoiser.style_vector({cfg.styles[0]: 0.5, cfg.styles[-1]: 0.5}, batch)
         pred = cfg.denormalize(denoiser(x, sigma, source, style))[:, 0]
-    first = cfg.window - cfg.lookahead - emit
-    frames = torch.stack([wave[:, (first + s) * hop : (first + s) * hop + n_fft] for s in range(emit)], dim=1)
+    before, after = context_of(stage)
+    first = cfg.window - cfg.lookahead - emit - before
+    n = emit + before + after
+    frames = torch.stack([wave[:, (first + s) * hop : (first + s) * hop + n_fft] for s in range(n)], dim=1)
     return {
         "denoiser": (x, sigma, source, style),
         "frontend": (wave,),
-        "resynth": (frames.contiguous(), pred[:, :, first : first + emit].contiguous()),
+        "resynth": (frames.contiguous(), pred[:, :, first : first + n].contiguous()),
     }
 
 
@@ -118,11 +125,13 @@ def ort_session(path: Path, threads: int = 1):  # -> onnxruntime.InferenceSessio
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def check_parity(denoiser: Denoiser, folder: Path, graphs: dict[str, Any], audio: np.ndarray) -> dict[str, Any]:
+def check_parity(denoiser: Denoiser, folder: Path, graphs: dict[str, Any], audio: np.ndarray,
+                 stage: GuideStage | None = None) -> dict[str, Any]:
     """Max |ORT - torch| per graph on random and on real inputs; StylehostError if any exceeds TOLERANCE."""
-    mods = build_modules(denoiser)
+    mods = build_modules(denoiser, stage)
     report: dict[str, Any] = {"tolerance": TOLERANCE, "runtime": "onnxruntime CPU, fp32"}
-    cases = {"random": example_inputs(denoiser, batch=4, seed=7), "real": real_inputs(denoiser, audio)}
+    cases = {"random": example_inputs(denoiser, batch=4, seed=7, emit=2, stage=stage),
+             "real": real_inputs(denoiser, audio, stage=stage)}
     failures = []
     for name, spec in graphs.items():
         sess = ort_session(folder / spec["file"])
@@ -141,6 +150,35 @@ def check_parity(denoiser: Denoiser, folder: Path, graphs: dict[str, Any], audio
             f"parity check failed (tolerance {TOLERANCE:g}): {'; '.join(failures)}; bundle not written"
         )
     return report
+
+
+def time_resynth(folder: Path, denoiser: Denoiser, stage: GuideStage | None, emit: int,
+                 calls: int = 200) -> dict[str, Any]:
+    """Median and p99 ms of one batch-1 resynth call (``emit`` frames) in ONNX Runtime CPU, 1 thread."""
+    sess = ort_session(folder / "resynth.onnx")
+    frames, pred = example_inputs(denoiser, batch=1, emit=emit, stage=stage)["resynth"]
+    feeds = {"frames": frames.numpy(), "pred_logmel": pred.numpy()}
+    times = []
+    for i in range(calls + 20):
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        if i >= 20:
+            times.append(1000.0 * (time.perf_counter() - t0))
+    return {f"resynth_ms_p50_emit{emit}": float(np.median(times)),
+            f"resynth_ms_p99_emit{emit}": float(np.percentile(times, 99))}
+
+
+def stage_section(stage: GuideStage, path: Path, lookahead: int) -> dict[str, Any]:
+    """The manifest's 'resynth_stage': what the resynth graph is and the frames it reads."""
+    if stage.after > lookahead:
+        raise StylehostError(f"the stage reads {stage.after} frames after the emitted ones; the model window has "
+                             f"only {lookahead}: fewer steps or a stage with less look-ahead")
+    meta = load_checkpoint(path).get("meta") or {}
+    return {"kind": "guide", "steps": stage.steps, "context_before": stage.before, "context_after": stage.after,
+            "added_latency_samples": 0, "parameters": stage_parameters(stage), "source": str(path),
+            "sha256": B.sha256_file(Path(path)), "config": meta.get("config", {}).get("guide"),
+            "training": {k: v for k, v in meta.items() if k in ("step", "config", "provenance")},
+            "method": "InDI restoration of the source-phase STFT (diffusion/guide.py, docs/guidediff.md)"}
 
 
 def time_denoiser(folder: Path, denoiser: Denoiser, calls: int = 50) -> dict[str, Any]:
@@ -165,7 +203,7 @@ def build_manifest(denoiser: Denoiser, name: str, version: str, source: Path, sa
     latency = spec.n_fft + (cfg.lookahead - 1) * spec.hop  # see realtime/model_processor.py
     return {
         "format": B.FORMAT,
-        "format_version": B.FORMAT_VERSION,
+        "format_version": B.FORMAT_VERSION,  # 2: an optional 'resynth_stage' may change the resynth graph
         "model": {"name": name, "version": version, "source": str(source),
                   "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")},
         "styles": list(cfg.styles),
@@ -187,8 +225,12 @@ def build_manifest(denoiser: Denoiser, name: str, version: str, source: Path, sa
 
 
 def export_bundle(model_path: Path, out: Path, name: str | None = None, version: str | None = None,
-                  audio_path: Path | None = None, torch_weights: bool = True, force: bool = False) -> B.Bundle:
-    """The whole command: export, check, write the manifest, verify the folder, rename into place."""
+                  audio_path: Path | None = None, torch_weights: bool = True, force: bool = False,
+                  stage_path: Path | None = None, stage_steps: int = 1) -> B.Bundle:
+    """The whole command: export, check, write the manifest, verify the folder, rename into place.
+
+    ``stage_path``: a guide stage file (``stylehost guide-train``) exported as the resynth graph with
+    ``stage_steps`` InDI steps; without it, source-phase resynthesis."""
     out = Path(out)
     if out.exists() and not force:
         raise StylehostError(f"{out} already exists; pass --force to replace it")
@@ -200,20 +242,26 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
     model_sha = B.sha256_file(Path(model_path))
     version = version or str(meta.get("version") or f"{datetime.date.today():%Y%m%d}-{model_sha[:8]}")
     audio = real_audio(denoiser, audio_path)
+    stage = load_stage(stage_path, steps=stage_steps) if stage_path is not None else None
+    extra: dict[str, Any] = {}
+    if stage is not None:
+        extra["resynth_stage"] = stage_section(stage, Path(stage_path), denoiser.cfg.lookahead)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        graphs = export_graphs(denoiser, tmp)
-        parity = check_parity(denoiser, tmp, graphs, audio)
-        bench = time_denoiser(tmp, denoiser)
+        graphs = export_graphs(denoiser, tmp, stage)
+        parity = check_parity(denoiser, tmp, graphs, audio, stage)
+        bench = {**time_denoiser(tmp, denoiser), **time_resynth(tmp, denoiser, stage, emit=2)}
         if torch_weights:
             shutil.copyfile(model_path, tmp / "model.pt")
+            if stage_path is not None:
+                shutil.copyfile(stage_path, tmp / "guide.pt")
         files = {p.name: B.file_entry(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         training = {k: v for k, v in meta.items() if k in ("kind", "step", "config", "provenance", "teacher")}
         size = {"parameters": parameter_count(denoiser), "macs_per_window": count_macs(denoiser)}
         manifest = build_manifest(denoiser, name or out.name, version, Path(model_path), sampler, graphs,
                                   {"files": files, "parity": parity, "benchmark": bench, "size": size,
-                                   "training": training})
+                                   "training": training, **extra})
         (tmp / B.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         B.load_bundle(tmp)  # the folder we are about to publish passes the loader's own checks
         _publish(tmp, out)

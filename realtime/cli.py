@@ -63,6 +63,22 @@ def _distill_report_args(p: argparse.ArgumentParser) -> None:
     add_report_arguments(p)
 
 
+@command(("guide-train",), "train the GuideDiff-style spectrogram-to-audio stage (resumes a run folder)",
+         "diffusion.guide_train:cli_guide_train")
+def _guide_train_args(p: argparse.ArgumentParser) -> None:
+    from diffusion.guide_train import add_guide_train_arguments
+
+    add_guide_train_arguments(p)
+
+
+@command(("guide-report",), "spectrogram-to-audio stages compared on the test split: quality, ms, latency",
+         "diffusion.guide_report:cli_guide_report")
+def _guide_report_args(p: argparse.ArgumentParser) -> None:
+    from diffusion.guide_report import add_report_arguments
+
+    add_report_arguments(p)
+
+
 @command(("devices",), "list audio devices with host API and channels", "realtime.commands:cli_devices")
 def _devices_args(p: argparse.ArgumentParser) -> None:
     pass

@@ -20,6 +20,12 @@ L=2, S=4): origin 1; call 0 has J=0 and emits stream frames -5..-2 = absolute fr
 exists yet: nothing is added); call 2 emits absolute frames 4..7, the offline window ending at 10.
 Absolute frames < 0 are the log floor in the model's input and are never overlap-added, exactly as
 in the offline reference. stride 384 (16 ms), window 3360 (140 ms), delay 480 (20 ms) at 24 kHz.
+
+A bundle with a learned resynthesis stage (manifest 'resynth_stage', diffusion/guide.py) reads
+``before`` earlier and ``after`` later columns of the same window around the emitted ones: source
+frames and this call's own predicted log-mel of them. ``after`` <= L, so the delay does not change.
+Worked example (T=32, L=2, S=2, 1-step stage: before 2, after 1): columns 26..30, of which 28, 29
+are emitted.
 """
 
 from __future__ import annotations
@@ -77,8 +83,12 @@ class ModelProcessor(Processor):
         self.sample_rate = spec.sample_rate
         self.stride = s * hop
         self.window = spec.num_samples(t)
-        self.delay_samples = n_fft + (look - 1) * hop
+        self.delay_samples = n_fft + (look - 1) * hop  # a learned stage's look-ahead lies inside L: no more
         self._check_sizes()
+        self._before, self._after = bundle.resynth_context
+        if self._before + s > t - look or self._after > look:
+            raise StylehostError(f"the bundle's resynth stage reads {self._before} frames before and {self._after} "
+                                 f"after the {s} emitted ones; the window has {t - look - s} and {look}: lower emit")
         k = n_fft // hop
         self.frame_origin = (k + look - 1) % s
         self._k = k
@@ -99,8 +109,9 @@ class ModelProcessor(Processor):
         self._style = np.zeros((1, self._table.shape[1]), np.float32)
         self._style_from = self._style.copy()
         self._style_to = self._style.copy()
-        self._frames = np.zeros((1, s, n_fft), np.float32)
-        self._pred = np.zeros((1, m, s), np.float32)
+        n = s + self._before + self._after  # frames the resynth graph reads
+        self._frames = np.zeros((1, n, n_fft), np.float32)
+        self._pred = np.zeros((1, m, n), np.float32)
         self._acc = np.zeros(n_fft + (s - 1) * hop, np.float32)
         self._fade_len = max(1, round(crossfade_ms / 1000.0 * self.sample_rate / self.stride))
         self._fade_pos = self._fade_len
@@ -202,7 +213,7 @@ class ModelProcessor(Processor):
         self._source /= c["logmel_std"]
         if start < 0:  # columns before the first frame are the log floor, as in the offline reference
             self._source[..., : min(-start, self.T)] = self._floor_norm
-        cols = slice(self._first_col, self._first_col + s)
+        cols = slice(self._first_col - self._before, self._first_col + s + self._after)
         if self.strength > 0:
             self._sample(start)
             np.multiply(self._x[0, 0, :, cols], c["logmel_std"], out=self._pred[0])
@@ -210,8 +221,8 @@ class ModelProcessor(Processor):
         else:  # strength 0: the source itself (resynthesis with unit gain)
             np.multiply(self._source[0, 0, :, cols], c["logmel_std"], out=self._pred[0])
             self._pred += c["logmel_mean"]
-        for k in range(s):
-            off = (self._first_col + k) * hop
+        for k in range(self._frames.shape[1]):
+            off = (self._first_col - self._before + k) * hop
             self._frames[0, k] = window[off : off + n_fft]
         synth = self.backend.run("resynth", self._frames, self._pred)
         first_emitted = start + self._first_col

@@ -33,7 +33,15 @@ class TorchBackend(Backend):
             denoiser = load_denoiser(bundle.torch_weights)  # weights_only=True: a bundle is data, never code
         except StylehostError as exc:  # torch's refusal spans many lines; the CLI prints one
             raise StylehostError(str(exc).splitlines()[0]) from exc
-        self._modules = build_modules(denoiser)
+        stage = None
+        if bundle.manifest.get("resynth_stage"):  # a learned resynth graph: its weights travel as guide.pt
+            from diffusion.guide import load_stage
+
+            if "guide.pt" not in bundle.manifest["files"]:
+                raise StylehostError(f"backend torch: bundle {bundle.path} has a learned resynth stage but no "
+                                     "guide.pt; re-export it with the weights or use --backend cpu")
+            stage = load_stage(bundle.path / "guide.pt", steps=int(bundle.manifest["resynth_stage"]["steps"]))
+        self._modules = build_modules(denoiser, stage)
         torch.set_num_threads(threads)  # process-wide: torch is only here for debugging and parity
         self.description = f"torch {torch.__version__} eager, CPU"
 

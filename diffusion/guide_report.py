@@ -1,0 +1,278 @@
+"""`stylehost guide-report`: the spectrogram-to-audio stages compared on the test split (issue 8).
+
+Systems: source-phase iSTFT (PhaseGuidedResynth, the first path), RTISI-LA with a few iterations
+(phase.py), and the learned stage (guide.py) at 1 and 2 InDI steps. Each is scored twice against
+the true target rendering of the same notes:
+
+- ``oracle``: fed the TRUE target log-mel (the stage's own quality, no denoiser errors);
+- ``model``: fed the shipped denoiser's predictions, streamed exactly as the engine runs them
+  (stream.stream_contexts: every window's own prediction of the frames it emits and of the context
+  the stage reads), i.e. the end-to-end quality.
+
+Figures: log-mel distance (dB, metrics.log_mel_distance), multi-resolution STFT distance
+(guide_loss.mrstft_distance), ms per call of the stage's ONNX graph (ONNX Runtime CPU, 1 intra-op
+thread, batch 1, ``emit`` frames; median and p99) and the latency it adds (frames it reads beyond
+the model window's look-ahead). Pairs: random (clip, source style, target style != source) of the
+test split, fluidr3 on both sides as in ``stylehost eval``, cropped to ``seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch import nn
+
+from diffusion.data import load_manifest
+from diffusion.errors import StylehostError
+from diffusion.features import SpectrogramConfig, SpectrogramTransform
+from diffusion.guide import GuideConfig, GuideStage, load_stage, restore_windows
+from diffusion.guide_loss import mrstft_distance
+from diffusion.metrics import log_mel_distance
+from diffusion.model import Denoiser
+from diffusion.phase import RtisiLa, rtisi_clip
+from diffusion.provenance import command_line, git_commit
+from diffusion.stream import StreamConfig, stream_contexts
+
+BUDGET_MS = 1.5  # per-call budget of the stage on the dev CPU (issue 8)
+MAX_ADDED_LATENCY_MS = 10.0
+
+
+def _time_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...], calls: int = 300) -> dict[str, float]:
+    """Export ``module`` to a temporary ONNX file and time batch-1 calls in ORT (CPU, 1 thread)."""
+    from export.onnx import OPSET, ort_session
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "stage.onnx"
+        names = [f"in{i}" for i in range(len(inputs))]
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, inputs, str(path), input_names=names, opset_version=OPSET, dynamo=False)
+        sess = ort_session(path)
+        feeds = {n: t.numpy() for n, t in zip(names, inputs, strict=True)}
+        times = []
+        for i in range(calls + 30):
+            t0 = time.perf_counter()
+            sess.run(None, feeds)
+            if i >= 30:
+                times.append(1000.0 * (time.perf_counter() - t0))
+    return {"ms_p50": float(np.median(times)), "ms_p99": float(np.percentile(times, 99))}
+
+
+class _SourcePhase(nn.Module):
+    """The bundle's source-phase resynth graph (export.graphs.FrameResynth), for timing."""
+
+    def __init__(self, denoiser: Denoiser) -> None:
+        super().__init__()
+        from export.graphs import build_modules
+
+        self.inner = build_modules(denoiser)["resynth"]
+
+    def forward(self, frames: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+        return self.inner(frames, pred)
+
+
+def systems_of(stage: GuideStage | None, rtisi_iters: list[int], lookahead: int, rtisi_lookahead: int,
+               stage_steps: list[int]) -> dict[str, dict[str, Any]]:
+    """name -> {kind, steps/iterations, before, after} of every compared system."""
+    out: dict[str, dict[str, Any]] = {"source-phase iSTFT": {"kind": "source", "before": 0, "after": 0}}
+    for k in rtisi_iters:
+        out[f"RTISI-LA {k} it, LA {rtisi_lookahead}"] = {"kind": "rtisi", "iterations": k, "before": 0,
+                                                         "after": rtisi_lookahead}
+    if stage is not None:
+        for s in stage_steps:
+            out[f"GuideDiff stage {s} step{'s' if s > 1 else ''}"] = {
+                "kind": "stage", "steps": s, "before": s * stage.cfg.context, "after": s * stage.cfg.lookahead}
+    for v in out.values():
+        v["added_latency_frames"] = max(0, v["after"] - lookahead)
+    return out
+
+
+def _run(system: dict[str, Any], stage: GuideStage | None, rtisi: dict[int, RtisiLa], wave: torch.Tensor,
+         contexts: torch.Tensor, before: int, emit: int, spec: SpectrogramConfig) -> np.ndarray:
+    """One system on one clip; ``contexts`` (W, mels, before + emit + after_max) per-window log-mel."""
+    b, a = system["before"], system["after"]
+    ctx = contexts[:, :, before - b : before + emit + a]
+    if system["kind"] == "rtisi":
+        return rtisi_clip(rtisi[system["iterations"]], wave.numpy(), ctx, emit)
+    return restore_windows(runner_of(system, stage, spec), wave, ctx, emit).numpy()
+
+
+def runner_of(system: dict[str, Any], stage: GuideStage | None, spec: SpectrogramConfig) -> GuideStage:
+    """The stage at the system's step count; 0 steps (the start alone) is source-phase iSTFT."""
+    if system["kind"] == "source":
+        return GuideStage(spec, GuideConfig(), steps=0).eval()
+    runner = GuideStage(stage.spec, stage.cfg, steps=system["steps"])
+    runner.net = stage.net
+    return runner.eval()
+
+
+def _read(data_dir: Path, clip: dict[str, Any], style: str) -> np.ndarray:
+    return sf.read(Path(data_dir) / clip["audio"]["fluidr3"][style]["path"], dtype="float32")[0]
+
+
+def oracle_contexts(logmel: torch.Tensor, emit: int, before: int, after: int, floor: float) -> torch.Tensor:
+    """(mels, F) true log-mel -> (W, mels, before + emit + after) windows as stream_contexts lays them out."""
+    mels, frames = logmel.shape
+    count = -(-frames // emit)
+    padded = torch.full((mels, before + count * emit + after), floor)
+    padded[:, before : before + frames] = logmel
+    index = torch.arange(count)[:, None] * emit + torch.arange(before + emit + after)[None]
+    return padded[:, index].permute(1, 0, 2)
+
+
+def guide_report(denoiser: Denoiser, stage: GuideStage | None, data_dir: Path, *, pairs: int = 24,
+                 seconds: float = 4.0, emit: int = 2, steps: int = 1, strength: float = 0.7,
+                 rtisi_iters: tuple[int, ...] = (2, 8), rtisi_lookahead: int = 2, stage_steps: tuple[int, ...] = (1, 2),
+                 seed: int = 0, sampler: str = "euler", progress: bool = True) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    mcfg = denoiser.cfg
+    spec = mcfg.spectrogram
+    manifest = load_manifest(data_dir)
+    clips = [c for c in manifest["clips"] if c["split"] == "test"]
+    if not clips:
+        raise StylehostError(f"no test clips in {data_dir}")
+    styles = [s for s in mcfg.styles if s in manifest["styles"]]
+    systems = systems_of(stage, list(rtisi_iters), mcfg.lookahead, rtisi_lookahead, list(stage_steps))
+    before = max(v["before"] for v in systems.values())
+    after = max(v["after"] for v in systems.values())
+    if after > mcfg.lookahead:
+        raise StylehostError(f"a system reads {after} frames ahead; the model window has {mcfg.lookahead}")
+    rtisi = {k: RtisiLa(spec, k, rtisi_lookahead).eval() for k in rtisi_iters}
+    scfg = StreamConfig(emit=emit, steps=steps, strength=strength, sampler=sampler, seed=seed)
+    rng = np.random.default_rng(seed)
+    floor = float(np.log(spec.log_floor))
+    scores: dict[str, dict[str, list[tuple[float, float]]]] = {"oracle": {}, "model": {}}
+    t0 = time.time()
+    for _ in tqdm(range(pairs), desc="guide-report", disable=not progress):
+        clip = clips[int(rng.integers(len(clips)))]
+        src, tgt = rng.choice(len(styles), size=2, replace=False)
+        n = int(seconds * spec.sample_rate)
+        source, target = (_read(data_dir, clip, styles[i])[:n] for i in (src, tgt))
+        wave = torch.from_numpy(np.ascontiguousarray(source))
+        with torch.no_grad():
+            transform = SpectrogramTransform(spec)
+            src_logmel = transform.log_mel(wave[None])[0]
+            tgt_logmel = transform.log_mel(torch.from_numpy(np.ascontiguousarray(target))[None])[0]
+            model_ctx = stream_contexts(denoiser, src_logmel, denoiser.style_vector({styles[tgt]: 1.0}), scfg,
+                                        before, after)
+        inputs = {"oracle": oracle_contexts(tgt_logmel, emit, before, after, floor), "model": model_ctx}
+        for cond, ctx in inputs.items():
+            for name, system in systems.items():
+                with torch.no_grad():
+                    out = _run(system, stage, rtisi, wave, ctx, before, emit, spec)
+                scores[cond].setdefault(name, []).append(
+                    (log_mel_distance(out, target, transform), mrstft_distance(out, target)))
+    seconds_taken = time.time() - t0
+    timing = time_systems(denoiser, stage, systems, rtisi, emit)
+    hop_ms = 1000.0 * spec.hop / spec.sample_rate
+    table = {}
+    for name, system in systems.items():
+        row = {"added_latency_ms": system["added_latency_frames"] * hop_ms, **timing[name]}
+        for cond in ("oracle", "model"):
+            vals = np.array(scores[cond][name])
+            row[f"{cond}_log_mel_db"] = float(vals[:, 0].mean())
+            row[f"{cond}_mrstft"] = float(vals[:, 1].mean())
+        table[name] = row
+    chosen = choose(table)
+    return {"split": "test", "pairs": pairs, "seconds_per_clip": seconds, "seed": seed,
+            "stream": {"emit": emit, "steps": steps, "strength": strength, "sampler": sampler},
+            "rtisi_lookahead": rtisi_lookahead, "systems": systems, "table": table, "chosen": chosen,
+            "budget_ms": BUDGET_MS, "max_added_latency_ms": MAX_ADDED_LATENCY_MS,
+            "timing_runtime": "onnxruntime CPU, 1 intra-op thread, batch 1", "wall_seconds": round(seconds_taken, 1)}
+
+
+def time_systems(denoiser: Denoiser, stage: GuideStage | None, systems: dict[str, dict[str, Any]],
+                 rtisi: dict[int, RtisiLa], emit: int) -> dict[str, dict[str, float]]:
+    spec = denoiser.cfg.spectrogram
+    g = torch.Generator().manual_seed(0)
+    k = spec.n_fft // spec.hop
+    out = {}
+    for name, system in systems.items():
+        n = emit + system["before"] + system["after"]
+        frames = 0.1 * torch.randn(1, n, spec.n_fft, generator=g)
+        pred = torch.randn(1, spec.n_mels, n, generator=g) - 4.0
+        if system["kind"] == "source":
+            out[name] = _time_onnx(_SourcePhase(denoiser).eval(), (frames, pred))
+        elif system["kind"] == "rtisi":
+            committed = 0.01 * torch.randn(1, k - 1, spec.n_fft, generator=g)
+            out[name] = _time_onnx(rtisi[system["iterations"]], (committed, frames, pred))
+        else:
+            out[name] = _time_onnx(runner_of(system, stage, spec), (frames, pred))
+    return out
+
+
+def choose(table: dict[str, dict[str, float]]) -> str:
+    """Lowest end-to-end MR-STFT distance among systems within the ms budget and the latency limit."""
+    ok = {n: r for n, r in table.items() if r["ms_p50"] <= BUDGET_MS and r["added_latency_ms"] <= MAX_ADDED_LATENCY_MS}
+    return min(ok or table, key=lambda n: (ok or table)[n]["model_mrstft"])
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    s = report["stream"]
+    lines = [
+        f"Test split, {report['pairs']} random (clip, source style -> target style) pairs of "
+        f"{report['seconds_per_clip']:g} s; model predictions streamed with emit {s['emit']}, {s['steps']} step(s), "
+        f"strength {s['strength']:g}. ms: {report['timing_runtime']}, {s['emit']} frames per call.", "",
+        "| system | log-mel dB (true log-mel) | MR-STFT (true log-mel) | log-mel dB (model) | MR-STFT (model) "
+        "| ms p50 | ms p99 | added latency ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in report["table"].items():
+        mark = " **(default)**" if name == report["chosen"] else ""
+        lines.append(f"| {name}{mark} | {r['oracle_log_mel_db']:.2f} | {r['oracle_mrstft']:.3f} | "
+                     f"{r['model_log_mel_db']:.2f} | {r['model_mrstft']:.3f} | {r['ms_p50']:.3f} | "
+                     f"{r['ms_p99']:.3f} | {r['added_latency_ms']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def add_report_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, default=Path("models/default/model.pt"), help="denoiser model file")
+    p.add_argument("--stage", type=Path, default=None, help="guide stage file (runs/guide/model.pt)")
+    p.add_argument("--data", type=Path, default=Path("data/paired"))
+    p.add_argument("--out", type=Path, default=Path("runs/guide-report"), help="folder for report.json / report.md")
+    p.add_argument("--pairs", type=int, default=24)
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--emit", type=int, default=2)
+    p.add_argument("--steps", type=int, default=1, help="denoiser steps (the shipped defaults: 1)")
+    p.add_argument("--strength", type=float, default=0.7, help="transfer strength (the shipped defaults: 0.7)")
+    p.add_argument("--rtisi", default="2,8", help="RTISI-LA iteration counts to compare")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="bundle folder whose manifest gets the table as its 'reconstruction' section")
+
+
+def cli_guide_report(args: argparse.Namespace) -> int:
+    from diffusion.checkpoint import load_denoiser, model_sampler
+    from diffusion.config import parse_list
+
+    torch.set_num_threads(1)
+    denoiser = load_denoiser(args.model).eval()
+    stage = load_stage(args.stage) if args.stage else None
+    report = guide_report(denoiser, stage, args.data, pairs=args.pairs, seconds=args.seconds, emit=args.emit,
+                          steps=args.steps, strength=args.strength,
+                          rtisi_iters=tuple(parse_list(args.rtisi, int, "rtisi")), seed=args.seed,
+                          sampler=model_sampler(args.model))
+    report.update({"command": command_line(), "git_commit": git_commit(), "model": str(args.model),
+                   "stage": str(args.stage) if args.stage else None})
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.json").write_text(json.dumps(report, indent=1))
+    table = markdown_table(report)
+    (args.out / "report.md").write_text(table)
+    print(table)
+    print(f"default by these figures: {report['chosen']}")
+    if args.manifest is not None:
+        from export.bundle import update_manifest
+
+        update_manifest(args.manifest, {"reconstruction": {**report, "table_md": table}})
+        print(f"wrote the table into {args.manifest}/manifest.json ('reconstruction')")
+    return 0

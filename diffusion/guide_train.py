@@ -1,0 +1,227 @@
+"""`stylehost guide-train`: train the GuideDiff-style restoration stage (guide.py) on the paired dataset.
+
+One example is a ``segment``-frame crop of a source rendering (augmented as the teacher's sources
+are) and of the true target rendering of the same notes. The conditioning is the TRUE target log-mel,
+corrupted on the way in (noise of a random level, blur over time and frequency, a small level
+offset) so that the stage tolerates the denoiser's predictions, which it meets in use. The stage
+runs the 2-step InDI sampler; the multi-resolution STFT loss (guide_loss.py) is taken on the
+overlap-added waveform of both the first estimate (= the 1-step sampler's output) and the second,
+against the target waveform over the samples those frames cover completely. The t = 1/2 state is
+built from the detached first estimate, as guide.py explains.
+
+Same run-folder conventions as train/distill (and the same loop, ``train.run_loop``):
+``checkpoint.pt`` (resumable: re-running the command resumes), ``model.pt`` (EMA weights, what
+export and guide-report read), ``config.json``, ``loss.png``; seed, command and commit are in the
+provenance of both files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from diffusion.augment import AugmentConfig
+from diffusion.checkpoint import load_checkpoint, save_checkpoint
+from diffusion.config import load_config, to_dict
+from diffusion.errors import StylehostError
+from diffusion.features import SpectrogramTransform
+from diffusion.guide import GuideConfig, GuideStage, frames_of, overlap_add, parameter_count, save_stage
+from diffusion.guide_loss import mrstft_loss
+from diffusion.model import ModelConfig
+from diffusion.pairs import PairWindows
+from diffusion.provenance import Provenance
+from diffusion.train import load_pairs, plot_history, run_loop
+
+DB_PER_NEPER = 20.0 / math.log(10.0)
+
+
+@dataclass(frozen=True)
+class GuideTrainConfig:
+    """The stage's training recipe; saved in every checkpoint and in config.json."""
+
+    guide: GuideConfig = field(default_factory=GuideConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment_source: bool = True
+    segment: int = 40  # frames per example (divisible by 8: the dataset cutter's window rule)
+    train_steps: int = 2  # InDI steps run in training; the loss covers every step's estimate
+    steps: int = 3000
+    batch_size: int = 8
+    lr: float = 2e-3
+    warmup: int = 100
+    lr_final: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.995
+    cond_noise: float = 0.6  # max std (natural log) of Gaussian noise on the conditioning log-mel
+    cond_offset: float = 0.35  # max |level offset| (natural log, ~3 dB) of the conditioning
+    p_blur: float = 0.5  # probability of a [1,2,1]/4 blur over time and frequency
+    p_same_style: float = 0.125
+    seed: int = 0
+    workers: int = 1
+    threads: int = 1  # torch intra-op threads (the dev CPU has 2 cores and shares them)
+    val_every: int = 250
+    val_windows: int = 32
+    checkpoint_every: int = 250
+
+
+class WaveWindows(PairWindows):
+    """PairWindows that yields the waveforms: {'source', 'target': (B, num_samples(segment))}."""
+
+    def batch(self, rng: np.random.Generator, transform: SpectrogramTransform) -> dict[str, torch.Tensor]:
+        examples = [self.example(rng) for _ in range(self.batch_size)]
+        return {"source": torch.from_numpy(np.stack([e[0] for e in examples])),
+                "target": torch.from_numpy(np.stack([e[1] for e in examples]))}
+
+
+def corrupt_logmel(logmel: torch.Tensor, cfg: GuideTrainConfig, g: torch.Generator | None = None) -> torch.Tensor:
+    """(B, n_mels, N) true target log-mel -> the same with noise, optional blur and a level offset."""
+    b = logmel.shape[0]
+    out = logmel
+    if cfg.p_blur > 0:
+        k = torch.tensor([0.25, 0.5, 0.25])
+        blurred = nn.functional.conv2d(nn.functional.pad(out[:, None], (1, 1, 1, 1), mode="replicate"),
+                                       (k[:, None] * k[None, :])[None, None])[:, 0]
+        pick = (torch.rand(b, generator=g) < cfg.p_blur).float()[:, None, None]
+        out = pick * blurred + (1 - pick) * out
+    std = torch.rand(b, generator=g)[:, None, None] * cfg.cond_noise
+    offset = (2 * torch.rand(b, generator=g)[:, None, None] - 1) * cfg.cond_offset
+    return out + std * torch.randn(out.shape, generator=g) + offset
+
+
+def guide_losses(stage: GuideStage, batch: dict[str, torch.Tensor], cfg: GuideTrainConfig,
+                 g: torch.Generator | None = None, corrupt: bool = True) -> list[torch.Tensor]:
+    """Multi-resolution STFT loss of each InDI step's clean estimate (index 0: the 1-step output)."""
+    spec = stage.spec
+    frames = frames_of(batch["source"], spec)
+    target_frames = frames_of(batch["target"], spec)
+    tgt_mag = torch.matmul(target_frames, stage.analysis).transpose(1, 2)
+    f = stage.n_freqs
+    tgt_mag = torch.sqrt(tgt_mag[:, :f] ** 2 + tgt_mag[:, f:] ** 2 + 1e-20)
+    logmel = torch.log(torch.clamp(torch.matmul(stage.mel_fb, tgt_mag), min=spec.log_floor))
+    cond = corrupt_logmel(logmel, cfg, g) if corrupt else logmel
+    keep: list = []
+    stage.restore(frames, cond, steps=cfg.train_steps, keep=keep, detach_states=True)
+    k, hop, c = spec.n_fft // spec.hop, spec.hop, stage.cfg.context
+    losses = []
+    for i, (re, im) in enumerate(keep):
+        first, count = (i + 1) * c, re.shape[2]  # estimate i covers frames [first, first + count)
+        wave = overlap_add(stage.synthesize(re, im), hop)
+        # Samples every one of whose K frames lies in the estimate: [(first+K-1)*hop, (first+count)*hop).
+        out = wave[:, (k - 1) * hop : count * hop]
+        tgt = batch["target"][:, (first + k - 1) * hop : (first + count) * hop]
+        losses.append(mrstft_loss(out, tgt))
+    return losses
+
+
+@torch.no_grad()
+def validate(ema: GuideStage, val: dict[str, torch.Tensor], cfg: GuideTrainConfig) -> dict[str, float]:
+    """1-step loss with the clean target log-mel; the source-phase start's loss on the same samples."""
+    ema.eval()
+    stage_loss = guide_losses(ema, val, cfg, corrupt=False)
+    base = _start_loss(ema, val)
+    return {"val_loss": float(stage_loss[0]), "val_loss_2step": float(stage_loss[-1]),
+            "val_model_db": float(stage_loss[0]), "val_source_db": base}
+
+
+def _start_loss(ref: GuideStage, val: dict[str, torch.Tensor]) -> float:
+    """MR-STFT loss of source-phase iSTFT on the samples the 1-step estimate covers (the baseline)."""
+    spec = ref.spec
+    frames = frames_of(val["source"], spec)
+    tf = torch.matmul(frames_of(val["target"], spec), ref.analysis).transpose(1, 2)
+    f = ref.n_freqs
+    logmel = torch.log(torch.clamp(torch.matmul(ref.mel_fb, torch.sqrt(tf[:, :f] ** 2 + tf[:, f:] ** 2 + 1e-20)),
+                                   min=spec.log_floor))
+    re, im, _, _ = ref.start(frames, logmel)
+    c, k, hop = ref.cfg.context, spec.n_fft // spec.hop, spec.hop
+    n = re.shape[2] - c - ref.cfg.lookahead
+    wave = overlap_add(ref.synthesize(re[:, :, c : c + n], im[:, :, c : c + n]), hop)
+    out = wave[:, (k - 1) * hop : n * hop]
+    tgt = val["target"][:, (c + k - 1) * hop : (c + n) * hop]
+    return float(mrstft_loss(out, tgt))
+
+
+def train_guide(cfg: GuideTrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = True,
+                progress: bool = True) -> GuideStage:
+    """Train (or resume) the stage into ``out_dir``; returns the EMA stage (1 step)."""
+    out_dir = Path(out_dir)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    model_cfg = ModelConfig(window=cfg.segment)
+    if cfg.train_steps < 1:
+        raise StylehostError(f"train_steps must be >= 1, got {cfg.train_steps}")
+    train_clips, val_clips = load_pairs(data_dir, model_cfg)
+    torch.manual_seed(cfg.seed)
+    stage = GuideStage(model_cfg.spectrogram, cfg.guide, steps=1)
+    ema = copy.deepcopy(stage).requires_grad_(False)
+    opt = torch.optim.AdamW(stage.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    history: dict[str, list[Any]] = {"train": [], "val": []}
+    step, ckpt_path, saved = 0, out_dir / "checkpoint.pt", None
+    if resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt.get("config", {}).get("guide") != to_dict(cfg.guide):
+            raise StylehostError(f"checkpoint {ckpt_path} was trained with another guide config; "
+                                 "use another --out or --no-resume")
+        stage.net.load_state_dict(ckpt["model"])
+        ema.net.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, history, saved = int(ckpt["step"]), ckpt["history"], ckpt.get("provenance")
+    provenance = Provenance(saved, cfg.seed, step)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    print(f"guide stage: {parameter_count(stage) / 1e3:.1f} k params; {len(train_clips)} train clips, "
+          f"{len(val_clips)} val; from step {step}", flush=True)
+    val = {}
+    if val_clips:
+        vds = WaveWindows(val_clips, model_cfg, cfg.val_windows, (1234,), None)
+        val = vds.batch(np.random.default_rng(1234), SpectrogramTransform(model_cfg.spectrogram))
+    dataset = WaveWindows(train_clips, model_cfg, cfg.batch_size, (cfg.seed, 0, step),
+                          cfg.augment if cfg.augment_source else None, cfg.p_same_style)
+    loader = DataLoader(dataset, batch_size=None, num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+                        prefetch_factor=4 if cfg.workers else None)
+    gen = torch.Generator().manual_seed(cfg.seed * 1009 + step)
+    meta_cfg = {"config": to_dict(cfg)}
+
+    def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        losses = guide_losses(stage, batch, cfg, gen)
+        return sum(losses) / len(losses)
+
+    def save(at: int) -> None:
+        record = provenance.snapshot(at)
+        save_checkpoint(ckpt_path, {"kind": "guide-checkpoint", **meta_cfg, "step": at,
+                                    "model_config": {**to_dict(cfg.guide), "spectrogram": stage.spec.to_dict()},
+                                    "model": stage.net.state_dict(), "ema": ema.net.state_dict(),
+                                    "optimizer": opt.state_dict(), "history": history, "provenance": record})
+        save_stage(out_dir / "model.pt", ema, {"kind": "guide", "step": at, **meta_cfg, "provenance": record})
+        plot_history(history, out_dir / "loss.png", loss_name="multi-resolution STFT loss")
+
+    run_loop(cfg, module=stage, ema=ema, opt=opt, batches=iter(loader), device=torch.device("cpu"),
+             loss_fn=loss_fn, step=step, history=history, save_fn=save,
+             validate_fn=(lambda: validate(ema, val, cfg)) if val else None, progress=progress)
+    print(f"run folder {out_dir}", flush=True)
+    return ema.eval()
+
+
+def add_guide_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="dataset folder (with manifest.json)")
+    p.add_argument("--out", type=Path, required=True, help="run folder; an existing checkpoint there is resumed")
+    p.add_argument("--config", type=Path, help="JSON config file (keys as GuideTrainConfig, nested 'guide')")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set steps=500 --set guide.channels=24")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+
+def cli_guide_train(args: argparse.Namespace) -> int:
+    cfg = load_config(GuideTrainConfig, args.config, args.overrides)
+    train_guide(cfg, args.data, args.out, resume=not args.no_resume, progress=not args.no_progress)
+    return 0
