@@ -196,9 +196,13 @@ def frames_of(wave: torch.Tensor, spec: SpectrogramConfig) -> torch.Tensor:
 
 
 def overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
-    """(B, M, n_fft) synthesis-windowed frames -> (B, (M-1)*hop + n_fft) waveform."""
-    b, m, n = frames.shape
-    return nn.functional.fold(frames.transpose(1, 2), (1, (m - 1) * hop + n), (1, n), stride=(1, hop))[:, 0, 0]
+    """(B, M, n_fft) synthesis-windowed frames -> (B, (M-1)*hop + n_fft) waveform.
+
+    A transposed convolution with an identity kernel (ONNX opset 17 has no col2im for ``fold``).
+    """
+    n = frames.shape[-1]
+    eye = torch.eye(n, dtype=frames.dtype, device=frames.device)[:, None, :]
+    return nn.functional.conv_transpose1d(frames.transpose(1, 2), eye, stride=hop)[:, 0]
 
 
 def restore_clip(stage: GuideStage, wave: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,8 @@ class RtisiLa(nn.Module):
         m = est.shape[1]
         for _ in range(self.iterations):
             buffer = overlap_add(torch.cat([committed, est], dim=1), hop)
-            segments = buffer[:, (k - 1) * hop :].unfold(-1, n_fft, hop)[:, :m]  # each new frame's samples
+            # each new frame's samples (slices, not unfold: the ONNX exporter gets unfold's shape wrong here)
+            segments = torch.stack([buffer[:, (k - 1 + j) * hop : (k - 1 + j) * hop + n_fft] for j in range(m)], 1)
             spec = torch.matmul(segments, st.analysis).transpose(1, 2)
             sre, sim = spec[:, : st.n_freqs], spec[:, st.n_freqs :]
             norm = mag / torch.sqrt(sre * sre + sim * sim + 1e-20)
