@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from gui.controller import EngineController, StreamSettings
+from realtime.audio import STALL_S
 from realtime.jackserver import JackServer
 from realtime.processor import Processor, StftPassthroughProcessor
 from tests.realtime.test_live_jack import assert_mostly_exact, stream_pulses
@@ -35,7 +36,7 @@ controller = EngineController()
 controller.start(StreamSettings(input="system", output="system", model="passthrough"))
 time.sleep(0.5)
 started = controller.engine.blocks
-os.kill(int(os.environ["JACKD_PID"]), signal.SIGTERM)
+os.kill(int(os.environ["JACKD_PID"]), getattr(signal, os.environ["JACKD_SIGNAL"]))
 t0, message = time.monotonic(), None
 while time.monotonic() - t0 < 10 and message is None:
     time.sleep(0.05)
@@ -50,28 +51,33 @@ print(json.dumps({"started": started, "message": message, "detected_s": detected
 """
 
 
-def child_env(server: JackServer) -> dict[str, str]:
+def child_env(server: JackServer, sig: str = "SIGTERM") -> dict[str, str]:
     assert server._proc is not None
-    return dict(os.environ, JACK_DEFAULT_SERVER=server.name, JACKD_PID=str(server._proc.pid),
+    return dict(os.environ, JACK_DEFAULT_SERVER=server.name, JACKD_PID=str(server._proc.pid), JACKD_SIGNAL=sig,
                 OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
 
 
-def test_server_stop_mid_stream_is_reported_to_the_controller_and_leaks_no_thread() -> None:
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGSTOP"])
+def test_server_stop_mid_stream_is_reported_to_the_controller_and_leaks_no_thread(sig: str) -> None:
     """Guards LiveSession's death detection and abandon path: the GUI controller's check_alive raises one
     message within a second, its worker thread is joined (thread count back to the start), and the process
-    exits promptly instead of hanging 10 minutes in PortAudio's stop or Pa_Terminate."""
+    exits promptly instead of hanging 10 minutes in PortAudio's stop or Pa_Terminate. SIGTERM: the server
+    exits and PortAudio notices. SIGSTOP: the server hangs, PortAudio still says "active" and only the
+    missing callbacks (STALL_S) tell."""
     server = JackServer().start()
     try:
         t0 = time.monotonic()
-        proc = subprocess.run([sys.executable, "-c", CHILD], env=child_env(server), cwd=ROOT,
+        proc = subprocess.run([sys.executable, "-c", CHILD], env=child_env(server, sig), cwd=ROOT,
                               capture_output=True, text=True, timeout=180)
         elapsed = time.monotonic() - t0
     finally:
+        if server._proc is not None:
+            os.kill(server._proc.pid, signal.SIGCONT)  # a stopped server ignores SIGTERM until continued
         server.stop()
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["started"] > 0 and result["message"] and "stopped" in result["message"]
-    assert result["detected_s"] < 3.0 and not result["running"]
+    assert result["started"] > 0 and result["message"] and "stopped" in result["message"], result
+    assert result["detected_s"] < (3.0 if sig == "SIGTERM" else 3.0 + STALL_S) and not result["running"]
     assert result["after"] == result["before"], result  # the engine worker was joined
     assert elapsed < 120  # no 10-minute wait at exit
 

@@ -5,6 +5,7 @@ benchmarks/results/soak.json``; this runs the same code for 24 s of audio."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from benchmarks.soak import soak_offline
 from realtime.audio import LiveSession
+from realtime.engine import Engine, EngineConfig
 from realtime.jackserver import JackServer
 from realtime.params import EngineParams
 from realtime.processor import StftPassthroughProcessor
@@ -81,6 +83,57 @@ def test_params_hammered_from_threads_while_streaming(jack_server: JackServer) -
         assert not errors and not proc.torn and proc.seen > 20
         assert engine.processor_errors == 0 and engine.worker_errors == 0
         assert engine.params.strength == 0.007 and engine._applied is engine.params
+
+
+def test_partial_updates_from_threads_are_never_lost() -> None:
+    """Guards the writers' lock in Engine.set_params: four threads each own one field and change only it
+    (partial updates) as fast as they can while the worker streams; before every write a thread checks the
+    engine still holds its own last value. Without the lock a partial update built on a stale snapshot
+    silently reverts another thread's field (a knob jumping back on stage). A tiny GIL switch interval makes
+    the threads interleave inside set_params instead of once every 5 ms."""
+    engine = Engine(StftPassthroughProcessor, EngineConfig(sample_rate=24000, blocksize=256))
+    values = {
+        "strength": lambda k: (k % 1000) / 1000,
+        "wet": lambda k: (k * 7 % 1000) / 1000,
+        "input_gain_db": lambda k: -(k % 600) / 10,
+        "steps": lambda k: 1 + k % 50,
+    }
+    lost: list[str] = []
+    stop = threading.Event()
+
+    def writer(name: str) -> None:
+        last = getattr(engine.params, name)
+        for k in range(1, 3001):
+            now = getattr(engine.params, name)
+            if now != last:
+                lost.append(f"{name}: wrote {last}, found {now}")
+            last = values[name](k)
+            engine.set_params(**{name: last})
+
+    def stream() -> None:  # the callback side: blocks in, the worker applies each new snapshot
+        block, out = np.zeros((256, 1), np.float32), np.zeros((256, 1), np.float32)
+        while not stop.is_set():
+            engine.process_block(block, out)
+            time.sleep(0.002)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    engine.start()
+    feeder = threading.Thread(target=stream)
+    feeder.start()
+    try:
+        threads = [threading.Thread(target=writer, args=(name,)) for name in values]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+        stop.set()
+        feeder.join()
+        engine.stop()
+    assert not lost, f"{len(lost)} updates lost, e.g. {lost[:3]}"
+    assert engine.worker_errors == 0 and engine.processor_errors == 0
 
 
 def test_short_soak_no_growth_in_memory_latency_or_dropouts() -> None:

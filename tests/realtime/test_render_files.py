@@ -36,10 +36,10 @@ def leftovers(tmp_path: Path) -> list[str]:
 @pytest.mark.parametrize(
     "name,content,message",
     [
-        ("missing.wav", None, "cannot read"),
+        ("missing.wav", None, "missing.wav: no such file"),  # libsndfile alone says "System error"
         ("empty.wav", b"", "cannot read"),
         ("text.wav", b"this is not audio at all, just text" * 10, "cannot read"),
-        ("folder.wav", "dir", "cannot read"),
+        ("folder.wav", "dir", "folder.wav: it is a folder"),
         ("noframes.wav", "noframes", "holds no audio"),
     ],
 )

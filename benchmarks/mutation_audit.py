@@ -1,0 +1,690 @@
+"""Mutation audit for issue 10 (reliability): remove each protection, run its tests, and see them fail.
+
+    python -m benchmarks.mutation_audit                      # every mutation (~15 min: JACK tests, 3-min hangs)
+    python -m benchmarks.mutation_audit --only bundle-hash-check --only output-soft-clip
+    python -m benchmarks.mutation_audit --list               # names, files, tests
+    python -m benchmarks.mutation_audit --check              # every search string still found exactly once
+
+Each mutation is a text patch: (search, replace) pairs on one named file, where the search string must
+occur exactly once (so the audit breaks loudly when the code moves; tests/benchmarks/test_mutation_audit.py
+checks that in CI without running anything). The patches are applied to a temporary copy of the working
+tree (tracked and untracked, not ignored files), never to the checkout itself; the named tests run there
+with ``PYTHONPATH`` pointing at the copy, first without the mutation (they must pass: "with protection"),
+then with it (they must fail: "without protection"). A mutation counts as caught only if a test fails and
+the failure text matches ``reason``, so a test that breaks for some unrelated cause is not credited.
+
+Writes docs/results/mutation_audit.json and docs/results/mutation_audit.md (with ``--only``, the named rows
+are replaced in the existing files and the others kept). Not part of the test suite: too slow for CI.
+JACK tests start their own dummy server; the audit runs one pytest at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+TIMEOUT_S = 900  # one pytest run; the hang mutations end in the tests' own 180 s timeouts
+
+BAD = "tests/realtime/test_bad_audio.py"
+RENDER = "tests/realtime/test_render_files.py"
+FAULTS = "tests/realtime/test_faults.py"
+LOAD = "tests/realtime/test_load.py"
+BUNDLE = "tests/export/test_bundle.py"
+SECURITY = "tests/export/test_bundle_security.py"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    item: str  # the line of issue 10 it belongs to
+    protection: str  # what the code does, in a few words
+    file: str  # relative to the repo root
+    edits: tuple[tuple[str, str], ...]  # (search, replace); each search must occur exactly once in ``file``
+    tests: tuple[str, ...]  # pytest node ids (a whole test function runs all its parameters)
+    reason: str = ""  # regex that the failure text must match (empty: any failure)
+    note: str = ""
+
+    @property
+    def summary(self) -> str:
+        """The changed lines of every edit, for the table: `old` -> `new`, or drop `old`."""
+        parts = []
+        for search, replace in self.edits:
+            before, after = search.strip("\n").splitlines(), replace.strip("\n").splitlines()
+            gone = " ".join(ln.strip() for ln in before if ln not in after)
+            came = " ".join(ln.strip() for ln in after if ln not in before)
+            parts.append(f"`{gone}` -> `{came}`" if came else f"drop `{gone}`")
+        return "; ".join(parts)
+
+
+@dataclass
+class Outcome:
+    passed: bool
+    failed: list[str] = field(default_factory=list)  # test case ids that failed or errored
+    messages: list[str] = field(default_factory=list)  # first lines of their failure messages
+    seconds: float = 0.0
+    returncode: int = 0
+
+
+E = "realtime/engine.py"
+MUTATIONS: tuple[Mutation, ...] = (
+    # ---- bad audio ----------------------------------------------------------------------------------
+    Mutation(
+        "input-sanitiser", "bad audio: NaN/inf input; state recovers",
+        "non-finite input samples become 0 (counted) before the dry line, resampler and processor", E,
+        (("        if not np.isfinite(block).all():  # NaN/inf from a driver or a file: never into a model's history",
+          "        if False:  # MUTATION"),),
+        (f"{BAD}::test_nan_and_inf_burst_never_reach_the_output_and_the_history_recovers",
+         f"{RENDER}::test_nan_in_a_float_file_renders_finite_and_is_reported"),
+        reason=r"processor_errors|bad_output|bad_input|assert 0 == 101",
+    ),
+    Mutation(
+        "input-ceiling-before-gain", "bad audio: loud transients, huge values",
+        "input clipped to +-8 before the gain (3e38 x gain would overflow to inf)", E,
+        (("        np.clip(block, -INPUT_CEILING, INPUT_CEILING, out=block)  # before the gain too: 3e38 * 2 overflows",
+          "        pass  # MUTATION"),),
+        (f"{BAD}::test_hostile_signals_give_finite_output_within_full_scale",),
+        reason=r"overflow encountered",
+    ),
+    Mutation(
+        "input-ceiling-after-gain", "bad audio: loud transients, +24 dB gain",
+        "input clipped to +-8 after the gain, so no model ever sees more", E,
+        (("        block *= self._gain.next(len(block))[:, None]\n"
+          "        np.clip(block, -INPUT_CEILING, INPUT_CEILING, out=block)\n",
+          "        block *= self._gain.next(len(block))[:, None]\n"),),
+        (f"{BAD}::test_hostile_signals_give_finite_output_within_full_scale",
+         f"{BAD}::test_the_model_never_sees_more_than_the_input_ceiling"),
+        reason=r"INPUT_CEILING|<= 8",
+    ),
+    Mutation(
+        "processor-ceiling", "bad audio: model output blow-up",
+        "wet samples clipped to +-8 before the mix", E,
+        (("        np.clip(out, -PROCESSOR_CEILING, PROCESSOR_CEILING, out=out)\n", ""),),
+        (f"{BAD}::test_hostile_signals_give_finite_output_within_full_scale",
+         f"{BAD}::test_huge_finite_model_output_is_bounded_without_overflow"),
+        reason=r"overflow encountered",
+    ),
+    Mutation(
+        "output-soft-clip", "bad audio: finite, bounded output",
+        "soft clip on the mixed output (identity below 0.9, never beyond 1.0)", E,
+        (("        self.limited += soft_clip(out)", "        self.limited += 0  # MUTATION"),),
+        (f"{BAD}::test_hostile_signals_give_finite_output_within_full_scale",),
+        reason=r"<= 1\.0",
+    ),
+    Mutation(
+        "output-nan-guard", "bad audio: NaN never reaches the device",
+        "last guard in _emit: a non-finite mix becomes 0 before the output ring", E,
+        (("            np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)",
+          "            pass  # MUTATION"),),
+        (f"{BAD}::test_nan_and_inf_burst_never_reach_the_output_and_the_history_recovers",
+         f"{BAD}::test_model_fault_falls_back_to_dry_at_the_same_latency_and_recovers",
+         f"{BAD}::test_non_finite_mix_never_reaches_the_output_ring"),
+        reason=r"isfinite",
+    ),
+    Mutation(
+        "processor-raise-fallback", "faults: backend raises mid-run -> dry fallback + report",
+        "a processor that raises is caught in the worker: zeroed, reset, dry at the same latency", E,
+        (("            except Exception as exc:  # a backend failing mid-run: dry at the same latency, "
+          "never a dead worker",
+          "            except ZeroDivisionError as exc:  # MUTATION"),),
+        (f"{BAD}::test_model_fault_falls_back_to_dry_at_the_same_latency_and_recovers",
+         f"{RENDER}::test_render_survives_model_faults_and_says_so",
+         f"{FAULTS}::test_backend_raising_mid_stream_falls_back_to_dry_at_the_same_latency",
+         f"{FAULTS}::test_start_stop_cycles_and_a_fault_leak_no_threads"),
+        reason=r"backend failed|onnxruntime failed|processor_errors|illegal memory access|backend gone",
+    ),
+    Mutation(
+        "processor-nan-check", "bad audio: model returns NaN -> dry fallback",
+        "a processor output with NaN/inf is a fault: zeroed, reset, dry", E,
+        (("        if not np.isfinite(out).all():\n            for c in np.flatnonzero(",
+          "        if False:  # MUTATION\n            for c in np.flatnonzero("),),
+        (f"{BAD}::test_model_fault_falls_back_to_dry_at_the_same_latency_and_recovers",),
+        reason=r"samples differ from the dry line",
+    ),
+    Mutation(
+        "fault-resets-processor", "bad audio / faults: model state recovers",
+        "the faulty processor is reset (its overlap-add tail holds NaN)", E,
+        (("            self.processors[c].reset()\n", "            pass  # MUTATION\n"),),
+        (f"{BAD}::test_model_fault_falls_back_to_dry_at_the_same_latency_and_recovers",),
+        reason=r"fallback=True|== 3",
+    ),
+    Mutation(
+        "fault-falls-back-to-dry", "faults: backend raises mid-run -> dry fallback",
+        "on a fault the mix jumps to the dry line (same latency) instead of playing the zeroed wet", E,
+        (("        self._fallback.set(0.0, immediate=True)  # this stride's wet is zeros: a ramp would be a 5 ms dip",
+          "        pass  # MUTATION"),),
+        (f"{BAD}::test_model_fault_falls_back_to_dry_at_the_same_latency_and_recovers",
+         f"{FAULTS}::test_backend_raising_mid_stream_falls_back_to_dry_at_the_same_latency"),
+        reason=r"> 0\.4|samples differ from the dry line",
+    ),
+    Mutation(
+        "set-params-refusal", "faults: a processor refusing parameters",
+        "set_params exceptions are counted, the worker keeps running", E,
+        (("                except Exception as exc:  # a processor refusing a value must not kill the worker",
+          "                except ZeroDivisionError as exc:  # MUTATION"),),
+        (f"{BAD}::test_processor_refusing_params_does_not_kill_the_worker",),
+        reason=r"steps 3 unsupported",
+    ),
+    Mutation(
+        "worker-survives-exceptions", "faults: the worker outlives any bug",
+        "the worker loop counts any exception and keeps pumping", E,
+        (("            except Exception as exc:  # the worker must outlive any bug: the callback keeps "
+          "playing (dropouts)",
+          "            except ZeroDivisionError as exc:  # MUTATION"),),
+        (f"{BAD}::test_worker_thread_survives_an_exception_outside_the_processor",),
+        reason=r"thread died|worker_errors",
+    ),
+    # ---- files for render -------------------------------------------------------------------------
+    Mutation(
+        "render-input-is-file", "bad files: unreadable",
+        "missing file / folder named before libsndfile ('System error')", "realtime/render.py",
+        (("    if not in_path.is_file():  # libsndfile would only say \"System error\"", "    if False:  # MUTATION"),),
+        (f"{RENDER}::test_unreadable_inputs_are_one_line_errors_and_out_is_untouched",),
+        reason=r"no such file|it is a folder",
+    ),
+    Mutation(
+        "render-libsndfile-errors-wrapped", "bad files: empty, wrong format",
+        "libsndfile's refusal becomes one StylehostError line (exit 2)", "realtime/render.py",
+        (("    except (sf.LibsndfileError, RuntimeError, OSError) as exc:\n"
+          "        raise StylehostError(f\"cannot read {in_path}: {exc}\") from exc",
+          "    except ZeroDivisionError as exc:  # MUTATION\n"
+          "        raise StylehostError(f\"cannot read {in_path}: {exc}\") from exc"),),
+        (f"{RENDER}::test_unreadable_inputs_are_one_line_errors_and_out_is_untouched",),
+        reason=r"LibsndfileError|Format not recognised|Error opening",
+    ),
+    Mutation(
+        "render-zero-frames", "bad files: empty (0 frames)",
+        "a 0-frame file is refused instead of replacing OUT with an empty file", "realtime/render.py",
+        (("    if frames <= 0:", "    if False:  # MUTATION"),),
+        (f"{RENDER}::test_unreadable_inputs_are_one_line_errors_and_out_is_untouched",),
+        reason=r"\(0 == 2\)",
+    ),
+    Mutation(
+        "render-out-folder", "bad files: OUT in a missing folder",
+        "a missing OUT folder is named before rendering", "realtime/render.py",
+        (("    if not out_path.parent.is_dir():", "    if False:  # MUTATION"),),
+        (f"{RENDER}::test_render_in_place_and_into_a_missing_folder",),
+        reason=r"does not exist",
+    ),
+    Mutation(
+        "render-atomic-write", "bad files: OUT written atomically",
+        "write to a temp file beside OUT, then os.replace", "realtime/render.py",
+        (("sf.SoundFile(str(tmp), \"w\"", "sf.SoundFile(str(out_path), \"w\""),
+         ("        os.replace(tmp, out_path)\n", "")),
+        (f"{RENDER}::test_interrupted_render_keeps_the_old_out_and_leaves_no_temp",
+         f"{RENDER}::test_render_in_place_and_into_a_missing_folder"),
+        reason=r"read_bytes\(\) == before|shape|Not equal|Mismatch",
+    ),
+    Mutation(
+        "render-temp-cleanup", "bad files: no temp file left behind",
+        "the temp file is removed when a render fails", "realtime/render.py",
+        (("        if tmp.exists():\n            tmp.unlink()",
+          "        if False:  # MUTATION\n            tmp.unlink()"),),
+        (f"{RENDER}::test_interrupted_render_keeps_the_old_out_and_leaves_no_temp",),
+        reason=r"leftovers",
+    ),
+    Mutation(
+        "render-keeps-subtype", "bad files: 8-bit",
+        "OUT keeps IN's subtype (8-bit stays 8-bit)", "realtime/render.py",
+        (("    if fmt == info.format and sf.check_format(fmt, info.subtype):", "    if False:  # MUTATION"),),
+        (f"{RENDER}::test_unusual_formats_render_correctly",),
+        reason=r"PCM_U8",
+    ),
+    Mutation(
+        "render-per-channel", "bad files: 6 channels",
+        "--stereo per-channel reaches the engine (one processor per channel)", "realtime/render.py",
+        (("        stereo_mode=stereo_mode,\n        margin_ms=0.0,",
+          "        stereo_mode=\"mid\",\n        margin_ms=0.0,"),),
+        (f"{RENDER}::test_unusual_formats_render_correctly",),
+        reason=r"Not equal to tolerance",
+    ),
+    Mutation(
+        "render-streamed-reads", "bad files: hours long",
+        "the input is read block by block (injected: a whole-file read)", "realtime/render.py",
+        (("            _stream(engine, src, dst, frames, shift,",
+          "            _whole = src.read(dtype=\"float32\", always_2d=True)  # MUTATION\n"
+          "            src.seek(0)\n"
+          "            _stream(engine, src, dst, frames, shift,"),),
+        (f"{RENDER}::test_long_files_are_streamed_not_loaded",),
+        reason=r"< 8000000",
+    ),
+    # ---- faults: the stream dies --------------------------------------------------------------------
+    Mutation(
+        "stream-death-detection", "faults: device/server disappears -> reported",
+        "LiveSession.active: PortAudio's flag and the 2 s callback stall", "realtime/audio.py",
+        (("        return self._stream is not None and self._stream.active and not self._stalled()",
+          "        return self._stream is not None  # MUTATION"),),
+        (f"{FAULTS}::test_server_stop_mid_stream_is_reported_to_the_controller_and_leaks_no_thread",
+         f"{FAULTS}::test_live_command_exits_with_one_line_when_the_server_stops"),
+        reason=r"message|TimeoutExpired|returncode",
+        note="with no detection the dead stream is later stopped and PortAudio hangs: up to 3 min",
+    ),
+    Mutation(
+        "stall-detection", "faults: device/server disappears -> reported",
+        "no callback for 2 s counts as dead (alone, without PortAudio's flag)", "realtime/audio.py",
+        (("        return self._stream is not None and self._stream.active and not self._stalled()",
+          "        return self._stream is not None and self._stream.active  # MUTATION"),),
+        (f"{FAULTS}::test_server_stop_mid_stream_is_reported_to_the_controller_and_leaks_no_thread",),
+        reason=r"message|TimeoutExpired|detected_s",
+    ),
+    Mutation(
+        "abandon-dead-stream", "faults: server disappears -> no 10-minute hang",
+        "a dead stream is abandoned, not stopped (PortAudio 19.6 JACK would wait 10 min)", "realtime/audio.py",
+        (("            if stream.active and not self._stalled():", "            if True:  # MUTATION"),),
+        (f"{FAULTS}::test_server_stop_mid_stream_is_reported_to_the_controller_and_leaks_no_thread",),
+        reason=r"TimeoutExpired|timed out",
+        note="the child hangs in Pa_StopStream until the test's 180 s timeout",
+    ),
+    Mutation(
+        "skip-pa-terminate", "faults: server disappears -> the process exits",
+        "sounddevice's exit handler (Pa_Terminate) is skipped after an abandon", "realtime/audio.py",
+        (("    atexit.unregister(sd._exit_handler)", "    pass  # MUTATION"),),
+        (f"{FAULTS}::test_server_stop_mid_stream_is_reported_to_the_controller_and_leaks_no_thread",),
+        reason=r"TimeoutExpired|timed out",
+        note="the child hangs in Pa_Terminate at exit until the test's 180 s timeout",
+    ),
+    Mutation(
+        "worker-joined-on-stop", "faults: restart without thread leaks",
+        "LiveSession.stop always stops and joins the engine's worker", "realtime/audio.py",
+        (("        finally:\n            self.engine.stop()", "        finally:\n            pass  # MUTATION"),),
+        (f"{FAULTS}::test_server_stop_mid_stream_is_reported_to_the_controller_and_leaks_no_thread",
+         f"{FAULTS}::test_start_stop_cycles_and_a_fault_leak_no_threads"),
+        reason=r"active_count|after",
+    ),
+    # ---- faults: bundles refused before streaming ---------------------------------------------------
+    Mutation(
+        "bundle-hash-check", "faults: hash mismatch refused",
+        "every file's sha256 checked against the manifest", "export/bundle.py",
+        (("        if verify_hashes and sha256_file(file) != entry[\"sha256\"]:", "        if False:  # MUTATION"),),
+        (f"{BUNDLE}::test_damaged_bundles_are_refused_with_one_clear_error",
+         f"{BUNDLE}::test_tampered_bundle_is_refused_before_any_stream"),
+        reason=r"does not match its sha256|DID NOT RAISE",
+    ),
+    Mutation(
+        "bundle-newer-format", "faults: newer-format bundle refused",
+        "format_version > FORMAT_VERSION refused with 'upgrade stylehost'", "export/bundle.py",
+        (("    if version > FORMAT_VERSION:", "    if False:  # MUTATION"),),
+        (f"{BUNDLE}::test_damaged_bundles_are_refused_with_one_clear_error",),
+        reason=r"DID NOT RAISE|format version 2",
+    ),
+    Mutation(
+        "bundle-missing-file", "faults: truncated bundle (file missing) refused",
+        "every listed file must exist", "export/bundle.py",
+        (("        if not file.is_file():", "        if False:  # MUTATION"),),
+        (f"{BUNDLE}::test_damaged_bundles_are_refused_with_one_clear_error",),
+        reason=r"missing resynth|No such file|FileNotFoundError",
+    ),
+    Mutation(
+        "bundle-required-keys", "security: manifest validation",
+        "every required manifest key present with its type", "export/bundle.py",
+        (("        if key not in m:\n            raise bad(f\"missing key {key!r}\")",
+          "        if key not in m:\n            continue  # MUTATION"),),
+        (f"{BUNDLE}::test_damaged_bundles_are_refused_with_one_clear_error",),
+        reason=r"missing key|KeyError",
+    ),
+    Mutation(
+        "bundle-manifest-json", "faults: corrupt bundle refused",
+        "a manifest that is not JSON is one line, not a traceback", "export/bundle.py",
+        (("    except (json.JSONDecodeError, UnicodeDecodeError) as exc:",
+          "    except ZeroDivisionError as exc:  # MUTATION"),),
+        (f"{BUNDLE}::test_damaged_bundles_are_refused_with_one_clear_error",),
+        reason=r"JSONDecodeError",
+    ),
+    Mutation(
+        "bundle-graph-in-files", "faults: corrupt bundle refused",
+        "every graph must be listed (and so hashed) in 'files'", "export/bundle.py",
+        (("        if spec[\"file\"] not in m[\"files\"]:", "        if False:  # MUTATION"),),
+        (f"{SECURITY}::test_a_graph_missing_from_files_is_refused",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "bundle-plain-names", "security: manifest validation (paths)",
+        "file names are plain names inside the bundle (no '/', '..', absolute paths)", "export/bundle.py",
+        (("        if \"/\" in name or \"\\\\\" in name or name.startswith(\".\"):", "        if False:  # MUTATION"),),
+        (f"{SECURITY}::test_manifest_pointing_outside_the_folder_is_refused",
+         f"{BUNDLE}::test_damaged_bundles_are_refused_with_one_clear_error"),
+        reason=r"plain name|DID NOT RAISE",
+        note="still refused, by the link/outside check: the tests see that check's message",
+    ),
+    Mutation(
+        "bundle-link-or-outside", "security: manifest validation (links)",
+        "a listed file that is a symlink or resolves outside the folder is refused", "export/bundle.py",
+        (("        if file.is_symlink() or not file.resolve().is_relative_to(root):",
+          "        if False:  # MUTATION"),),
+        (f"{SECURITY}::test_manifest_pointing_outside_the_folder_is_refused",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "bundle-finite-sampler", "security: manifest validation (numbers)",
+        "sampler constants must be finite (JSON allows NaN/Infinity)", "export/bundle.py",
+        (("        if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value):",
+          "        if not isinstance(value, int | float) or isinstance(value, bool):  # MUTATION"),),
+        (f"{SECURITY}::test_non_finite_manifest_numbers_are_refused",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "bundle-finite-style-table", "security: manifest validation (numbers)",
+        "the style table must hold finite numbers", "export/bundle.py",
+        (("    if not numeric or not np.isfinite(table.astype(np.float64)).all():", "    if False:  # MUTATION"),),
+        (f"{SECURITY}::test_non_finite_manifest_numbers_are_refused",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "ort-load-wrapped", "faults: truncated ONNX (hash rewritten to match) refused",
+        "ONNX Runtime's load error becomes one StylehostError line before any stream", "realtime/backends/ort.py",
+        (("            except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)",
+          "            except ZeroDivisionError as exc:  # MUTATION"),),
+        (f"{SECURITY}::test_truncated_onnx_with_a_matching_hash_is_refused_before_any_stream",),
+        reason=r"onnxruntime|InvalidProtobuf|Fail|Load model",
+    ),
+    # ---- security ------------------------------------------------------------------------------------
+    Mutation(
+        "torch-weights-only", "security: no unsafe torch.load",
+        "torch.load(..., weights_only=True) for the torch backend's model.pt", "diffusion/checkpoint.py",
+        (("torch.load(path, map_location=\"cpu\", weights_only=True)",
+          "torch.load(path, map_location=\"cpu\", weights_only=False)  # MUTATION"),),
+        (f"{SECURITY}::test_malicious_model_pt_with_matching_hash_is_refused_and_runs_nothing",
+         f"{SECURITY}::test_runtime_never_unpickles"),
+        reason=r"TextIOWrapper|DID NOT RAISE|marker",
+        note="the payload ran: the file object its open() returned reached load_state_dict (TypeError)",
+    ),
+    Mutation(
+        "no-pickle-in-runtime", "security: no pickle in the runtime path",
+        "(injected) `import pickle` in a runtime module is caught by the source check", "realtime/backends/torch.py",
+        (("import numpy as np\n", "import numpy as np\nimport pickle  # noqa: F401  MUTATION\n"),),
+        (f"{SECURITY}::test_runtime_never_unpickles",),
+        reason=r"import pickle",
+    ),
+    Mutation(
+        "params-finite-weights", "security: preset validation",
+        "style weights must be finite (NaN passes every comparison)", "realtime/params.py",
+        (("            if not math.isfinite(weight):", "            if False:  # MUTATION"),),
+        (f"{SECURITY}::test_hostile_preset_values_are_refused",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "params-strength-range", "security: preset validation",
+        "strength in [0, 1] (NaN refused)", "realtime/params.py",
+        (("        if not 0.0 <= self.strength <= 1.0:", "        if False:  # MUTATION"),),
+        (f"{SECURITY}::test_hostile_preset_values_are_refused",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "params-known-styles", "security: preset validation",
+        "style names must be known styles", "realtime/params.py",
+        (("            get_style(name)  # raises with the list of valid styles", "            pass  # MUTATION"),),
+        (f"{SECURITY}::test_hostile_preset_values_are_refused",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "preset-steps-not-bool", "security: preset validation",
+        "`steps: true` refused (True == 1 in Python)", "gui/presets.py",
+        (("    if isinstance(steps, bool) or steps not in STEP_CHOICES:",
+          "    if steps not in STEP_CHOICES:  # MUTATION"),),
+        (f"{SECURITY}::test_hostile_preset_values_are_refused",),
+        reason=r"steps must be one of",
+        note="EngineParams refuses bool steps too, so the preset is still refused; the test sees the other message",
+    ),
+    Mutation(
+        "preset-pad-finite", "security: preset validation",
+        "the pad position must be two finite numbers", "gui/presets.py",
+        (("and not isinstance(v, bool) and math.isfinite(v) for v in pad)",
+          "and not isinstance(v, bool) for v in pad)"),),
+        (f"{SECURITY}::test_hostile_preset_pad_is_refused",),
+        reason=r"DID NOT RAISE",
+    ),
+    # ---- load -----------------------------------------------------------------------------------------
+    Mutation(
+        "params-writer-lock", "load: parameters hammered from several threads",
+        "set_params serialises writers, so a partial update never rebases on a stale snapshot", E,
+        (("        with self._params_lock:\n            base = params",
+          "        if True:  # MUTATION\n            base = params"),),
+        (f"{LOAD}::test_params_hammered_from_threads_while_streaming",
+         f"{LOAD}::test_partial_updates_from_threads_are_never_lost"),
+        reason=r"lost",
+    ),
+    Mutation(
+        "soak-leak", "load: soak, no growth in memory",
+        "(injected) every output block kept: the short soak's memory check catches it", E,
+        (("        self.output_tap.write(out)\n",
+          "        self.output_tap.write(out)\n"
+          "        self.__dict__.setdefault(\"_leak\", []).append(out.copy())  # MUTATION\n"),),
+        (f"{LOAD}::test_short_soak_no_growth_in_memory_latency_or_dropouts",),
+        reason=r"< \(64 \* 1024\)",
+    ),
+)
+
+
+# ---- applying --------------------------------------------------------------------------------------
+
+
+def check(root: Path = ROOT, mutations: tuple[Mutation, ...] = MUTATIONS) -> list[str]:
+    """Problems that would make a mutation rot: a search string not found exactly once, a missing test."""
+    problems = []
+    for m in mutations:
+        path = root / m.file
+        text = path.read_text() if path.is_file() else ""
+        for search, _ in m.edits:
+            n = text.count(search)
+            if n != 1:
+                problems.append(f"{m.name}: {m.file} holds the search string {n} times: {search.strip()[:80]!r}")
+        for node in m.tests:
+            file, _, func = node.partition("::")
+            src = (root / file).read_text() if (root / file).is_file() else ""
+            if not re.search(rf"^def {re.escape(func.split('[')[0])}\(", src, re.M):
+                problems.append(f"{m.name}: no test {node}")
+    names = [m.name for m in mutations]
+    problems += [f"duplicate mutation name {n}" for n in sorted({n for n in names if names.count(n) > 1})]
+    return problems
+
+
+def apply(m: Mutation, root: Path) -> str:
+    """Patch ``root/m.file`` in place; returns the original text (to restore)."""
+    path = root / m.file
+    original = text = path.read_text()
+    for search, replace in m.edits:
+        n = text.count(search)
+        if n != 1:
+            raise SystemExit(f"mutation {m.name}: {m.file} holds the search string {n} times (want 1): {search!r}")
+        text = text.replace(search, replace)
+    path.write_text(text)
+    return original
+
+
+def copy_tree(dst: Path) -> None:
+    """Tracked and untracked (not ignored) files of the working tree, so uncommitted edits are audited too."""
+    out = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                         capture_output=True).stdout.decode()
+    for rel in filter(None, out.split("\0")):
+        src = ROOT / rel
+        if src.is_file():
+            target = dst / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+
+
+def run_tests(root: Path, tests: tuple[str, ...], label: str) -> Outcome:
+    """One pytest process in ``root``; per-case outcomes from its JUnit XML."""
+    xml = root / f".audit-{label}.xml"
+    env = dict(os.environ, PYTHONPATH=str(root), QT_QPA_PLATFORM="offscreen", PYTHONDONTWRITEBYTECODE="1")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
+           "-o", "junit_family=xunit1", *tests]
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+        code, tail = proc.returncode, proc.stdout[-3000:] + proc.stderr[-2000:]
+    except subprocess.TimeoutExpired:
+        code, tail = -1, f"pytest ran past {TIMEOUT_S} s"
+    outcome = Outcome(passed=code == 0, seconds=round(time.monotonic() - t0, 1), returncode=code)
+    if xml.is_file():
+        for case in ET.parse(xml).getroot().iter("testcase"):
+            for bad in list(case.findall("failure")) + list(case.findall("error")):
+                outcome.failed.append(case.get("name", "?"))
+                text = (bad.get("message") or "") + "\n" + (bad.text or "")
+                outcome.messages.append(_gist(text))
+        xml.unlink()
+    if code != 0 and not outcome.failed:
+        outcome.messages.append(_gist(tail))
+    return outcome
+
+
+def _gist(text: str) -> str:
+    """The lines of a failure that say why: assertion lines ('E   ...') first, else the message."""
+    lines = [ln[1:].strip() for ln in text.splitlines() if ln.startswith("E ")]
+    body = " | ".join(lines[:6]) if lines else " ".join(text.split())
+    return body[:600]
+
+
+def audit(mutations: list[Mutation], keep: bool = False) -> list[dict[str, Any]]:
+    tmp = Path(tempfile.mkdtemp(prefix="stylehost-mutation-"))
+    rows = []
+    try:
+        copy_tree(tmp)
+        baseline_tests = tuple(dict.fromkeys(t for m in mutations for t in m.tests))
+        print(f"baseline: {len(baseline_tests)} tests in {tmp}", flush=True)
+        base = run_tests(tmp, baseline_tests, "baseline")
+        failed_base = set(base.failed)
+        print(f"  {'pass' if base.passed else 'FAIL ' + ', '.join(base.failed)} ({base.seconds} s)", flush=True)
+        for m in mutations:
+            original = apply(m, tmp)
+            try:
+                print(f"{m.name}: {m.file}; {len(m.tests)} test(s)", flush=True)
+                out = run_tests(tmp, m.tests, m.name)
+            finally:
+                (tmp / m.file).write_text(original)
+            funcs = {t.partition("::")[2] for t in m.tests}
+            with_ok = base.passed or not any(f.split("[")[0] in funcs for f in failed_base)
+            caught = not out.passed
+            right = caught and (not m.reason or re.search(m.reason, " ".join(out.messages)) is not None)
+            verdict = ("baseline fails" if not with_ok else "caught" if right
+                       else "fails, other reason" if caught else "SURVIVED")
+            print(f"  {verdict} ({out.seconds} s){': ' + out.messages[0][:200] if out.messages else ''}", flush=True)
+            rows.append({**asdict(m), "edits": [list(e) for e in m.edits], "with_protection": "pass" if with_ok
+                         else "fail", "without_protection": "fail" if caught else "pass", "verdict": verdict,
+                         "failed": out.failed, "messages": out.messages, "seconds": out.seconds})
+    finally:
+        if keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+# ---- reporting -------------------------------------------------------------------------------------
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "# Mutation audit (issue 10)",
+        "",
+        f"Generated by `python -m benchmarks.mutation_audit` on {report['date']} (commit {report['commit']}).",
+        "Each protection removed by the text patch shown, its tests run in a temporary copy of the tree.",
+        "*caught*: a test failed, for the reason given in `reason` (benchmarks/mutation_audit.py).",
+        "",
+        "| protection | file | mutation | tests without the protection | with protection | verdict | why it failed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report["rows"]:
+        failed = {f.split("[")[0] for f in r["failed"]}
+        tests = "<br>".join(f"`{t.split('::')[1]}`: {'**fails**' if t.split('::')[1] in failed else 'passes'}"
+                            for t in r["tests"])
+        why = (r["messages"][0] if r["messages"] else "").replace("|", "/")[:160]
+        if r.get("note"):
+            why = f"{why} ({r['note']})" if why else r["note"]
+        verdict = {"caught": "caught", "SURVIVED": "**SURVIVED**"}.get(r["verdict"], r["verdict"])
+        lines.append(f"| {r['name']}: {r['protection']} | `{r['file']}` | {_summary(r)} | {tests} | "
+                     f"{r['with_protection']} | {verdict} | {why} |")
+    counts = {v: sum(r["verdict"] == v for r in report["rows"]) for v in {r["verdict"] for r in report["rows"]}}
+    lines += ["", "Totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), ""]
+    return "\n".join(lines)
+
+
+BEGIN, END = "<!-- mutation-audit:begin -->", "<!-- mutation-audit:end -->"
+
+
+def docs_table(report: dict[str, Any]) -> str:
+    """The short table for docs/reliability.md: protection -> tests -> does each fail without it."""
+    lines = [BEGIN, f"Audited {report['date']}, commit {report['commit']}; details and failure messages in "
+             "[results/mutation_audit.md](results/mutation_audit.md).", "",
+             "| issue 10 item | protection removed (`mutation`) | test: fails without it? | verdict |",
+             "|---|---|---|---|"]
+    for r in report["rows"]:
+        failed = {f.split("[")[0] for f in r["failed"]}
+        tests = "<br>".join(f"`{t.split('::')[1]}`: {'yes' if t.split('::')[1] in failed else 'no'}"
+                            for t in r["tests"])
+        verdict = r["verdict"] + (f" ({r['note']})" if r.get("note") else "")
+        lines.append(f"| {r['item']} | {r['protection']} (`{r['name']}`) | {tests} | {verdict} |")
+    return "\n".join([*lines, END])
+
+
+def update_docs(report: dict[str, Any], doc: Path = ROOT / "docs" / "reliability.md") -> None:
+    text = doc.read_text()
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        doc.write_text(head + docs_table(report) + rest.split(END, 1)[1])
+
+
+def _summary(row: dict[str, Any]) -> str:
+    m = next((m for m in MUTATIONS if m.name == row["name"]), None)
+    return (m.summary if m else row["name"]).replace("|", "\\|")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", default=[], help="run only this mutation (repeatable, or a,b)")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--check", action="store_true", help="check every search string is found exactly once")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    parser.add_argument("--out", type=Path, default=RESULTS / "mutation_audit.json")
+    args = parser.parse_args(argv)
+    if args.list:
+        for m in MUTATIONS:
+            print(f"{m.name:28s} {m.file:28s} {', '.join(t.split('::')[1] for t in m.tests)}")
+        return 0
+    names = [n for item in args.only for n in item.split(",") if n]
+    unknown = sorted(set(names) - {m.name for m in MUTATIONS})
+    if unknown:
+        parser.error(f"unknown mutation(s) {unknown}; --list shows them")
+    chosen = [m for m in MUTATIONS if not names or m.name in names]
+    problems = check(mutations=tuple(chosen))
+    if problems or args.check:
+        print("\n".join(problems) or f"all {len(chosen)} mutations apply")
+        return 1 if problems else 0
+    rows = audit(chosen, keep=args.keep)
+    previous = json.loads(args.out.read_text()).get("rows", []) if names and args.out.is_file() else []
+    done = {r["name"] for r in rows}
+    order = [m.name for m in MUTATIONS]
+    merged = sorted([r for r in previous if r["name"] not in done and r["name"] in order] + rows,
+                    key=lambda r: order.index(r["name"]))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    report = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+              "commit": commit + ("+dirty" if dirty else ""), "command": "python -m benchmarks.mutation_audit "
+              + " ".join(f"--only {n}" for n in names), "rows": merged}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(report))
+    if args.out == RESULTS / "mutation_audit.json":
+        update_docs(report)
+    survived = [r["name"] for r in rows if r["verdict"] != "caught"]
+    print(f"wrote {args.out} and {args.out.with_suffix('.md')}; not caught: {survived or 'none'}")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
