@@ -98,56 +98,58 @@ def corrupt_logmel(logmel: torch.Tensor, cfg: GuideTrainConfig, g: torch.Generat
     return out + std * torch.randn(out.shape, generator=g) + offset
 
 
-def guide_losses(stage: GuideStage, batch: dict[str, torch.Tensor], cfg: GuideTrainConfig,
-                 g: torch.Generator | None = None, corrupt: bool = True) -> list[torch.Tensor]:
-    """Multi-resolution STFT loss of each InDI step's clean estimate (index 0: the 1-step output)."""
+def estimates(stage: GuideStage, batch: dict[str, torch.Tensor], cfg: GuideTrainConfig,
+              g: torch.Generator | None = None, corrupt: bool = True,
+              steps: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(output, target) waveforms of each InDI step's clean estimate (index 0: the 1-step output), over
+    the samples the estimate's frames cover completely; ``steps=0``: the source-phase start alone."""
     spec = stage.spec
     frames = frames_of(batch["source"], spec)
-    target_frames = frames_of(batch["target"], spec)
-    tgt_mag = torch.matmul(target_frames, stage.analysis).transpose(1, 2)
+    spectrum = torch.matmul(frames_of(batch["target"], spec), stage.analysis).transpose(1, 2)
     f = stage.n_freqs
-    tgt_mag = torch.sqrt(tgt_mag[:, :f] ** 2 + tgt_mag[:, f:] ** 2 + 1e-20)
+    tgt_mag = torch.sqrt(spectrum[:, :f] ** 2 + spectrum[:, f:] ** 2 + 1e-20)
     logmel = torch.log(torch.clamp(torch.matmul(stage.mel_fb, tgt_mag), min=spec.log_floor))
     cond = corrupt_logmel(logmel, cfg, g) if corrupt else logmel
+    steps = cfg.train_steps if steps is None else steps
+    k, hop, c, la = spec.n_fft // spec.hop, spec.hop, stage.cfg.context, stage.cfg.lookahead
     keep: list = []
-    stage.restore(frames, cond, steps=cfg.train_steps, keep=keep, detach_states=True)
-    k, hop, c = spec.n_fft // spec.hop, spec.hop, stage.cfg.context
-    losses = []
+    if steps == 0:  # the start over the frames the 1-step estimate covers
+        re, im, _, _ = stage.start(frames, cond)
+        keep.append((re[:, :, c : re.shape[2] - la], im[:, :, c : re.shape[2] - la]))
+    else:
+        stage.restore(frames, cond, steps=steps, keep=keep, detach_states=True)
+    pairs = []
     for i, (re, im) in enumerate(keep):
         first, count = (i + 1) * c, re.shape[2]  # estimate i covers frames [first, first + count)
         wave = overlap_add(stage.synthesize(re, im), hop)
         # Samples every one of whose K frames lies in the estimate: [(first+K-1)*hop, (first+count)*hop).
-        out = wave[:, (k - 1) * hop : count * hop]
-        tgt = batch["target"][:, (first + k - 1) * hop : (first + count) * hop]
-        losses.append(mrstft_loss(out, tgt))
-    return losses
+        target = batch["target"][:, (first + k - 1) * hop : (first + count) * hop]
+        pairs.append((wave[:, (k - 1) * hop : count * hop], target))
+    return pairs
+
+
+def guide_losses(stage: GuideStage, batch: dict[str, torch.Tensor], cfg: GuideTrainConfig,
+                 g: torch.Generator | None = None, corrupt: bool = True) -> list[torch.Tensor]:
+    """Multi-resolution STFT loss of each InDI step's clean estimate (index 0: the 1-step output)."""
+    return [mrstft_loss(out, tgt) for out, tgt in estimates(stage, batch, cfg, g, corrupt)]
 
 
 @torch.no_grad()
 def validate(ema: GuideStage, val: dict[str, torch.Tensor], cfg: GuideTrainConfig) -> dict[str, float]:
-    """1-step loss with the clean target log-mel; the source-phase start's loss on the same samples."""
+    """With the clean target log-mel: MR-STFT loss of the 1- and 2-step stage and of the source-phase start
+    on the same samples; log-mel distance (dB, the model's 384-point mel) of the 1-step stage and the start."""
     ema.eval()
-    stage_loss = guide_losses(ema, val, cfg, corrupt=False)
-    base = _start_loss(ema, val)
-    return {"val_loss": float(stage_loss[0]), "val_loss_2step": float(stage_loss[-1]),
-            "val_model_db": float(stage_loss[0]), "val_source_db": base}
+    transform = SpectrogramTransform(ema.spec)
 
+    def db(pair: tuple[torch.Tensor, torch.Tensor]) -> float:
+        out, tgt = (transform.log_mel(w) for w in pair)
+        return float((out - tgt).abs().mean()) * DB_PER_NEPER
 
-def _start_loss(ref: GuideStage, val: dict[str, torch.Tensor]) -> float:
-    """MR-STFT loss of source-phase iSTFT on the samples the 1-step estimate covers (the baseline)."""
-    spec = ref.spec
-    frames = frames_of(val["source"], spec)
-    tf = torch.matmul(frames_of(val["target"], spec), ref.analysis).transpose(1, 2)
-    f = ref.n_freqs
-    logmel = torch.log(torch.clamp(torch.matmul(ref.mel_fb, torch.sqrt(tf[:, :f] ** 2 + tf[:, f:] ** 2 + 1e-20)),
-                                   min=spec.log_floor))
-    re, im, _, _ = ref.start(frames, logmel)
-    c, k, hop = ref.cfg.context, spec.n_fft // spec.hop, spec.hop
-    n = re.shape[2] - c - ref.cfg.lookahead
-    wave = overlap_add(ref.synthesize(re[:, :, c : c + n], im[:, :, c : c + n]), hop)
-    out = wave[:, (k - 1) * hop : n * hop]
-    tgt = val["target"][:, (c + k - 1) * hop : (c + n) * hop]
-    return float(mrstft_loss(out, tgt))
+    stage = estimates(ema, val, cfg, corrupt=False)
+    start = estimates(ema, val, cfg, corrupt=False, steps=0)[0]
+    return {"val_loss": float(mrstft_loss(*stage[0])), "val_loss_2step": float(mrstft_loss(*stage[-1])),
+            "val_loss_source_phase": float(mrstft_loss(*start)),
+            "val_model_db": db(stage[0]), "val_source_db": db(start)}
 
 
 def train_guide(cfg: GuideTrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = True,
