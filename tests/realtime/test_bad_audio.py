@@ -61,6 +61,7 @@ def test_nan_and_inf_burst_never_reach_the_output_and_the_history_recovers() -> 
     clean_engine, engine = engine_48k(LeakyHistory), engine_48k(LeakyHistory)
     y_clean, y = run(clean_engine, x), run(engine, bad)
     assert np.isfinite(y).all()
+    assert engine.bad_output == engine.processor_errors == 0, "a NaN reached the processor (its history)"
     assert engine.bad_input == 520 and engine.status().bad_input == 520
     L = int(engine.latency.algorithmic)
     recovered = 12520 + L + 48000 * StftPassthroughProcessor().window // 24000 + 1024  # one window (+ resampler)
