@@ -83,8 +83,11 @@ def cache_key(gpu: str, trt_version: str, bundle_digest: str) -> str:
 
 
 def profile_shapes(bundle: Bundle, graph: str, name: str, shape: list) -> tuple[tuple, tuple, tuple]:
-    """(min, opt, max) for one input: 'batch' in 1..MAX_BATCH, 'emit' in 1..window-lookahead."""
-    ranges = {"batch": (1, 1, MAX_BATCH), "emit": (1, bundle.emit, bundle.window - bundle.lookahead)}
+    """(min, opt, max) for one input: 'batch' in 1..MAX_BATCH, 'emit' in 1..window-lookahead; a learned
+    resynth stage's 'context_frames' are emit + its context (export/bundle.py ``resynth_context``)."""
+    ctx = sum(bundle.resynth_context)
+    ranges = {"batch": (1, 1, MAX_BATCH), "emit": (1, bundle.emit, bundle.window - bundle.lookahead),
+              "context_frames": (1 + ctx, bundle.emit + ctx, bundle.window - bundle.lookahead + ctx)}
     dims = [ranges[d] if isinstance(d, str) else (d, d, d) for d in shape]
     return tuple(d[0] for d in dims), tuple(d[1] for d in dims), tuple(d[2] for d in dims)
 
@@ -140,6 +143,7 @@ def parity_inputs(bundle: Bundle, seed: int = 0) -> dict[str, tuple[np.ndarray, 
     rng = np.random.default_rng(seed)
     spec = bundle.spectrogram
     m, t, e = spec.n_mels, bundle.window, bundle.emit
+    n = e + sum(bundle.resynth_context)  # frames the resynth graph reads (a learned stage adds context)
     table = bundle.style_table
     w = rng.random(len(table)).astype(np.float32)
     sigma = np.array([2.4], np.float32)
@@ -148,8 +152,8 @@ def parity_inputs(bundle: Bundle, seed: int = 0) -> dict[str, tuple[np.ndarray, 
         "denoiser": (source + sigma[0] * rng.standard_normal((1, 1, m, t)).astype(np.float32), sigma, source,
                      ((w / w.sum()) @ table)[None].astype(np.float32)),
         "frontend": ((0.1 * rng.standard_normal((1, spec.num_samples(t)))).astype(np.float32),),
-        "resynth": ((0.1 * rng.standard_normal((1, e, spec.n_fft))).astype(np.float32),
-                    (rng.standard_normal((1, m, e)) - 4.0).astype(np.float32)),
+        "resynth": ((0.1 * rng.standard_normal((1, n, spec.n_fft))).astype(np.float32),
+                    (rng.standard_normal((1, m, n)) - 4.0).astype(np.float32)),
     }
 
 

@@ -83,6 +83,13 @@ def test_processor_with_stage_equals_offline_reference(bundle: B.Bundle, emit: i
 
 
 def test_torch_backend_runs_the_stage_like_onnx(bundle: B.Bundle) -> None:
+    from export.tensorrt import parity_inputs  # the GPU backends' parity inputs, sized for the stage
+
+    cpu, eager = open_backend(bundle, "cpu"), open_backend(bundle, "torch")
+    for graph, inputs in parity_inputs(bundle).items():
+        want = eager.run(graph, *inputs)
+        assert graph != "resynth" or want.shape[1] == bundle.emit
+        np.testing.assert_allclose(cpu.run(graph, *inputs), want, atol=1e-4, rtol=0)
     outs = []
     for backend in ("cpu", "torch"):
         proc = ModelProcessor(bundle, open_backend(bundle, backend))
