@@ -117,6 +117,11 @@ class GuideStage(nn.Module):
     restored whole or window by window with the same numbers.
     """
 
+    analysis: torch.Tensor
+    synthesis: torch.Tensor
+    mel_fb: torch.Tensor
+    mel_to_lin: torch.Tensor
+
     def __init__(self, spec: SpectrogramConfig, cfg: GuideConfig = GuideConfig(), steps: int = 1) -> None:
         super().__init__()
         if steps < 0:

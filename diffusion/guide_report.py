@@ -110,6 +110,8 @@ def runner_of(system: dict[str, Any], stage: GuideStage | None, spec: Spectrogra
     """The stage at the system's step count; 0 steps (the start alone) is source-phase iSTFT."""
     if system["kind"] == "source":
         return GuideStage(spec, GuideConfig(), steps=0).eval()
+    if stage is None:
+        raise StylehostError("the learned stage's rows need --stage")
     runner = GuideStage(stage.spec, stage.cfg, steps=system["steps"])
     runner.net = stage.net
     return runner.eval()

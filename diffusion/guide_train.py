@@ -194,8 +194,7 @@ def train_guide(cfg: GuideTrainConfig, data_dir: Path, out_dir: Path, *, resume:
     meta_cfg = {"config": to_dict(cfg)}
 
     def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        losses = guide_losses(stage, batch, cfg, gen)
-        return sum(losses) / len(losses)
+        return torch.stack(guide_losses(stage, batch, cfg, gen)).mean()
 
     def save(at: int) -> None:
         record = provenance.snapshot(at)

@@ -242,9 +242,9 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
     model_sha = B.sha256_file(Path(model_path))
     version = version or str(meta.get("version") or f"{datetime.date.today():%Y%m%d}-{model_sha[:8]}")
     audio = real_audio(denoiser, audio_path)
-    stage = load_stage(stage_path, steps=stage_steps) if stage_path is not None else None
-    extra: dict[str, Any] = {}
-    if stage is not None:
+    stage, extra = None, {}
+    if stage_path is not None:
+        stage = load_stage(stage_path, steps=stage_steps)
         extra["resynth_stage"] = stage_section(stage, Path(stage_path), denoiser.cfg.lookahead)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
