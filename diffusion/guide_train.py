@@ -21,6 +21,7 @@ import argparse
 import copy
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from diffusion.checkpoint import load_checkpoint, save_checkpoint
 from diffusion.config import load_config, to_dict
 from diffusion.errors import StylehostError
 from diffusion.features import SpectrogramTransform
-from diffusion.guide import GuideConfig, GuideStage, frames_of, overlap_add, parameter_count, save_stage
+from diffusion.guide import GuideConfig, GuideStage, frames_of, load_stage, overlap_add, parameter_count, save_stage
 from diffusion.guide_loss import mrstft_loss
 from diffusion.model import ModelConfig
 from diffusion.pairs import PairWindows
@@ -72,6 +73,14 @@ class GuideTrainConfig:
     val_every: int = 250
     val_windows: int = 32
     checkpoint_every: int = 250
+    # Fine-tuning on the denoiser's own predictions: start from the stage file ``init``; for a share
+    # ``p_model_cond`` of examples the conditioning is ``denoiser``'s output on the source crop (one window,
+    # so ``segment`` must equal its window) at ``model_strength`` / ``model_steps``, towards a random style.
+    init: str = ""
+    denoiser: str = ""
+    p_model_cond: float = 0.5
+    model_strength: float = 0.7
+    model_steps: int = 1
 
 
 class WaveWindows(PairWindows):
@@ -80,7 +89,8 @@ class WaveWindows(PairWindows):
     def batch(self, rng: np.random.Generator, transform: SpectrogramTransform) -> dict[str, torch.Tensor]:
         examples = [self.example(rng) for _ in range(self.batch_size)]
         return {"source": torch.from_numpy(np.stack([e[0] for e in examples])),
-                "target": torch.from_numpy(np.stack([e[1] for e in examples]))}
+                "target": torch.from_numpy(np.stack([e[1] for e in examples])),
+                "style": torch.tensor([e[2] for e in examples])}
 
 
 def corrupt_logmel(logmel: torch.Tensor, cfg: GuideTrainConfig, g: torch.Generator | None = None) -> torch.Tensor:
@@ -99,8 +109,9 @@ def corrupt_logmel(logmel: torch.Tensor, cfg: GuideTrainConfig, g: torch.Generat
 
 
 def estimates(stage: GuideStage, batch: dict[str, torch.Tensor], cfg: GuideTrainConfig,
-              g: torch.Generator | None = None, corrupt: bool = True,
-              steps: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+              g: torch.Generator | None = None, corrupt: bool = True, steps: int | None = None,
+              model_cond: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor] | None = None,
+              ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(output, target) waveforms of each InDI step's clean estimate (index 0: the 1-step output), over
     the samples the estimate's frames cover completely; ``steps=0``: the source-phase start alone."""
     spec = stage.spec
@@ -110,6 +121,9 @@ def estimates(stage: GuideStage, batch: dict[str, torch.Tensor], cfg: GuideTrain
     tgt_mag = torch.sqrt(spectrum[:, :f] ** 2 + spectrum[:, f:] ** 2 + 1e-20)
     logmel = torch.log(torch.clamp(torch.matmul(stage.mel_fb, tgt_mag), min=spec.log_floor))
     cond = corrupt_logmel(logmel, cfg, g) if corrupt else logmel
+    if model_cond is not None:  # the denoiser's prediction for a share of the examples
+        pick = (torch.rand(cond.shape[0], generator=g) < cfg.p_model_cond)[:, None, None]
+        cond = torch.where(pick, model_cond(frames, batch), cond)
     steps = cfg.train_steps if steps is None else steps
     k, hop, c, la = spec.n_fft // spec.hop, spec.hop, stage.cfg.context, stage.cfg.lookahead
     keep: list = []
@@ -129,9 +143,35 @@ def estimates(stage: GuideStage, batch: dict[str, torch.Tensor], cfg: GuideTrain
 
 
 def guide_losses(stage: GuideStage, batch: dict[str, torch.Tensor], cfg: GuideTrainConfig,
-                 g: torch.Generator | None = None, corrupt: bool = True) -> list[torch.Tensor]:
+                 g: torch.Generator | None = None, corrupt: bool = True,
+                 model_cond: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor] | None = None,
+                 ) -> list[torch.Tensor]:
     """Multi-resolution STFT loss of each InDI step's clean estimate (index 0: the 1-step output)."""
-    return [mrstft_loss(out, tgt) for out, tgt in estimates(stage, batch, cfg, g, corrupt)]
+    return [mrstft_loss(out, tgt) for out, tgt in estimates(stage, batch, cfg, g, corrupt, model_cond=model_cond)]
+
+
+def denoiser_cond(path: Path, stage: GuideStage, cfg: GuideTrainConfig, g: torch.Generator) -> Callable:
+    """(frames, batch) -> (B, n_mels, N) the denoiser's restyled log-mel of the source crop (target style)."""
+    from diffusion.checkpoint import load_denoiser
+    from diffusion.sampling import transfer
+
+    denoiser = load_denoiser(path).eval().requires_grad_(False)
+    if denoiser.cfg.window != cfg.segment:
+        raise StylehostError(f"fine-tuning on {path} needs segment = its window ({denoiser.cfg.window}), "
+                             f"got {cfg.segment}")
+
+    def predict(frames: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            spectrum = torch.matmul(frames, stage.analysis).transpose(1, 2)
+            f = stage.n_freqs
+            mag = torch.sqrt(spectrum[:, :f] ** 2 + spectrum[:, f:] ** 2 + 1e-20)
+            source = torch.log(torch.clamp(torch.matmul(stage.mel_fb, mag), min=stage.spec.log_floor))
+            onehot = nn.functional.one_hot(batch["style"], len(denoiser.cfg.styles)).float()
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+            return transfer(denoiser, source, denoiser.style_vectors(onehot), strength=cfg.model_strength,
+                            steps=cfg.model_steps, seed=seed)
+
+    return predict
 
 
 @torch.no_grad()
@@ -164,6 +204,11 @@ def train_guide(cfg: GuideTrainConfig, data_dir: Path, out_dir: Path, *, resume:
     train_clips, val_clips = load_pairs(data_dir, model_cfg)
     torch.manual_seed(cfg.seed)
     stage = GuideStage(model_cfg.spectrogram, cfg.guide, steps=1)
+    if cfg.init:
+        start = load_stage(Path(cfg.init))
+        if start.cfg != cfg.guide:
+            raise StylehostError(f"init stage {cfg.init} has another guide config: {start.cfg}")
+        stage.net.load_state_dict(start.net.state_dict())
     ema = copy.deepcopy(stage).requires_grad_(False)
     opt = torch.optim.AdamW(stage.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: dict[str, list[Any]] = {"train": [], "val": []}
@@ -193,8 +238,10 @@ def train_guide(cfg: GuideTrainConfig, data_dir: Path, out_dir: Path, *, resume:
     gen = torch.Generator().manual_seed(cfg.seed * 1009 + step)
     meta_cfg = {"config": to_dict(cfg)}
 
+    model_cond = denoiser_cond(Path(cfg.denoiser), stage, cfg, gen) if cfg.denoiser else None
+
     def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.stack(guide_losses(stage, batch, cfg, gen)).mean()
+        return torch.stack(guide_losses(stage, batch, cfg, gen, model_cond=model_cond)).mean()
 
     def save(at: int) -> None:
         record = provenance.snapshot(at)

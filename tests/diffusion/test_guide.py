@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from diffusion.errors import StylehostError
 from diffusion.features import SpectrogramConfig, SpectrogramTransform
 from diffusion.guide import GuideConfig, GuideStage, frames_of, load_stage, restore_clip, restore_windows, save_stage
 from diffusion.guide_report import oracle_contexts
@@ -189,3 +190,24 @@ def test_rtisi_la_commits_frames_independently_of_later_input() -> None:
     safe = cut - SPEC.n_fft - (2 + 2) * SPEC.hop
     np.testing.assert_allclose(a[:safe], b[:safe], atol=1e-6)
     assert np.abs(a - b).max() > 1e-3
+
+
+def test_fine_tuning_on_denoiser_predictions_starts_from_the_init_stage(tmp_path: Path) -> None:
+    from diffusion.checkpoint import save_model
+    from diffusion.model import Denoiser
+
+    data = make_dataset(tmp_path / "data", clips=4, seconds=1.0)
+    torch.manual_seed(0)
+    denoiser = Denoiser(ModelConfig(channels=(8, 16), emb_dim=16, fourier_dim=8, window=24))
+    save_model(tmp_path / "den.pt", denoiser)
+    save_stage(tmp_path / "init.pt", tiny_stage(1, seed=4))
+    cfg = GuideTrainConfig(guide=TINY, segment=24, batch_size=2, steps=2, workers=0, val_every=2, val_windows=2,
+                           checkpoint_every=2, warmup=1, lr=1e-9, init=str(tmp_path / "init.pt"),
+                           denoiser=str(tmp_path / "den.pt"), p_model_cond=1.0)
+    train_guide(cfg, data, tmp_path / "run", progress=False)
+    tuned, start = load_stage(tmp_path / "run" / "model.pt"), load_stage(tmp_path / "init.pt")
+    for a, b in zip(tuned.net.parameters(), start.net.parameters(), strict=True):  # lr ~0: still the init
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    bad = GuideTrainConfig(**{**cfg.__dict__, "segment": 32})
+    with pytest.raises(StylehostError, match="segment = its window"):
+        train_guide(bad, data, tmp_path / "run2", progress=False)
