@@ -63,6 +63,7 @@ from diffusion.config import load_config, to_dict
 from diffusion.errors import StylehostError
 from diffusion.model import Denoiser, ModelConfig
 from diffusion.pairs import fixed_windows
+from diffusion.provenance import Provenance
 from diffusion.sampling import transfer
 from diffusion.train import (
     DB_PER_NEPER,
@@ -272,6 +273,7 @@ def distill(cfg: DistillConfig, teacher_path: Path, data_dir: Path, out_dir: Pat
         target_net.load_state_dict(ckpt["target"])
         opt.load_state_dict(ckpt["optimizer"])
         step, history = int(ckpt["step"]), ckpt["history"]
+    provenance = Provenance(ckpt.get("provenance") if ckpt is not None else None, cfg.seed, step)
     student: nn.Module = module
     if world > 1:
         student = nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.index else None)
@@ -293,11 +295,13 @@ def distill(cfg: DistillConfig, teacher_path: Path, data_dir: Path, out_dir: Pat
                 pt.lerp_(p, 1 - cfg.target_decay)
 
     def save(at: int) -> None:
+        record = provenance.snapshot(at)  # command, commit, seed and time of every session, as training keeps
         save_checkpoint(ckpt_path, {
             "kind": "student", "config": to_dict(cfg), "model_config": mc.to_dict(), "teacher": teacher_info,
             "meta": meta, "step": at, "model": module.state_dict(), "ema": ema.state_dict(),
-            "target": target_net.state_dict(), "optimizer": opt.state_dict(), "history": history})
-        save_model(out_dir / "model.pt", ema, {**meta, "step": at, "config": to_dict(cfg)})
+            "target": target_net.state_dict(), "optimizer": opt.state_dict(), "history": history,
+            "provenance": record})
+        save_model(out_dir / "model.pt", ema, {**meta, "step": at, "config": to_dict(cfg), "provenance": record})
         plot_history(history, out_dir / "loss.png", loss_name="consistency distillation loss")
 
     run_loop(cfg, module=module, ema=ema, opt=opt, batches=iter(loader), device=device,

@@ -28,6 +28,7 @@ import torch
 from diffusion.checkpoint import load_denoiser, model_sampler
 from diffusion.errors import StylehostError
 from diffusion.eval import EvalConfig, evaluate
+from diffusion.files import write_text_atomic
 from diffusion.model import Denoiser
 from diffusion.stream import StreamConfig
 
@@ -166,8 +167,20 @@ def distill_report(
     return report
 
 
+CLEARLY_BETTER = 0.10  # "clearly better than DDIM 2": at least 10% lower Frechet distance
+
+
 def criteria(report: dict[str, Any], teacher_steps: int) -> dict[str, Any]:
-    """Issue 4's bar for the 2-step student; ``None`` entries when a needed row is absent."""
+    """Issue 4's bar for the 2-step student; ``None`` entries when a needed row is absent.
+
+    The bar, in the issue's words: within 10% of the teacher on both log-mel and Frechet distance,
+    and clearly better than undistilled DDIM at 2 steps, where "a blurry 1-step average can win on
+    distance alone; the Frechet column is there to catch it". So "clearly better" is judged on the
+    Frechet distance (at least ``CLEARLY_BETTER`` lower); whether the student also beats DDIM 2 on
+    log-mel distance is reported (``log_mel_db_beats_ddim2``) but not required: a sampler faithful
+    to the teacher draws sharp samples, and a sharp sample lies further from the one true rendering
+    than the blurry conditional mean does (the teacher's own Heun row loses to DDIM on distance too).
+    """
     by_name = {r["name"]: r for r in report["rows"]}
     teacher, student, ddim = (by_name.get(n) for n in (f"teacher Heun {teacher_steps}", "student 2", "teacher DDIM 2"))
     if not (teacher and student and ddim):
@@ -177,7 +190,10 @@ def criteria(report: dict[str, Any], teacher_steps: int) -> dict[str, Any]:
         out[f"{m}_vs_teacher"] = student[m] / teacher[m] - 1.0 if teacher[m] else float("inf")
         out[f"{m}_within_10pct"] = student[m] <= 1.1 * teacher[m]
         out[f"{m}_beats_ddim2"] = student[m] < ddim[m]
-    out["passed"] = all(v for k, v in out.items() if k.endswith(("within_10pct", "beats_ddim2")))
+    out["frechet_vs_ddim2"] = student["frechet"] / ddim["frechet"] - 1.0 if ddim["frechet"] else float("inf")
+    out["frechet_clearly_beats_ddim2"] = out["frechet_vs_ddim2"] <= -CLEARLY_BETTER
+    out["passed"] = bool(out["log_mel_db_within_10pct"] and out["frechet_within_10pct"]
+                         and out["frechet_clearly_beats_ddim2"])
     return out
 
 
@@ -192,8 +208,9 @@ def markdown(report: dict[str, Any]) -> str:
     c = report["criteria"]
     if c.get("passed") is not None:
         lines += ["", f"2-step student vs teacher: log-mel {c['log_mel_db_vs_teacher']:+.1%}, Frechet "
-                      f"{c['frechet_vs_teacher']:+.1%} (bar: within +10%); beats DDIM 2 on log-mel: "
-                      f"{c['log_mel_db_beats_ddim2']}, on Frechet: {c['frechet_beats_ddim2']}; "
+                      f"{c['frechet_vs_teacher']:+.1%} (bar: within +10%); vs DDIM 2: Frechet "
+                      f"{c['frechet_vs_ddim2']:+.1%} (bar: at least 10% lower), log-mel "
+                      f"{'lower' if c['log_mel_db_beats_ddim2'] else 'higher (the blurry average wins on distance)'}; "
                       f"**{'passed' if c['passed'] else 'not passed'}**."]
     o = report["onnx"]
     lines += ["", f"Test split, {report['pairs']} ordered style pairs x {report['clips_per_pair']} clips, streamed "
@@ -212,7 +229,7 @@ def merge_into_manifest(path: Path, report: dict[str, Any], table: str) -> None:
         raise StylehostError(f"cannot read manifest {path}: {exc}") from exc
     manifest["distillation"] = {**{k: v for k, v in report.items() if k != "per_target_style"}, "markdown": table}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest, indent=1))
+    write_text_atomic(path, json.dumps(manifest, indent=1))  # a failure never leaves half a manifest
 
 
 def add_report_arguments(p: argparse.ArgumentParser) -> None:

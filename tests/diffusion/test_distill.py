@@ -94,6 +94,7 @@ def test_student_keeps_the_teachers_interface_and_names_its_sampler(teacher: Pat
     assert model_sampler(student) == "consistency" and model_sampler(teacher) == "euler"
     meta = load_checkpoint(student)["meta"]
     assert "Song et al. 2023" in meta["method"] and meta["teacher"]["sha256"]
+    assert meta["provenance"]["seed"] == 0 and meta["provenance"]["sessions"][0]["command"]  # how it was made
     assert not torch.equal(s.net.out.weight, t.net.out.weight)  # it was trained, from the teacher's weights
 
 
@@ -243,3 +244,24 @@ def test_distill_report_end_to_end(teacher: Path, student: Path, tmp_path: Path)
     save_model(other, Denoiser(ModelConfig(channels=(8, 8), emb_dim=16, fourier_dim=8)), {"kind": "student"})
     with pytest.raises(StylehostError, match="different model configs"):
         distill_report(teacher, other, two, classifier)
+
+
+def test_distill_bar_judges_clearly_better_on_frechet() -> None:
+    """Issue 4's bar: within 10% of the teacher on both distances, Frechet clearly (>= 10%) below DDIM 2;
+    DDIM's blurry average may keep the lower log-mel distance (reported, not required)."""
+    from diffusion.distill_report import criteria
+
+    def report(student_lm: float, student_fd: float) -> dict:
+        rows = [{"name": "teacher Heun 8", "log_mel_db": 6.9, "frechet": 1.44},
+                {"name": "teacher DDIM 2", "log_mel_db": 5.7, "frechet": 2.28},
+                {"name": "student 2", "log_mel_db": student_lm, "frechet": student_fd}]
+        return {"rows": rows}
+
+    ok = criteria(report(6.6, 1.35), 8)
+    assert ok["passed"] and not ok["log_mel_db_beats_ddim2"] and ok["frechet_vs_ddim2"] < -0.1
+    assert not criteria(report(7.7, 1.35), 8)["passed"]  # 11.6% worse than the teacher on log-mel
+    assert not criteria(report(6.6, 1.60), 8)["passed"]  # 11% worse than the teacher on Frechet
+    assert not criteria({"rows": [{"name": "teacher Heun 8", "log_mel_db": 6.9, "frechet": 2.2},
+                                  {"name": "teacher DDIM 2", "log_mel_db": 5.7, "frechet": 2.28},
+                                  {"name": "student 2", "log_mel_db": 6.6, "frechet": 2.1}]}, 8)["passed"]
+    # (the last: within 10% of a teacher at 2.2, but only 8% below DDIM 2: not clearly better)
