@@ -76,7 +76,9 @@ def test_params_hammered_from_threads_while_streaming(jack_server: JackServer) -
         for t in threads:
             t.join()
         engine.set_params(**snapshot(7))
-        time.sleep(0.2)
+        deadline = time.monotonic() + 3.0  # the worker applies it between blocks; a loaded CI box may be slow
+        while engine._applied is not engine.params and time.monotonic() < deadline:
+            time.sleep(0.05)
         live.check()
         proc = engine.processors[0]
         assert isinstance(proc, ConsistencyChecker)
