@@ -43,7 +43,6 @@ class EngineController:
         self.passthrough = True
         self.separate_process = separate_process
         self._factory: object = None  # the running processor factory (a ModelFactory checks params)
-        self._styles: tuple[str, ...] | None = None  # the running bundle's styles (separate process)
 
     @property
     def engine(self) -> Engine | RemoteEngine | None:
@@ -73,7 +72,7 @@ class EngineController:
                                                samplerate=settings.samplerate, blocksize=settings.blocksize),
                                    self.params).start()
             assert remote.started is not None
-            self._factory, self._styles = None, remote.started.styles
+            self._factory = None
             self.session, self.passthrough = remote, remote.started.passthrough
             return remote
         # "passthrough", not None: None would let the bundle resolver pick a default model.
@@ -96,7 +95,7 @@ class EngineController:
     def model_styles(self) -> tuple[str, ...] | None:
         """Styles the running bundle knows; None for the passthrough (it ignores styles)."""
         if isinstance(self.session, RemoteSession):
-            return self._styles
+            return self.session.started.styles if self.session.started else None
         bundle = getattr(self._factory, "bundle", None)
         return tuple(bundle.styles) if bundle is not None else None
 

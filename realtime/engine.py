@@ -244,10 +244,15 @@ class Engine:
             limited=self.limited,
             fallback=self._unhealthy > 0,
             last_error=self.last_error,
-            level_gain_db=self.level.gain_db if self._params.match_level and self._level_matched else 0.0,
+            level_gain_db=self.level.gain_db if self._matching_level else 0.0,
         )
         self._in_peak = self._out_peak = 0.0
         return status
+
+    @property
+    def _matching_level(self) -> bool:
+        """The level match is on (params) and this processor changes level (DSP stand-ins do not)."""
+        return self._params.match_level and self._level_matched
 
     def compute_times(self) -> np.ndarray:
         """Seconds per processor call, the most recent (up to 4096) calls."""
@@ -434,7 +439,7 @@ class Engine:
         got = self._dry_ring.read(dry)
         dry[got:] = 0.0
         wet_gain, fallback = self._wet.next(n), self._fallback.next(n)
-        level = self.level.gains(wet, dry) if self._params.match_level and self._level_matched else 1.0
+        level = self.level.gains(wet, dry) if self._matching_level else 1.0
         out = wet[:, self._out_map] * (wet_gain * fallback * level)[:, None]
         # During a fallback the wet share goes to the dry line, so the level stays the same.
         out += dry[:, self._dry_map] * (self._dry_gain.next(n) + wet_gain * (1.0 - fallback))[:, None]

@@ -178,7 +178,7 @@ class RemoteSession:
     def check(self) -> None:
         """Raise one StylehostError if the stream or the engine process died (the session is then stopped)."""
         if self._conn is not None and self.failure is None and not self.active:
-            self.failure = self.failure or f"the stream on {self.device_name} stopped"
+            self.failure = self.failure or f"the stream on {self.device_name} stopped"  # active may have set it
         if self.failure is not None:
             self.stop()
             raise StylehostError(self.failure)

@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from gui.controller import EngineController
 from gui.presets import PresetStore
 from realtime.jackserver import JackServer, LoopbackProbe
 from realtime.remote import RemoteEngine, RemoteSession
-from tests.gui.test_panel_jack import choose_jack
+from tests.gui.test_panel_jack import audio_during, choose_jack
 
 pytestmark = pytest.mark.jack
 
@@ -94,20 +93,8 @@ def test_a_spinning_gui_thread_costs_the_remote_audio_nothing(remote_window: Pan
     sys.setswitchinterval(0.005)
     try:
         qtbot.wait(300)
-
-        def during(busy: bool) -> tuple[float, int]:
-            blocks, dropouts = engine.blocks, engine.dropouts
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < 1.0:
-                if busy:
-                    sum(range(1000))
-                else:
-                    time.sleep(0.01)
-            expected = (time.monotonic() - t0) * engine.config.sample_rate / engine.config.blocksize
-            return (engine.blocks - blocks) / expected, engine.dropouts - dropouts
-
-        idle_rate, idle_drops = during(busy=False)
-        busy_rate, busy_drops = during(busy=True)
+        idle_rate, idle_drops = audio_during(engine, busy=False, seconds=1.0)
+        busy_rate, busy_drops = audio_during(engine, busy=True, seconds=1.0)
     finally:
         sys.setswitchinterval(old)
     window.stop_stream()
