@@ -11,7 +11,9 @@ the true target rendering of the same notes:
   (per target style, then averaged; lower is better; blurry averages score badly here).
 
 Baselines: the source unchanged, and the best static EQ from source to target computed from the
-pair itself (an oracle EQ, resynthesised with the same source-phase path as the model).
+pair itself (an oracle EQ, resynthesised with the source-phase path). The model's audio goes through
+the same spectrogram-to-audio path the engine runs: the GuideDiff stage with ``--stage`` (a bundle's
+``guide.pt``), else source-phase resynthesis.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from diffusion.classifier import ClassifierConfig, embed_clip, load_classifier, 
 from diffusion.config import parse_list
 from diffusion.data import load_manifest
 from diffusion.errors import StylehostError
+from diffusion.guide import GuideStage, load_stage
 from diffusion.metrics import chroma_similarity, frechet_distance, log_mel_distance, static_eq_log_gain
 from diffusion.model import Denoiser
 from diffusion.provenance import command_line, git_commit
@@ -60,8 +63,10 @@ def evaluate(
     classifier_path: Path,
     cfg: EvalConfig = EvalConfig(),
     progress: bool = True,
+    stage: GuideStage | None = None,
 ) -> dict[str, Any]:
-    """Score each named (denoiser, stream config) plus the two baselines; returns a JSON-able report."""
+    """Score each named (denoiser, stream config) plus the two baselines; returns a JSON-able report.
+    ``stage`` resynthesises the models' predictions as the engine does with a bundle's GuideDiff stage."""
     from tqdm import tqdm
 
     manifest = load_manifest(data_dir)
@@ -72,6 +77,9 @@ def evaluate(
     frames = ClassifierConfig(**cinfo["config"]).window_frames
     first = next(iter(denoisers.values()))[0]
     spec = first.cfg.spectrogram
+    if stage is not None and stage.spec != spec:
+        raise StylehostError("the GuideDiff stage was trained for another spectrogram than the model's; "
+                             "use the guide.pt of the model's own bundle")
     styles = [s for s in first.cfg.styles if s in manifest["styles"] and s in cinfo["styles"]]
     resynth = PhaseGuidedResynth(spec)
     transform = resynth.transform
@@ -101,7 +109,7 @@ def evaluate(
             outputs = {"source": source, "static_eq": resynthesize(resynth, source, lambda s, g=gain: s + g)}
             for name, (denoiser, scfg) in denoisers.items():
                 style_vec = denoiser.style_vector({tgt: 1.0})
-                outputs[name] = stream_audio(denoiser, resynth, source, style_vec, scfg)
+                outputs[name] = stream_audio(denoiser, resynth, source, style_vec, scfg, stage)
             for name, out in outputs.items():
                 probs, emb = embed_clip(classifier, logmel(out), frames)
                 embeddings[name, tgt].append(emb)
@@ -161,6 +169,10 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", default="2", help="sampler steps per window; a list ('1,2,4') scores each")
     p.add_argument("--sampler", default=None,
                    help="euler | heun | consistency (default: the one the model file names, else euler)")
+    p.add_argument("--stage", type=Path, default=None,
+                   help="GuideDiff stage file (a bundle's guide.pt): the models' audio goes through it, as in the "
+                        "engine; default: source-phase resynthesis")
+    p.add_argument("--stage-steps", type=int, default=1, help="restoration steps of --stage")
     p.add_argument("--strength", default="1.0", help="transfer strength; a list ('1.0,0.7') scores each")
     p.add_argument("--emit", type=int, default=4, help="frames emitted per window (the engine's stride)")
     p.add_argument("--clips-per-pair", type=int, default=EvalConfig.clips_per_pair)
@@ -190,8 +202,11 @@ def cli_eval(args: argparse.Namespace) -> int:
             label = name if len(variants) == 1 else f"{name} {st}-step s={sg:g}"
             denoisers[label] = (denoiser, StreamConfig(emit=args.emit, steps=st, strength=sg,
                                                        sampler=args.sampler or model_sampler(p), seed=args.seed))
+    stage = load_stage(args.stage, steps=args.stage_steps).eval() if args.stage is not None else None
     report = evaluate(denoisers, args.data, args.classifier,
-                      EvalConfig(clips_per_pair=args.clips_per_pair, split=args.split, seed=args.seed))
+                      EvalConfig(clips_per_pair=args.clips_per_pair, split=args.split, seed=args.seed), stage=stage)
+    report["resynthesis"] = ({"stage": str(args.stage), "steps": args.stage_steps} if stage is not None
+                             else "source-phase")
     report["stream"] = {name: {"emit": c.emit, "steps": c.steps, "strength": c.strength, "sampler": c.sampler}
                         for name, (_, c) in denoisers.items()}
     report["command"] = command_line()
@@ -205,7 +220,8 @@ def cli_eval(args: argparse.Namespace) -> int:
         from export.bundle import update_manifest
 
         summary = {k: report[k] for k in ("split", "clips_per_pair", "pairs", "seed", "overall", "per_target_style",
-                                          "classifier_val_accuracy", "stream", "command", "git_commit")}
+                                          "classifier_val_accuracy", "stream", "resynthesis", "command",
+                                          "git_commit")}
         defaults = {"steps": variants[0][0], "strength": variants[0][1], "emit": args.emit}
         update_manifest(args.bundle, {"eval": {**summary, "table_md": table}, "defaults": defaults})
         print(f"wrote the eval table and defaults {defaults} into {args.bundle}/manifest.json")

@@ -9,6 +9,7 @@ from diffusion.classifier import ClassifierConfig, load_classifier, train_classi
 from diffusion.eval import EvalConfig, evaluate, markdown_table
 from diffusion.model import Denoiser, ModelConfig
 from diffusion.stream import StreamConfig
+from tests.diffusion.test_guide import tiny_stage
 
 
 def test_evaluate_reports_every_system_and_metric(small_dataset: Path, tmp_path: Path) -> None:
@@ -28,3 +29,10 @@ def test_evaluate_reports_every_system_and_metric(small_dataset: Path, tmp_path:
     assert report["overall"]["static_eq"]["log_mel_db"] <= report["overall"]["source"]["log_mel_db"]
     table = markdown_table(report)
     assert "| static_eq |" in table and "vs static EQ" in table
+
+    # With a GuideDiff stage the model's audio goes through it (as in the engine); the baselines do not.
+    staged = evaluate({"tiny": (tiny, StreamConfig(steps=1))}, small_dataset, clf_path,
+                      EvalConfig(clips_per_pair=1), progress=False, stage=tiny_stage())
+    for name in ("source", "static_eq"):
+        assert staged["overall"][name] == report["overall"][name]
+    assert staged["overall"]["tiny"]["log_mel_db"] != report["overall"]["tiny"]["log_mel_db"]
