@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,17 +112,12 @@ def ort_ms_per_window(
         except Exception as exc:  # onnxruntime's own exception types
             raise StylehostError(f"ONNX Runtime cannot load the exported denoiser: {exc}") from exc
     check_parity(session, denoiser)
-    for _ in range(warmup):
-        session.run(None, feeds)
+    from export.onnx import time_session
+
     result = {}
-    for calls in sorted(set(calls_list)):
-        times = np.empty(repeats)
-        for r in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                session.run(None, feeds)
-            times[r] = (time.perf_counter() - t0) * 1000.0
-        result[calls] = {"median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99))}
+    for i, calls in enumerate(sorted(set(calls_list))):
+        median, p99 = time_session(session, feeds, repeats, warmup=warmup if i == 0 else 0, runs_per_repeat=calls)
+        result[calls] = {"median_ms": median, "p99_ms": p99}
     return result
 
 

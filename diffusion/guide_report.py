@@ -48,7 +48,7 @@ MAX_ADDED_LATENCY_MS = 10.0
 
 def _time_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...], calls: int = 300) -> dict[str, float]:
     """Export ``module`` to a temporary ONNX file and time batch-1 calls in ORT (CPU, 1 thread)."""
-    from export.onnx import OPSET, ort_session
+    from export.onnx import OPSET, ort_session, time_session
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "stage.onnx"
@@ -56,15 +56,9 @@ def _time_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...], calls: int =
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(module, inputs, str(path), input_names=names, opset_version=OPSET, dynamo=False)
-        sess = ort_session(path)
         feeds = {n: t.numpy() for n, t in zip(names, inputs, strict=True)}
-        times = []
-        for i in range(calls + 30):
-            t0 = time.perf_counter()
-            sess.run(None, feeds)
-            if i >= 30:
-                times.append(1000.0 * (time.perf_counter() - t0))
-    return {"ms_p50": float(np.median(times)), "ms_p99": float(np.percentile(times, 99))}
+        p50, p99 = time_session(ort_session(path), feeds, calls, warmup=30)
+    return {"ms_p50": p50, "ms_p99": p99}
 
 
 class _SourcePhase(nn.Module):

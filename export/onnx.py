@@ -125,6 +125,21 @@ def ort_session(path: Path, threads: int = 1):  # -> onnxruntime.InferenceSessio
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def time_session(session, feeds: dict[str, np.ndarray], repeats: int, warmup: int = 10,
+                 runs_per_repeat: int = 1) -> tuple[float, float]:
+    """(median, p99) ms of ``runs_per_repeat`` back-to-back runs of ``session`` on ``feeds``, after
+    ``warmup`` untimed runs (the first calls pay for allocation and thread start-up)."""
+    for _ in range(warmup):
+        session.run(None, feeds)
+    times = np.empty(repeats)
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(runs_per_repeat):
+            session.run(None, feeds)
+        times[r] = 1000.0 * (time.perf_counter() - t0)
+    return float(np.median(times)), float(np.percentile(times, 99))
+
+
 def check_parity(denoiser: Denoiser, folder: Path, graphs: dict[str, Any], audio: np.ndarray,
                  stage: GuideStage | None = None) -> dict[str, Any]:
     """Max |ORT - torch| per graph on random and on real inputs; StylehostError if any exceeds TOLERANCE."""
@@ -157,15 +172,8 @@ def time_resynth(folder: Path, denoiser: Denoiser, stage: GuideStage | None, emi
     """Median and p99 ms of one batch-1 resynth call (``emit`` frames) in ONNX Runtime CPU, 1 thread."""
     sess = ort_session(folder / "resynth.onnx")
     frames, pred = example_inputs(denoiser, batch=1, emit=emit, stage=stage)["resynth"]
-    feeds = {"frames": frames.numpy(), "pred_logmel": pred.numpy()}
-    times = []
-    for i in range(calls + 20):
-        t0 = time.perf_counter()
-        sess.run(None, feeds)
-        if i >= 20:
-            times.append(1000.0 * (time.perf_counter() - t0))
-    return {f"resynth_ms_p50_emit{emit}": float(np.median(times)),
-            f"resynth_ms_p99_emit{emit}": float(np.percentile(times, 99))}
+    p50, p99 = time_session(sess, {"frames": frames.numpy(), "pred_logmel": pred.numpy()}, calls, warmup=20)
+    return {f"resynth_ms_p50_emit{emit}": p50, f"resynth_ms_p99_emit{emit}": p99}
 
 
 def stage_section(stage: GuideStage, path: Path, lookahead: int) -> dict[str, Any]:
@@ -186,13 +194,8 @@ def time_denoiser(folder: Path, denoiser: Denoiser, calls: int = 50) -> dict[str
     sess = ort_session(folder / "denoiser.onnx")
     feeds = {n: t[:1].numpy() for n, t in zip(("x", "sigma", "source", "style_vec"),
                                                   example_inputs(denoiser)["denoiser"], strict=True)}
-    times = []
-    for i in range(calls + 10):
-        t0 = time.perf_counter()
-        sess.run(None, feeds)
-        if i >= 10:
-            times.append(1000.0 * (time.perf_counter() - t0))
-    return {"denoiser_ms_p50": float(np.median(times)), "denoiser_ms_p99": float(np.percentile(times, 99)),
+    p50, p99 = time_session(sess, feeds, calls)
+    return {"denoiser_ms_p50": p50, "denoiser_ms_p99": p99,
             "runtime": "onnxruntime CPU, 1 intra-op thread, batch 1", "calls": calls}
 
 
