@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -25,16 +26,19 @@ def choose_jack(window: PanelWindow) -> None:
         combo.setCurrentIndex(index)
 
 
-@pytest.fixture
-def playing(jack_server: JackServer, window: PanelWindow) -> Iterator[tuple[PanelWindow, LoopbackProbe]]:
-    """The window streaming on the JACK server while a probe plays 3 s of a -6 dBFS 440 Hz tone."""
-    window.refresh_devices()  # the fixture pointed PortAudio at the JACK server after the window was built
-    choose_jack(window)
+@contextmanager
+def streaming_tone(jack_server: JackServer, window: PanelWindow, seconds: float,
+                   target: str | None = None) -> Iterator[tuple[PanelWindow, LoopbackProbe]]:
+    """Start the window's stream and play ``seconds`` of a -6 dBFS 440 Hz tone into it from a probe
+    (``target``: a JACK client name pattern of the stream's ports, when it is not the default one);
+    waits for the tone to end and stops the stream on exit."""
     assert window.start_stream(), window.last_message
     with LoopbackProbe(jack_server.name) as probe:
+        if target is not None:
+            probe.target = probe.client.get_ports(target)[0].name.split(":")[0]
         probe.connect()
         rate = probe.client.samplerate
-        tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(3 * rate) / rate)).astype(np.float32)
+        tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
         player = threading.Thread(target=probe.play_and_record, args=(tone,))
         player.start()
         try:
@@ -42,6 +46,15 @@ def playing(jack_server: JackServer, window: PanelWindow) -> Iterator[tuple[Pane
         finally:
             player.join()
             window.stop_stream()
+
+
+@pytest.fixture
+def playing(jack_server: JackServer, window: PanelWindow) -> Iterator[tuple[PanelWindow, LoopbackProbe]]:
+    """The window streaming on the JACK server while a probe plays 3 s of a tone."""
+    window.refresh_devices()  # the fixture pointed PortAudio at the JACK server after the window was built
+    choose_jack(window)
+    with streaming_tone(jack_server, window, 3.0) as playing:
+        yield playing
 
 
 def test_start_stop_streams_audio_and_readouts_update(playing: tuple[PanelWindow, LoopbackProbe], qtbot: Any) -> None:

@@ -8,12 +8,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from gui.app import PanelWindow
@@ -21,7 +19,7 @@ from gui.controller import EngineController
 from gui.presets import PresetStore
 from realtime.jackserver import JackServer, LoopbackProbe
 from realtime.remote import RemoteEngine, RemoteSession
-from tests.gui.test_panel_jack import audio_during, choose_jack
+from tests.gui.test_panel_jack import audio_during, choose_jack, streaming_tone
 
 pytestmark = pytest.mark.jack
 
@@ -40,22 +38,11 @@ def remote_window(jack_server: JackServer, qtbot: Any, tmp_path: Path) -> Iterat
 
 @pytest.fixture
 def playing(jack_server: JackServer, remote_window: PanelWindow) -> Iterator[tuple[PanelWindow, LoopbackProbe]]:
-    """The window streaming from its engine process while a probe plays 4 s of a -6 dBFS tone."""
-    assert remote_window.start_stream(), remote_window.last_message
-    with LoopbackProbe(jack_server.name) as probe:
-        # The child's PortAudio registers its own JACK client ("PortAudio-01" when the panel's
-        # PortAudio, which only lists devices, already holds "PortAudio"): the one with ports.
-        probe.target = probe.client.get_ports("PortAudio.*:in_")[0].name.split(":")[0]
-        probe.connect()
-        rate = probe.client.samplerate
-        tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(4 * rate) / rate)).astype(np.float32)
-        player = threading.Thread(target=probe.play_and_record, args=(tone,))
-        player.start()
-        try:
-            yield remote_window, probe
-        finally:
-            player.join()
-            remote_window.stop_stream()
+    """The window streaming from its engine process while a probe plays 4 s of a tone. The child's
+    PortAudio registers its own JACK client ("PortAudio-01" when the panel's PortAudio, which only lists
+    devices, already holds "PortAudio"): the probe plays into the one with ports."""
+    with streaming_tone(jack_server, remote_window, 4.0, target="PortAudio.*:in_") as playing:
+        yield playing
 
 
 def test_remote_engine_streams_and_the_readouts_update(playing: tuple[PanelWindow, LoopbackProbe], qtbot: Any) -> None:
