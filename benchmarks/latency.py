@@ -258,16 +258,16 @@ def _measure(
     params: Any = None,
 ) -> dict[str, Any]:
     from realtime.audio import LiveSession
-    from realtime.jackserver import LoopbackProbe, find_arrivals
+    from realtime.jackserver import ProbeProcess, find_arrivals
 
     device = _jack_device()
     session = LiveSession(
         make_processor, input=device, output=device, blocksize=blocksize, channels=1, margin_ms=margin_ms,
         params=params,
     )
-    with session, LoopbackProbe(server) as probe:
+    with session, ProbeProcess(server) as probe:  # the probe in its own process, as a real source would be
         probe.connect()
-        rate = probe.client.samplerate
+        rate = probe.samplerate
         time.sleep(0.3)  # let the stream settle before counting
         engine = session.engine
         dropouts0, xruns0 = engine.dropouts, engine.xruns
@@ -301,8 +301,8 @@ def _measure(
             "rtf": float(np.mean(compute) / stride_ms) if len(compute) else 0.0,
             "dropouts": dropouts,
             "xruns": xruns,
-            # Whole process (worker + PortAudio callback + the probe's JACK client): an upper bound on the
-            # engine's share. 100 = one core busy.
+            # The engine's whole process (worker + PortAudio callback; the probe runs in its own process).
+            # 100 = one core busy.
             "cpu_percent": 100.0 * cpu_s / wall_s if wall_s > 0 else 0.0,
             "worker_realtime_priority": engine.realtime_priority,
             "pulses": len(starts),

@@ -116,7 +116,7 @@ def soak_live(seconds: float, chunk_s: float = 10.0, blocksize: int = 256,
     from contextlib import ExitStack
 
     from realtime.audio import LiveSession
-    from realtime.jackserver import JackServer, LoopbackProbe, server_running
+    from realtime.jackserver import JackServer, ProbeProcess, server_running
 
     with ExitStack() as stack:
         name = os.environ.get("JACK_DEFAULT_SERVER")
@@ -124,9 +124,9 @@ def soak_live(seconds: float, chunk_s: float = 10.0, blocksize: int = 256,
             name = stack.enter_context(JackServer()).name
         live = stack.enter_context(LiveSession(make, input="system", output="system", blocksize=blocksize,
                                                params=params))
-        probe = stack.enter_context(LoopbackProbe(name))
+        probe = stack.enter_context(ProbeProcess(name))  # its own process, as a real source would be
         probe.connect()
-        rate = probe.client.samplerate
+        rate = probe.samplerate
         latency = live.engine.latency.total
         x, starts = pulse_chunk(int(chunk_s * rate), rate)
         chunks = []

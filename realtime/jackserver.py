@@ -9,6 +9,7 @@ lazily so the live engine does not depend on it.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import signal
@@ -152,6 +153,10 @@ class LoopbackProbe:
         self.client.set_process_callback(self._process)
         self.client.activate()
 
+    @property
+    def samplerate(self) -> int:
+        return int(self.client.samplerate)
+
     def _process(self, frames: int) -> None:
         out = self.out.get_array()
         n = max(0, min(frames, len(self._signal) - self._pos))
@@ -199,6 +204,88 @@ class LoopbackProbe:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ProbeProcess:
+    """A ``LoopbackProbe`` in a child process, for benchmarks.
+
+    Why: the probe's process callback is Python. In the engine's process it competes with the PortAudio
+    callback and the worker for the GIL, and a probe callback that is late stalls the whole JACK graph
+    (an xrun the engine then reports). A performer's audio source is another program, so the benchmarks
+    measure the engine the same way. Same ``connect`` / ``play_and_record`` / ``samplerate`` interface;
+    the signal and the recording travel over a pipe.
+    """
+
+    def __init__(self, servername: str, target: str = "PortAudio") -> None:
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process holding PortAudio and threads
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_probe_main, args=(child, servername, target), name="stylehost-probe",
+                                 daemon=True)
+        self._proc.start()
+        child.close()
+        self.samplerate = int(self._call("ready"))
+
+    def _call(self, *request: object, timeout: float = 30.0) -> Any:
+        if request[0] != "ready":
+            self._conn.send(request)
+        if not self._conn.poll(timeout):
+            raise StylehostError("the JACK probe process did not answer (is the server still running?)")
+        kind, value = self._conn.recv()
+        if kind == "error":
+            raise StylehostError(value)
+        return value
+
+    def connect(self) -> None:
+        self._call("connect")
+
+    def play_and_record(self, signal: np.ndarray, timeout: float | None = None) -> np.ndarray:
+        seconds = len(signal) / self.samplerate
+        wait = timeout if timeout is not None else 3.0 * seconds + 5.0
+        return self._call("play", np.ascontiguousarray(signal, dtype=np.float32), wait, timeout=wait + 10.0)
+
+    def close(self) -> None:
+        if self._proc.is_alive():
+            try:
+                self._conn.send(("close",))
+            except (BrokenPipeError, OSError):
+                pass
+            self._proc.join(timeout=5.0)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join()
+        self._conn.close()
+
+    def __enter__(self) -> ProbeProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _probe_main(conn: Any, servername: str, target: str) -> None:
+    """The probe process: answers (kind, value) to each request until 'close' or a closed pipe."""
+    try:
+        probe = LoopbackProbe(servername, target)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as a message
+        conn.send(("error", str(exc)))
+        return
+    conn.send(("ok", probe.samplerate))
+    with probe:
+        while True:
+            try:
+                request = conn.recv()
+            except EOFError:
+                return
+            try:
+                if request[0] == "close":
+                    return
+                if request[0] == "connect":
+                    probe.connect()
+                    conn.send(("ok", None))
+                elif request[0] == "play":
+                    conn.send(("ok", probe.play_and_record(request[1], request[2])))
+            except Exception as exc:  # noqa: BLE001 - reported to the parent as a message
+                conn.send(("error", str(exc)))
 
 
 def find_arrivals(recorded: np.ndarray, pulse: np.ndarray, expected: int, search: int) -> float:

@@ -14,9 +14,10 @@ import time
 import numpy as np
 import pytest
 
+from diffusion.errors import StylehostError
 from realtime.audio import LiveSession
 from realtime.engine import Engine
-from realtime.jackserver import JackServer, LoopbackProbe, find_arrivals
+from realtime.jackserver import JackServer, LoopbackProbe, ProbeProcess, find_arrivals
 from realtime.processor import Processor, SlowProcessor, StftPassthroughProcessor
 
 pytestmark = pytest.mark.jack
@@ -109,3 +110,22 @@ def test_parameter_changes_while_streaming(jack_server: JackServer) -> None:
     late = peaks[[s > 2.4 * rate for s in starts]]
     assert np.median(early) > 0.45 and abs(np.median(late) - 0.25) < 0.03
     assert engine.params.bypass
+
+
+def test_probe_in_its_own_process_measures_the_same_latency(jack_server: JackServer) -> None:
+    """The benchmarks' probe (a child process, so its Python callback takes no GIL from the engine)
+    sees each pulse after exactly the reported latency, as the in-process probe does."""
+    with LiveSession(StftPassthroughProcessor, input="system", output="system", blocksize=256) as live:
+        with ProbeProcess(jack_server.name) as probe:
+            probe.connect()
+            signal, pulse, starts = pulse_train(probe.samplerate, 2.0)
+            recorded = probe.play_and_record(signal)
+        assert recorded.shape == signal.shape and recorded.dtype == np.float32
+        period = starts[1] - starts[0]
+        delays = [find_arrivals(recorded, pulse, s + period // 2, period // 2) - s for s in starts]
+        assert_mostly_exact(delays, live.engine.latency.total)
+
+
+def test_probe_process_reports_a_missing_server() -> None:
+    with pytest.raises(StylehostError, match="cannot connect to JACK server"):
+        ProbeProcess(f"no-such-server-{time.time_ns()}")
