@@ -304,6 +304,7 @@ def _measure(
             # The engine's whole process (worker + PortAudio callback; the probe runs in its own process).
             # 100 = one core busy.
             "cpu_percent": 100.0 * cpu_s / wall_s if wall_s > 0 else 0.0,
+            "probe": "own process",
             "worker_realtime_priority": engine.realtime_priority,
             "pulses": len(starts),
             "seconds": seconds,

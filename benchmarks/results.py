@@ -202,15 +202,18 @@ def _latency(inputs: Inputs, plots: dict[str, str]) -> list[str]:
     rows = [[f"`{r['file']}`", r["backend"], r.get("steps"), r["blocksize"], r["seconds"],
              r["end_to_end_latency_ms"], r.get("reported_latency_ms"), r["algorithmic_latency_ms"],
              r.get("device_latency_ms"), r["compute_ms_p50"], r["compute_ms_p99"], r.get("compute_ms_max"),
-             r.get("stride_ms"), r["rtf"], r["dropouts"], r.get("xruns"), r.get("cpu_percent"), r.get("device_name")]
+             r.get("stride_ms"), r["rtf"], r["dropouts"], r.get("xruns"), r.get("cpu_percent"),
+             r.get("probe", "engine's process"), r.get("device_name")]
             for r in inputs.latency]
     lines += _table(["file", "backend", "steps", "block", "s", "end-to-end ms", "reported ms", "algorithmic ms",
                      "device ms", "compute p50 ms", "p99", "max", "stride ms", "rtf", "dropouts", "xruns",
-                     "CPU % (process)", "device"], rows)
+                     "CPU % (process)", "probe", "device"], rows)
     lines += ["", "End-to-end: median delay of the pulse train (one pulse per 0.2 s) from the probe's JACK output "
                   "to its input through the live engine. Compute: wall time of each processor call (one call per "
-                  "stride); rtf = mean compute / stride. CPU %: the whole process (engine, PortAudio callback and "
-                  "the probe's JACK client), 100 = one core."]
+                  "stride); rtf = mean compute / stride. CPU %: the engine's whole process, 100 = one core. Probe: "
+                  "where the measuring JACK client ran. Since the probe moved to its own process (as a real source "
+                  "is another program), its Python callback no longer competes with the engine for the GIL; "
+                  "results measured with it inside the engine's process (and its CPU share) say so."]
     for key, caption in (("latency_hist", "Per-pulse end-to-end latency"),
                          ("compute_vs_blocksize", "Compute per window vs block size"),
                          ("compute_vs_steps", "Compute per window vs sampling steps")):

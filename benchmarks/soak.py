@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         result = soak_offline(seconds, chunk_s=args.chunk or 4.0, make=factory, params=params)
     else:
         result = soak_live(seconds, chunk_s=args.chunk or 10.0, make=factory, params=params)
+        result["probe"] = "own process"
     result["model"] = "passthrough" if passthrough else factory.bundle.name  # type: ignore[attr-defined]
     result["wall_s"] = round(time.monotonic() - t0, 1)
     result["machine"] = machine
