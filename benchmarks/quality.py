@@ -21,9 +21,10 @@ from benchmarks.latency import parse_list, write_json
 from diffusion.errors import StylehostError
 
 RESULTS = Path("benchmarks/results")
-# The trained teacher where training leaves it; on a clean clone, the shipped bundle's weights.
-TEACHER_CANDIDATES = (Path("runs/teacher/model.pt"), Path("models/default/model.pt"))
-DEFAULT_STUDENT = Path("runs/student/model.pt")
+# Where training and distillation leave their models; on a clean clone, the shipped bundles' weights
+# (the teacher's bundle, and the default bundle, which is the distilled student).
+TEACHER_CANDIDATES = (Path("runs/teacher/model.pt"), Path("models/teacher/model.pt"))
+STUDENT_CANDIDATES = (Path("runs/student/model.pt"), Path("models/default/model.pt"))
 DEFAULT_RECONSTRUCTION = Path("runs/reconstruction/report.json")
 
 
@@ -31,8 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", type=Path, default=None,
                    help="the model file to score (default: the first of "
                         f"{', '.join(str(c) for c in TEACHER_CANDIDATES)} that exists)")
-    p.add_argument("--student", type=Path, default=DEFAULT_STUDENT,
-                   help="distilled student's model file; scored (with the distill report) when it exists")
+    p.add_argument("--student", type=Path, default=None,
+                   help="distilled student's model file; scored (with the distill report) when it exists "
+                        f"(default: the first of {', '.join(str(c) for c in STUDENT_CANDIDATES)} that exists)")
     p.add_argument("--data", type=Path, default=Path("data/paired"), help="rendered dataset folder")
     p.add_argument("--classifier", type=Path, default=Path("models/style_classifier.pt"),
                    help="style classifier (trained first when missing, as `stylehost eval` does)")
@@ -63,6 +65,8 @@ def cli_quality(args: argparse.Namespace) -> int:
         info = train_classifier(args.data, args.classifier)
         print(f"style classifier: val accuracy {info['val_accuracy']:.3f} -> {args.classifier}")
     steps = tuple(parse_list(args.steps, int, "steps"))
+    if args.student is None:
+        args.student = next((c for c in STUDENT_CANDIDATES if c.is_file()), None)
     student = Path(args.student) if args.student and Path(args.student).is_file() else None
     result = run_quality(args.teacher, student, args.data, args.classifier, steps=steps,
                          teacher_steps=args.teacher_steps, strength=args.strength, emit=args.emit,

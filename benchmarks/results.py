@@ -29,7 +29,7 @@ MAKE = {
     "sweep": "`stylehost bench latency --backend cpu --blocksize 128,256,512 --steps 1,2,4 --seconds 30 "
              "--json benchmarks/results/latency_sweep.json`",
     "find": "`stylehost bench latency --backend cpu --find-blocksize --json benchmarks/results/find_blocksize.json`",
-    "quality": "`stylehost bench quality` (needs a model, runs/teacher/model.pt or models/default/model.pt, and "
+    "quality": "`stylehost bench quality` (needs a model, runs/teacher/model.pt or models/teacher/model.pt, and "
                "the rendered dataset data/paired)",
     "reconstruction": "the reconstruction-stage comparison of issue 8, then `stylehost bench quality` copies it in",
     "soak": "`python -m benchmarks.soak --minutes 10 --json benchmarks/results/soak.json` (issue 10)",

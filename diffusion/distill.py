@@ -131,7 +131,8 @@ def load_teacher(path: Path) -> Denoiser:
         raise StylehostError(f"no teacher at {path}: train one with `stylehost train` (it writes OUT/model.pt)")
     ckpt = load_checkpoint(path)
     if ckpt.get("kind") == "student" or (ckpt.get("meta") or {}).get("kind") == "student":
-        raise StylehostError(f"{path} is a distilled student, not a teacher: distil from the teacher's model.pt")
+        raise StylehostError(f"{path} is a distilled student, not a teacher: distil from the teacher's model.pt "
+                             "(the shipped one is models/teacher/model.pt)")
     return load_denoiser(path).requires_grad_(False)
 
 

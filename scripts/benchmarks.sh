@@ -73,10 +73,10 @@ fi
 echo "== 5/7 quality on the test split"
 if [[ "${QUALITY:-1}" == 0 ]]; then
     echo "QUALITY=0: skipped"
-elif [[ (-f runs/teacher/model.pt || -f models/default/model.pt) && -f data/paired/manifest.json ]]; then
+elif [[ (-f runs/teacher/model.pt || -f models/teacher/model.pt) && -f data/paired/manifest.json ]]; then
     $stylehost bench quality "${quality_args[@]}" --out "$results"
 else
-    echo "no model (runs/teacher/model.pt, models/default/model.pt) or dataset (data/paired): skipped;"
+    echo "no teacher (runs/teacher/model.pt, models/teacher/model.pt) or dataset (data/paired): skipped;"
     echo "see docs/teacher.md (\`stylehost data render\`, \`stylehost train\`)"
 fi
 
