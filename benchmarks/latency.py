@@ -83,15 +83,18 @@ def cli_latency(args: argparse.Namespace) -> int:
         if passthrough:
             print(PASSTHROUGH_NOTICE)
         backend = factory.backend.name if isinstance(factory, ModelFactory) else "dsp-passthrough"
+        model = (f"{factory.bundle.name} {factory.bundle.version}" if isinstance(factory, ModelFactory)
+                 else "passthrough")
         for steps in steps_list[:1] if passthrough else steps_list:  # the passthrough has no sampler
             params = params_from_args(argparse.Namespace(**{**vars(args), "steps": steps, "wet": 1.0}), factory)
             common = dict(seconds=seconds, server=args.server, samplerate=args.samplerate, margin_ms=args.margin_ms,
                           backend=backend, params=params)
             if args.find_blocksize:
-                runs.append(find_blocksize(factory, max_blocksize=args.max_blocksize, say=print, **common))
+                runs.append({**find_blocksize(factory, max_blocksize=args.max_blocksize, say=print, **common),
+                             "model": model})
                 continue
             for blocksize in blocksizes:
-                result = measure_latency(factory, blocksize=blocksize, **common)
+                result = {**measure_latency(factory, blocksize=blocksize, **common), "model": model}
                 _print(result)
                 runs.append(result)
         if passthrough:

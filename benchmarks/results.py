@@ -199,15 +199,15 @@ def _latency(inputs: Inputs, plots: dict[str, str]) -> list[str]:
     lines = ["## Latency and real-time factor", ""]
     if not inputs.latency:
         return lines + [f"Not measured yet: run {MAKE['latency']} and {MAKE['sweep']}."]
-    rows = [[f"`{r['file']}`", r["backend"], r.get("steps"), r["blocksize"], r["seconds"],
+    rows = [[f"`{r['file']}`", r.get("model", "default at its commit"), r["backend"], r.get("steps"), r["blocksize"], r["seconds"],
              r["end_to_end_latency_ms"], r.get("reported_latency_ms"), r["algorithmic_latency_ms"],
              r.get("device_latency_ms"), r["compute_ms_p50"], r["compute_ms_p99"], r.get("compute_ms_max"),
              r.get("stride_ms"), r["rtf"], r["dropouts"], r.get("xruns"), r.get("cpu_percent"),
              r.get("probe", "engine's process"), r.get("device_name")]
             for r in inputs.latency]
-    lines += _table(["file", "backend", "steps", "block", "s", "end-to-end ms", "reported ms", "algorithmic ms",
-                     "device ms", "compute p50 ms", "p99", "max", "stride ms", "rtf", "dropouts", "xruns",
-                     "CPU % (process)", "probe", "device"], rows)
+    lines += _table(["file", "model", "backend", "steps", "block", "s", "end-to-end ms", "reported ms",
+                     "algorithmic ms", "device ms", "compute p50 ms", "p99", "max", "stride ms", "rtf", "dropouts",
+                     "xruns", "CPU % (process)", "probe", "device"], rows)
     lines += ["", "End-to-end: median delay of the pulse train (one pulse per 0.2 s) from the probe's JACK output "
                   "to its input through the live engine. Compute: wall time of each processor call (one call per "
                   "stride); rtf = mean compute / stride. CPU %: the engine's whole process, 100 = one core. Probe: "
@@ -228,10 +228,11 @@ def _searches(inputs: Inputs) -> list[str]:
     lines = ["## Smallest block size with zero dropouts", ""]
     if not inputs.searches:
         return lines + [f"Not measured yet: run {MAKE['find']}."]
-    rows = [[f"`{s['file']}`", s["backend"], s.get("steps"), s["seconds"], s["smallest_blocksize"] or "none found",
+    rows = [[f"`{s['file']}`", s.get("model", "default at its commit"), s["backend"], s.get("steps"), s["seconds"],
+             s["smallest_blocksize"] or "none found",
              s.get("end_to_end_latency_ms"),
              ", ".join(f"{t['blocksize']}: {t['dropouts']}" for t in s.get("tried", []))] for s in inputs.searches]
-    return lines + _table(["file", "backend", "steps", "s per try", "smallest block", "its end-to-end ms",
+    return lines + _table(["file", "model", "backend", "steps", "s per try", "smallest block", "its end-to-end ms",
                            "tried (block: dropouts)"], rows)
 
 
