@@ -25,6 +25,19 @@ def test_default_bundle_is_shipped_and_valid() -> None:
     assert "eval" in manifest, "the manifest carries its eval table"
 
 
+def test_default_bundle_is_the_distilled_student_and_its_table_meets_the_bar() -> None:
+    """Issue 4: the best few-step student ships as the default, with the distillation table in its
+    manifest; its teacher ships beside it (models/teacher) for `stylehost distill` and comparison."""
+    default, teacher = load_bundle(DEFAULT), load_bundle(ROOT / "models" / "teacher")
+    assert default.sampler_name == "consistency" and teacher.sampler_name != "consistency"
+    manifest = json.loads((DEFAULT / "manifest.json").read_text())
+    assert manifest["training"]["teacher"]["sha256"] == teacher.manifest["files"]["model.pt"]["sha256"]
+    table = manifest["distillation"]
+    assert table["criteria"]["passed"] is True
+    assert {f"student {k}" for k in (1, 2, 4)} <= {row["name"] for row in table["rows"]}
+    assert manifest["defaults"]["steps"] == 1  # one call per window: what a CPU affords live
+
+
 def test_default_model_beats_the_unchanged_source_on_test_pairs(small_dataset: Path, tmp_path: Path) -> None:
     manifest = json.loads((small_dataset / "manifest.json").read_text())
     clips = [c for c in manifest["clips"] if c["split"] == "test"][:2]
