@@ -1,8 +1,8 @@
 """`stylehost bench latency`: measure end-to-end latency through a real audio server, not compute it.
 
-A JACK-Client probe plays Hann pulses (short bursts whose onsets survive restyling) into the live
-engine's PortAudio inputs and records its output; each pulse's arrival is the cross-correlation
-peak, so the measured latency includes PortAudio's and JACK's buffers as well as the engine's.
+A JACK-Client probe, in its own process as a real source would be (``ProbeProcess``), plays Hann
+pulses (short bursts whose onsets survive restyling) into the live engine's PortAudio inputs and
+records its output; each pulse's arrival is the cross-correlation peak, so the measured latency includes PortAudio's and JACK's buffers as well as the engine's.
 Uses the JACK server named by --server or JACK_DEFAULT_SERVER when one is running, else starts a
 private dummy-driver server per block size (its period = the block size; no sound card needed).
 
