@@ -2,7 +2,8 @@
 
 A JACK-Client probe, in its own process as a real source would be (``ProbeProcess``), plays Hann
 pulses (short bursts whose onsets survive restyling) into the live engine's PortAudio inputs and
-records its output; each pulse's arrival is the cross-correlation peak, so the measured latency includes PortAudio's and JACK's buffers as well as the engine's.
+records its output; each pulse's arrival is the cross-correlation peak, so the measured latency
+includes PortAudio's and JACK's buffers as well as the engine's.
 Uses the JACK server named by --server or JACK_DEFAULT_SERVER when one is running, else starts a
 private dummy-driver server per block size (its period = the block size; no sound card needed).
 

@@ -199,7 +199,8 @@ def _latency(inputs: Inputs, plots: dict[str, str]) -> list[str]:
     lines = ["## Latency and real-time factor", ""]
     if not inputs.latency:
         return lines + [f"Not measured yet: run {MAKE['latency']} and {MAKE['sweep']}."]
-    rows = [[f"`{r['file']}`", r.get("model", "default at its commit"), r["backend"], r.get("steps"), r["blocksize"], r["seconds"],
+    rows = [[f"`{r['file']}`", r.get("model", "default at its commit"), r["backend"], r.get("steps"),
+             r["blocksize"], r["seconds"],
              r["end_to_end_latency_ms"], r.get("reported_latency_ms"), r["algorithmic_latency_ms"],
              r.get("device_latency_ms"), r["compute_ms_p50"], r["compute_ms_p99"], r.get("compute_ms_max"),
              r.get("stride_ms"), r["rtf"], r["dropouts"], r.get("xruns"), r.get("cpu_percent"),
