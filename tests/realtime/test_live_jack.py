@@ -129,3 +129,16 @@ def test_probe_in_its_own_process_measures_the_same_latency(jack_server: JackSer
 def test_probe_process_reports_a_missing_server() -> None:
     with pytest.raises(StylehostError, match="cannot connect to JACK server"):
         ProbeProcess(f"no-such-server-{time.time_ns()}")
+
+
+def test_a_started_session_freezes_the_heap_it_started_with(jack_server: JackServer) -> None:
+    """A full garbage collection of the startup heap (46 ms with a model loaded) would stall the
+    callback or the worker; objects alive when the stream starts are frozen out of its reach."""
+    import gc
+
+    gc.unfreeze()
+    marker = [object()]  # a tracked container made before the session
+    with LiveSession(StftPassthroughProcessor, input="system", output="system", blocksize=256):
+        assert gc.get_freeze_count() > 0
+        assert not any(o is marker for o in gc.get_objects(generation=2))  # frozen: no generation holds it
+    assert gc.get_freeze_count() == 0  # stopped: the startup heap is collectable again
