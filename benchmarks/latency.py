@@ -83,9 +83,10 @@ def cli_latency(args: argparse.Namespace) -> int:
             continue
         if passthrough:
             print(PASSTHROUGH_NOTICE)
-        backend = factory.backend.name if isinstance(factory, ModelFactory) else "dsp-passthrough"
-        model = (f"{factory.bundle.name} {factory.bundle.version}" if isinstance(factory, ModelFactory)
-                 else "passthrough")
+        if isinstance(factory, ModelFactory):
+            backend, model = factory.backend.name, f"{factory.bundle.name} {factory.bundle.version}"
+        else:
+            backend, model = "dsp-passthrough", "passthrough"
         for steps in steps_list[:1] if passthrough else steps_list:  # the passthrough has no sampler
             params = params_from_args(argparse.Namespace(**{**vars(args), "steps": steps, "wet": 1.0}), factory)
             common = dict(seconds=seconds, server=args.server, samplerate=args.samplerate, margin_ms=args.margin_ms,

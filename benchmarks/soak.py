@@ -136,7 +136,7 @@ def soak_live(seconds: float, chunk_s: float = 10.0, blocksize: int = 256,
             delays = arrival_delays(recorded, starts, latency, rate)
             chunks.append(_chunk_record(live.engine, (k + 1) * chunk_s, delays))
         return {"mode": "live", "device": live.device_name, "sample_rate": rate, "blocksize": blocksize,
-                "chunks": chunks, "summary": _summary(chunks, latency)}
+                "probe": "own process", "chunks": chunks, "summary": _summary(chunks, latency)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
         result = soak_offline(seconds, chunk_s=args.chunk or 4.0, make=factory, params=params)
     else:
         result = soak_live(seconds, chunk_s=args.chunk or 10.0, make=factory, params=params)
-        result["probe"] = "own process"
     result["model"] = "passthrough" if passthrough else factory.bundle.name  # type: ignore[attr-defined]
     result["wall_s"] = round(time.monotonic() - t0, 1)
     result["machine"] = machine

@@ -19,31 +19,20 @@ import json
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from diffusion.checkpoint import load_denoiser
 from diffusion.config import parse_list
+from diffusion.distill import window_distance_db
 from diffusion.model import Denoiser
 from diffusion.pairs import fixed_windows
-from diffusion.sampling import transfer
-from diffusion.train import DB_PER_NEPER, load_pairs
-
-
-def distance_db(model: Denoiser, windows: dict[str, torch.Tensor], steps: int, sampler: str,
-                strength: float) -> float:
-    """Mean |log-mel| distance (dB) of the sampled windows to the true target windows."""
-    onehot = nn.functional.one_hot(windows["style"], len(model.cfg.styles)).float()
-    with torch.no_grad():
-        pred = transfer(model, windows["source"], model.style_vectors(onehot), strength=strength, steps=steps,
-                        sampler=sampler, seed=0)
-    return float((pred - windows["target"]).abs().mean()) * DB_PER_NEPER
+from diffusion.train import load_pairs
 
 
 def sweep(teacher: Denoiser, student: Denoiser, windows: dict[str, torch.Tensor],
           strengths: list[float]) -> dict[str, dict[str, float]]:
     rows = {"teacher DDIM 1": (teacher, 1, "euler"), "teacher Heun 8": (teacher, 8, "heun"),
             "student 1": (student, 1, "consistency"), "student 2": (student, 2, "consistency")}
-    return {name: {f"{s:g}": distance_db(m, windows, steps, sampler, s) for s in strengths}
+    return {name: {f"{s:g}": window_distance_db(m, windows, steps, sampler, s) for s in strengths}
             for name, (m, steps, sampler) in rows.items()}
 
 

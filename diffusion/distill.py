@@ -215,6 +215,16 @@ def consistency_loss(
     return (lam * (pred - aim) ** 2 * w).mean() / w.mean()
 
 
+@torch.no_grad()
+def window_distance_db(model: Denoiser, windows: dict[str, torch.Tensor], steps: int, sampler: str,
+                       strength: float = 1.0) -> float:
+    """Mean |log-mel| distance (dB) of ``model``'s sampled windows (seed 0) to the true target windows."""
+    onehot = nn.functional.one_hot(windows["style"], len(model.cfg.styles)).float()
+    pred = transfer(model, windows["source"], model.style_vectors(onehot), strength=strength, steps=steps,
+                    sampler=sampler, seed=0)
+    return float((pred - windows["target"]).abs().mean()) * DB_PER_NEPER
+
+
 class Validator:
     """Seeded CD loss and 1-step distances on fixed val windows; the teacher's distance is computed once."""
 
@@ -222,22 +232,16 @@ class Validator:
         self.val, self.teacher, self.cfg = val, teacher, cfg
         self.teacher_db: float | None = None
 
-    def _db(self, model: Denoiser, steps: int, sampler: str) -> float:
-        onehot = nn.functional.one_hot(self.val["style"], len(model.cfg.styles)).float()
-        pred = transfer(model, self.val["source"], model.style_vectors(onehot), strength=1.0, steps=steps,
-                        sampler=sampler, seed=0)
-        return float((pred - self.val["target"]).abs().mean()) * DB_PER_NEPER
-
     @torch.no_grad()
     def __call__(self, ema: Denoiser, target_net: Denoiser) -> dict[str, float]:
         ema.eval()
         if self.teacher_db is None:
-            self.teacher_db = self._db(self.teacher, self.cfg.val_teacher_steps, "heun")
+            self.teacher_db = window_distance_db(self.teacher, self.val, self.cfg.val_teacher_steps, "heun")
         gen = torch.Generator().manual_seed(0)
         loss = float(consistency_loss(ema, ema, target_net, self.teacher, self.val, self.cfg, gen))
         return {
             "val_loss": loss,
-            "val_model_db": self._db(ema, self.cfg.val_steps, SAMPLER),
+            "val_model_db": window_distance_db(ema, self.val, self.cfg.val_steps, SAMPLER),
             "val_source_db": float((self.val["source"] - self.val["target"]).abs().mean()) * DB_PER_NEPER,
             "val_teacher_db": self.teacher_db,
         }

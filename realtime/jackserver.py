@@ -130,6 +130,11 @@ class JackServer:
         sd._initialize()
 
 
+def play_timeout(samples: int, rate: int) -> float:
+    """How long playing ``samples`` may take before the server counts as stopped: 3x real time + 5 s."""
+    return 3.0 * samples / rate + 5.0
+
+
 class LoopbackProbe:
     """A JACK client that plays a signal into PortAudio's inputs and records PortAudio's output.
 
@@ -190,8 +195,7 @@ class LoopbackProbe:
         self._pos = len(signal)  # the callback idles until both arrays are in place
         self._signal = np.ascontiguousarray(signal, dtype=np.float32)
         self._pos = 0
-        seconds = len(signal) / self.client.samplerate
-        if not self._done.wait(timeout if timeout is not None else 3.0 * seconds + 5.0):
+        if not self._done.wait(timeout if timeout is not None else play_timeout(len(signal), self.samplerate)):
             raise StylehostError("JACK probe timed out: the server stopped processing")
         return self._record
 
@@ -223,11 +227,13 @@ class ProbeProcess:
                                  daemon=True)
         self._proc.start()
         child.close()
-        self.samplerate = int(self._call("ready"))
+        self.samplerate = int(self._reply())  # the child's first message: its JACK client is up
 
     def _call(self, *request: object, timeout: float = 30.0) -> Any:
-        if request[0] != "ready":
-            self._conn.send(request)
+        self._conn.send(request)
+        return self._reply(timeout)
+
+    def _reply(self, timeout: float = 30.0) -> Any:
         if not self._conn.poll(timeout):
             raise StylehostError("the JACK probe process did not answer (is the server still running?)")
         kind, value = self._conn.recv()
@@ -239,8 +245,7 @@ class ProbeProcess:
         self._call("connect")
 
     def play_and_record(self, signal: np.ndarray, timeout: float | None = None) -> np.ndarray:
-        seconds = len(signal) / self.samplerate
-        wait = timeout if timeout is not None else 3.0 * seconds + 5.0
+        wait = timeout if timeout is not None else play_timeout(len(signal), self.samplerate)
         return self._call("play", np.ascontiguousarray(signal, dtype=np.float32), wait, timeout=wait + 10.0)
 
     def close(self) -> None:
