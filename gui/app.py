@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -317,6 +318,22 @@ def add_gui_arguments(p: argparse.ArgumentParser) -> None:
                         "Python work can never delay the audio threads)")
 
 
+def close_on_signals(window: QMainWindow, signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
+    """Ctrl-C and SIGTERM close the panel as its close button does (stream stopped, engine process ended).
+
+    Why: Python's default SIGINT handler raises KeyboardInterrupt inside whichever Qt slot runs next
+    (the poll timer), and PyQt6 aborts the process on an exception escaping a slot (SIGABRT, rc -6).
+    The handler runs in the main thread between bytecodes (the 50 ms poll timer guarantees some run);
+    it only schedules the close, so no slot is interrupted halfway.
+    """
+
+    def on_signal(signum: int, frame: object) -> None:
+        QTimer.singleShot(0, window.close)
+
+    for sig in signals:
+        signal.signal(sig, on_signal)
+
+
 def cli_gui(args: argparse.Namespace) -> int:
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
@@ -326,5 +343,7 @@ def cli_gui(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     controller = EngineController(separate_process=not args.same_process)
     window = PanelWindow(controller, presets=PresetStore(args.presets))
+    close_on_signals(window)
     window.show()
+    print("stylehost: panel open (close the window or press Ctrl-C to quit)", flush=True)
     return int(app.exec())  # type: ignore[union-attr]

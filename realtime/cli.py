@@ -158,7 +158,27 @@ def _bench_report_args(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen_path(argv: Sequence[str]) -> tuple[str, ...] | None:
+    """The registered command path that argv starts with ('bench latency ...' -> ("bench", "latency"))."""
+    words = []
+    for word in argv:
+        if word.startswith("-"):
+            break
+        words.append(word)
+    for path, *_ in _COMMANDS:
+        if tuple(words[: len(path)]) == path:
+            return path
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command tree; only the chosen leaf gets its arguments (and imports its module).
+
+    Why: adding a leaf's arguments imports the module that defines them (the panel's pulls in PyQt6,
+    training's pulls in torch), so building every leaf made even `stylehost --help` take 2 s, and a
+    Ctrl-C in that time gave a raw traceback. With ``argv=None`` every leaf is built (for docs, tests).
+    """
+    chosen = _chosen_path(argv) if argv is not None else None
     parser = argparse.ArgumentParser(
         prog="stylehost", description="Real-time music style transfer with distilled diffusion models."
     )
@@ -174,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
                 parsers[prefix] = sub
                 groups[prefix] = sub.add_subparsers(dest=f"command_{depth}", metavar="COMMAND", required=True)
         leaf = groups[path[:-1]].add_parser(path[-1], help=help_text, description=help_text)
-        add_args(leaf)
+        if argv is None or path == chosen:
+            add_args(leaf)
         leaf.set_defaults(_handler=handler)
     return parser
 
@@ -187,14 +208,15 @@ def _resolve(handler: str) -> Handler:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Parse, run the handler, and turn user errors and Ctrl-C into one line (exit 2 / 130)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        args = build_parser(argv).parse_args(argv)
         return int(_resolve(args._handler)(args) or 0)
     except StylehostError as exc:
         print(f"stylehost: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # also while a handler's module is still importing
         print("stylehost: interrupted", file=sys.stderr)
         return 130
 

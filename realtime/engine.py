@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffusion.errors import StylehostError
+from realtime.governor import LoadGovernor
 from realtime.level import LevelMatcher
 from realtime.params import EngineParams, EngineStatus, Latency
 from realtime.processor import Processor
@@ -162,6 +163,9 @@ class Engine:
         self._compute_times = np.zeros(4096, np.float64)
         self.compute_count = 0
         self._load = 0.0
+        # Live only (start/stop): when compute stops fitting the stride, fewer steps, then dry.
+        self.governor = LoadGovernor(proc.stride / self.model_rate, self._params.steps)
+        self._governing = False
         self._in_peak = 0.0
         self._out_peak = 0.0
         # Taps of the recent input (after gain) and output for a panel's spectrogram: written by the
@@ -245,6 +249,8 @@ class Engine:
             fallback=self._unhealthy > 0,
             last_error=self.last_error,
             level_gain_db=self.level.gain_db if self._matching_level else 0.0,
+            overload=self.governor.degraded if self._governing else "",
+            steps_running=self.governor.cap if self._governing else self._params.steps,
         )
         self._in_peak = self._out_peak = 0.0
         return status
@@ -325,14 +331,19 @@ class Engine:
         self._fallback.set(1.0, immediate=True)
 
     def pump(self) -> int:
-        """Process every whole block waiting in the input ring; return how many blocks."""
+        """Process the whole blocks that were waiting when called; return how many blocks.
+
+        Bounded on purpose: an overloaded model never empties the ring (input keeps arriving), and an
+        unbounded loop kept the worker from ever seeing its stop flag or its catch-up skip again.
+        """
         self._apply_params()
         B = self.config.blocksize
         backlog = self._in_ring.read_available
         if backlog > self._prime + 2 * B:
             self._skip(backlog // B * B - B)
+        todo = self._in_ring.read_available // B  # marker: pump-bounded
         done = 0
-        while self._in_ring.read_available >= B:
+        while done < todo and not self._stop.is_set():
             self._in_ring.read(self._in_block)
             self._worker_block(self._in_block)
             done += 1
@@ -358,12 +369,23 @@ class Engine:
         self._dry_gain.set(1.0 if params.bypass else 1.0 - params.wet, first)
         model = params.model_params()
         if self._applied is None or model != self._applied.model_params():
+            cap = self.governor.request(params.steps)
+            if self._governing:
+                model["steps"] = max(1, cap)  # the governor's cap; 0 (dry) keeps one step for the retry
             for c, p in enumerate(self.processors):
                 try:
                     p.set_params(**model)
                 except Exception as exc:  # a processor refusing a value must not kill the worker
                     self._processor_fault(c, exc)
         self._applied = params
+
+    def _set_steps(self, steps: int) -> None:
+        """The governor moved its cap (>= 1): tell the processors; a refusal is a fault like any other."""
+        for c, p in enumerate(self.processors):
+            try:
+                p.set_params(steps=steps)
+            except Exception as exc:  # noqa: BLE001 - the worker keeps running, dry
+                self._processor_fault(c, exc)
 
     def _worker_block(self, block: np.ndarray) -> None:
         if not np.isfinite(block).all():  # NaN/inf from a driver or a file: never into a model's history
@@ -390,6 +412,9 @@ class Engine:
         t0 = time.perf_counter()
         win[:, :-stride] = win[:, stride:]
         win[:, -stride:] = self._stride_in.T
+        if self._governing and self.governor.cap == 0:
+            self._play_dry()
+            return
         faults = self.processor_errors + self.bad_output
         for c, proc in enumerate(self.processors):
             try:
@@ -412,6 +437,23 @@ class Engine:
         self.compute_count += 1
         budget = stride / self.model_rate
         self._load = 0.9 * self._load + 0.1 * (dt / budget)
+        if self._governing:
+            cap = self.governor.observe(dt, self.dropouts)  # marker: governor-observes
+            if cap == 0:
+                self._fallback.set(0.0)  # this stride's wet is good: ramp to the dry line
+            elif cap is not None:
+                self._set_steps(cap)
+
+    def _play_dry(self) -> None:
+        """Governor cap 0: no model call this stride; the dry line plays at the same latency."""
+        self._stride_out[:] = 0.0
+        self._fallback.set(0.0, immediate=True)
+        self._load *= 0.9
+        if self.governor.idle() is not None:  # time to retry one step: fresh state, a clean window first
+            for p in self.processors:
+                p.reset()
+            self._set_steps(1)
+            self._unhealthy = self._recover_calls
 
     def _processor_fault(self, c: int, exc: Exception | None) -> None:
         """Processor ``c`` raised (exc) or returned non-finite samples (None): zero its output, reset its
@@ -462,6 +504,8 @@ class Engine:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._stop.clear()
+        self.governor = LoadGovernor(self.governor.stride_s, self._params.steps, self.governor.config)
+        self._governing = True
         self._thread = threading.Thread(target=self._run, name="stylehost-worker", daemon=True)
         self._thread.start()
 
@@ -471,7 +515,10 @@ class Engine:
         self._stop.set()
         os.write(self._wake_w, b"\0")
         self._thread.join(timeout=5.0)
+        if self._thread.is_alive():  # one processor call still running; it sees the flag right after
+            self._thread.join(timeout=30.0)
         self._thread = None
+        self._governing = False
         w, r = self._wake_w, self._wake_r
         self._wake_w = self._wake_r = -1
         os.close(w)

@@ -136,6 +136,8 @@ class EngineStatus:
     fallback: bool = False  # playing dry now because the model failed recently
     level_gain_db: float = 0.0  # gain the level match applies to the wet now (0 when off)
     last_error: str = ""
+    overload: str = ""  # the load governor's message while it runs fewer steps than asked, or dry
+    steps_running: int = 0  # sampler steps the processor runs now (the governor's cap; 0 = dry)
 
     def line(self) -> str:
         line = (
@@ -146,6 +148,8 @@ class EngineStatus:
             line += f" | model faults {self.processor_errors + self.bad_output}{' (DRY)' if self.fallback else ''}"
         if self.bad_input:
             line += f" | bad input {self.bad_input}"
+        if self.overload:
+            line += f" | {self.overload}"
         return line
 
 

@@ -58,7 +58,7 @@ def assert_mostly_exact(delays: list[float], reported: float, tol: float = 0.5) 
     """Every pulse the engine delivered is exactly on time; a dropout (a loaded CI machine starving
     the worker) may damage a pulse but must never move the latency, so allow a few damaged ones."""
     exact = np.abs(np.asarray(delays) - reported) < tol
-    assert exact.mean() >= 0.8 and abs(np.median(delays) - reported) < tol, (delays, reported)
+    assert exact.mean() >= 0.8 and abs(np.nanmedian(delays) - reported) < tol, (delays, reported)  # NaN: no pulse
 
 
 def test_stream_reports_device_latency(jack_server: JackServer) -> None:
