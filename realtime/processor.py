@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from diffusion.errors import StylehostError
-from diffusion.features import SpectrogramConfig, hann_window, synthesis_window
+from diffusion.spectrogram import SpectrogramConfig, hann_window, synthesis_window
 
 
 class Processor(ABC):
