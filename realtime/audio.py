@@ -143,6 +143,12 @@ class LiveSession:
         self.input = find_device(input, "input")
         self.output = find_device(output, "output")
         rate = int(samplerate or self.output.default_samplerate)
+        if channels is not None:  # asked for: honoured exactly or refused, never silently changed
+            most = min(self.input.max_input_channels, self.output.max_output_channels)
+            if not 1 <= channels <= most:
+                raise StylehostError(f"--channels {channels}: {self.input.name!r} has {self.input.max_input_channels} "
+                                     f"input and {self.output.name!r} {self.output.max_output_channels} output "
+                                     f"channels; choose 1..{most}")
         in_ch = min(channels or 2, self.input.max_input_channels)
         out_ch = min(channels or 2, self.output.max_output_channels)
         config = EngineConfig(

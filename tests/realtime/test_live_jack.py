@@ -142,3 +142,10 @@ def test_a_started_session_freezes_the_heap_it_started_with(jack_server: JackSer
         assert gc.get_freeze_count() > 0
         assert not any(o is marker for o in gc.get_objects(generation=2))  # frozen: no generation holds it
     assert gc.get_freeze_count() == 0  # stopped: the startup heap is collectable again
+
+
+@pytest.mark.parametrize("channels", [0, 99])
+def test_channels_the_device_cannot_give_are_refused(jack_server: JackServer, channels: int) -> None:
+    """Asked-for channels are honoured or refused with the device's counts (they ran as 2 before)."""
+    with pytest.raises(StylehostError, match=r"--channels .*choose 1\.\.2"):
+        LiveSession(StftPassthroughProcessor, input="system", output="system", channels=channels)
