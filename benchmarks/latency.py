@@ -4,7 +4,8 @@ A JACK-Client probe, in its own process as a real source would be (``ProbeProces
 pulses (short bursts whose onsets survive restyling) into the live engine's PortAudio inputs and
 records its output; each pulse's arrival is the cross-correlation peak, so the measured latency
 includes PortAudio's and JACK's buffers as well as the engine's.
-Uses the JACK server named by --server or JACK_DEFAULT_SERVER when one is running, else starts a
+Uses the JACK server named by --server, which must be running (a name that does not answer is one
+error line naming the servers that do), else JACK_DEFAULT_SERVER when it is running, else starts a
 private dummy-driver server per block size (its period = the block size; no sound card needed).
 
 One run per backend x block size x steps (``--backend cpu,torch --blocksize 128,256 --steps 1,2``).
@@ -13,6 +14,14 @@ One run per backend x block size x steps (``--backend cpu,torch --blocksize 128,
 with the issue's keys (``end_to_end_latency_ms``, ``algorithmic_latency_ms``, ``compute_ms_p50``,
 ``compute_ms_p99``, ``rtf``, ``dropouts``, ``backend``, ``device_name``, ...); several runs are
 ``{"runs": [...]}``; a search is ``{"find_blocksize": [...]}``; each file also has ``machine``.
+
+No pulse back is a failed measurement, never a figure: a run in which not one pulse came back (a model
+that outputs silence, one too slow to deliver anything: ``--steps 4`` on a small CPU) gets an ``error``
+and no ``*_latency_ms`` key at all (its dropouts, xruns and compute figures stay, they say why); the
+JSON is still written, so the other runs' figures survive, and the command then ends with one line
+``stylehost: error: ...`` and exit 2. Pulses that did not come back are never counted as a delay:
+``pulse_delays_ms`` holds the ``pulses_found`` of ``pulses`` that did, and the median is theirs.
+A search fails the same way when no block size it tried brought a pulse back.
 """
 
 from __future__ import annotations
@@ -32,47 +41,65 @@ import numpy as np
 
 from diffusion.config import parse_list  # noqa: F401 - re-exported for benchmarks.quality and tests
 from diffusion.errors import StylehostError
+from realtime.argtypes import ranged_float, ranged_int, ranged_int_list
 
 JACK_HOSTAPI = "JACK Audio Connection Kit"
 PULSE_PERIOD_S = 0.2  # pulse spacing: longer than any latency we could measure, so no ambiguity
+PULSE = (0.5 * np.hanning(34)[1:-1]).astype(np.float32)  # 32 samples, a click whose onset survives restyling
 SEARCH_BLOCKSIZES = (64, 128, 256, 512, 1024, 2048, 4096)
 FIND_SECONDS = 60.0
+# Block sizes a PortAudio callback and a JACK period can take here; the private server's period is the block.
+BLOCKSIZE_RANGE = (16, 8192)
+MIN_SECONDS = 0.5  # two pulses (see _pulse_starts): a spread needs two
+MAX_SECONDS = 3600.0  # the signal and its recording are held in memory: 2 x 691 MB at 48 kHz
+
+
+def _pulse_starts(seconds: float, rate: int) -> list[int]:
+    """Where the pulses start: every PULSE_PERIOD_S from a quarter period in, each followed by a full period
+    of recording (48 kHz, 0.5 s: period 9600, starts 2400 and 12000; the last arrival window ends at 21600)."""
+    period = int(PULSE_PERIOD_S * rate)
+    return list(range(period // 4, int(seconds * rate) - period, period))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seconds", type=float, default=None,
-                   help=f"how long to stream pulses per run (default 20; {FIND_SECONDS:g} with --find-blocksize)")
+    blocks = ranged_int_list(*BLOCKSIZE_RANGE)
+    p.add_argument("--seconds", type=ranged_float(MIN_SECONDS, MAX_SECONDS), default=None,
+                   help=f"how long to stream pulses per run, {MIN_SECONDS:g} to {MAX_SECONDS:g} (default 20; "
+                        f"{FIND_SECONDS:g} with --find-blocksize)")
     p.add_argument("--json", default=None, help="write the results here (JSON)")
-    p.add_argument("--blocksize", default="256", help="PortAudio callback block (and JACK period); a list "
-                                                      "('128,256') measures each")
+    p.add_argument("--blocksize", type=blocks, default="256",
+                   help=f"PortAudio callback block (and JACK period), {BLOCKSIZE_RANGE[0]} to {BLOCKSIZE_RANGE[1]}; "
+                        "a list ('128,256') measures each")
     p.add_argument("--find-blocksize", action="store_true",
                    help="find the smallest block size (64, 128, 256, ...) with zero dropouts over --seconds")
-    p.add_argument("--max-blocksize", type=int, default=SEARCH_BLOCKSIZES[-1], help="where --find-blocksize gives up")
-    p.add_argument("--server", default=None, help="JACK server name (default: JACK_DEFAULT_SERVER or private)")
-    p.add_argument("--samplerate", type=int, default=48000, help="rate of a private JACK server")
+    p.add_argument("--max-blocksize", type=ranged_int(*BLOCKSIZE_RANGE), default=SEARCH_BLOCKSIZES[-1],
+                   help="where --find-blocksize gives up")
+    p.add_argument("--server", default=None, help="JACK server name, which must be running (default: "
+                                                  "JACK_DEFAULT_SERVER when running, else a private one)")
+    p.add_argument("--samplerate", type=ranged_int(8000, 192000), default=48000, help="rate of a private JACK server")
     p.add_argument("--model", default=None, help="model bundle; 'passthrough' = DSP stand-in (default: "
                                                   "models/default when it exists)")
     p.add_argument("--backend", default="auto", help="inference backend(s) for --model; a list ('cpu,torch') "
                                                      "measures each")
-    p.add_argument("--margin-ms", type=float, default=6.0, help="engine compute margin")
+    p.add_argument("--margin-ms", type=ranged_float(0.0, 100.0), default=6.0, help="engine compute margin, 0 to 100")
     p.add_argument("--style", default="violin", help="target style while measuring")
-    p.add_argument("--steps", default=None, help="sampling steps (default: the model's recommended); a list "
-                                                 "('1,2,4') measures each")
-    p.add_argument("--strength", type=float, default=None, help="transfer strength (default: the model's)")
+    p.add_argument("--steps", type=ranged_int_list(1, 64), default=None,
+                   help="sampling steps, 1 to 64 (default: the model's recommended); a list ('1,2,4') measures each")
+    p.add_argument("--strength", type=ranged_float(0.0, 1.0, lo_open=True), default=None,
+                   help="transfer strength in (0, 1] (default: the model's)")
 
 
 def cli_latency(args: argparse.Namespace) -> int:
     from benchmarks.machine import machine_info
     from realtime.commands import PASSTHROUGH_NOTICE, ModelFactory, params_from_args, processor_factory
 
-    blocksizes = parse_list(args.blocksize, int, "blocksize")
-    if any(b <= 0 for b in blocksizes):
-        raise StylehostError(f"--blocksize must be positive, got {args.blocksize}")
+    blocksizes: list[int] = args.blocksize  # a list, ranges checked by the parser
     require_audio_server(args.server)  # before loading any model: no server is one line, nothing else
-    steps_list: list[int | None] = parse_list(args.steps, int, "steps") if args.steps is not None else [None]
+    steps_list: list[int | None] = list(args.steps) if args.steps is not None else [None]
     seconds = args.seconds if args.seconds is not None else (FIND_SECONDS if args.find_blocksize else 20.0)
     runs: list[dict[str, Any]] = []
-    errors: list[str] = []
+    errors: list[str] = []  # backends that could not run
+    failed: list[str] = []  # runs that ran but measured nothing (no pulse came back)
     for backend_name in parse_list(args.backend, str, "backend"):
         try:
             factory, passthrough = processor_factory(args.model, backend_name)
@@ -92,16 +119,21 @@ def cli_latency(args: argparse.Namespace) -> int:
             common = dict(seconds=seconds, server=args.server, samplerate=args.samplerate, margin_ms=args.margin_ms,
                           backend=backend, params=params)
             if args.find_blocksize:
-                runs.append({**find_blocksize(factory, max_blocksize=args.max_blocksize, say=print, **common),
-                             "model": model})
+                search = {**find_blocksize(factory, max_blocksize=args.max_blocksize, say=print, **common),
+                          "model": model}
+                runs.append(search)
+                if "error" in search:
+                    failed.append(f"{backend}, block search: {search['error']}")
                 continue
             for blocksize in blocksizes:
                 result = {**measure_latency(factory, blocksize=blocksize, **common), "model": model}
                 _print(result)
                 runs.append(result)
+                if "error" in result:
+                    failed.append(f"{backend}, block {blocksize}: {result['error']}")
         if passthrough:
             break  # the passthrough ignores the backend: measuring it again per backend adds nothing
-    if not any("error" not in r for r in runs):
+    if len(errors) == len(runs):
         raise StylehostError("no backend could run: " + "; ".join(errors))
     if args.json:
         if args.find_blocksize:
@@ -111,6 +143,8 @@ def cli_latency(args: argparse.Namespace) -> int:
         out["machine"] = machine_info()
         write_json(Path(args.json), out)
         print(f"wrote {args.json}")
+    if failed:  # after the JSON: the runs that did measure keep their figures
+        raise StylehostError("; ".join(failed) + (f" (recorded as errors in {args.json})" if args.json else ""))
     return 0
 
 
@@ -136,19 +170,24 @@ def find_blocksize(
         result = measure_latency(make_processor, blocksize=blocksize, seconds=seconds, **kwargs)
         result.pop("pulse_delays_ms", None)
         tried.append(result)
-        say(f"block {blocksize:>5}: {result['dropouts']} dropouts, {result['xruns']} xruns, end-to-end "
-            f"{result['end_to_end_latency_ms']:.2f} ms, compute p99 {result['compute_ms_p99']:.2f} ms, "
-            f"rtf {result['rtf']:.3f} over {seconds:g} s")
-        if result["dropouts"] == 0:
+        measured = (f"end-to-end {result['end_to_end_latency_ms']:.2f} ms" if "error" not in result
+                    else "no pulse came back")
+        say(f"block {blocksize:>5}: {result['dropouts']} dropouts, {result['xruns']} xruns, {measured}, "
+            f"compute p99 {result['compute_ms_p99']:.2f} ms, rtf {result['rtf']:.3f} over {seconds:g} s")
+        if result["dropouts"] == 0 and "error" not in result:  # silence without dropouts is no pass
             smallest = blocksize
             break
         blocksize *= 2
     say(f"smallest block size with zero dropouts over {seconds:g} s: {smallest if smallest else 'none'}"
         + ("" if smallest else f" up to {max_blocksize}"))
     first = tried[0] if tried else {}
-    return {"backend": first.get("backend", kwargs.get("backend")), "steps": first.get("steps"),
-            "strength": first.get("strength"), "seconds": seconds, "smallest_blocksize": smallest,
-            "end_to_end_latency_ms": tried[-1]["end_to_end_latency_ms"] if smallest else None, "tried": tried}
+    search = {"backend": first.get("backend", kwargs.get("backend")), "steps": first.get("steps"),
+              "strength": first.get("strength"), "seconds": seconds, "smallest_blocksize": smallest,
+              "end_to_end_latency_ms": tried[-1]["end_to_end_latency_ms"] if smallest else None, "tried": tried}
+    if tried and all("error" in t for t in tried):
+        blocks = ", ".join(str(t["blocksize"]) for t in tried)
+        search["error"] = f"no pulse came back at any block size tried ({blocks})"
+    return search
 
 
 def measure_latency(
@@ -182,10 +221,21 @@ def measure_latency(
 
 
 def require_audio_server(server: str | None) -> str:
-    """The JACK server name to measure through; one StylehostError line when there is none to use or start."""
-    from realtime.jackserver import server_running
+    """The JACK server name to measure through; one StylehostError line when there is none to use or start.
 
-    name = server or os.environ.get("JACK_DEFAULT_SERVER") or "default"
+    A server named by the user (``--server``) must be running: measuring a private one instead would
+    report figures of a server nobody asked about. The error names the servers that do answer.
+    """
+    from realtime.jackserver import running_servers, server_running
+
+    if server is not None:
+        if _quiet_running(server_running, server):
+            return server
+        others = running_servers(exclude=server)
+        found = f"running: {', '.join(map(repr, others))}" if others else "no other JACK server answers"
+        raise StylehostError(f"JACK server {server!r} is not running ({found}); start it, name a running one, "
+                             "or leave out --server to measure through a private dummy server")
+    name = os.environ.get("JACK_DEFAULT_SERVER") or "default"
     if shutil.which("jackd") is None and not _quiet_running(server_running, name):
         raise StylehostError(
             "no audio server to measure through: no JACK server running, no `jackd` to start one, "
@@ -263,7 +313,7 @@ def _measure(
     params: Any = None,
 ) -> dict[str, Any]:
     from realtime.audio import LiveSession
-    from realtime.jackserver import ProbeProcess, find_arrivals
+    from realtime.jackserver import ProbeProcess
 
     device = _jack_device()
     session = LiveSession(
@@ -276,28 +326,24 @@ def _measure(
         time.sleep(0.3)  # let the stream settle before counting
         engine = session.engine
         dropouts0, xruns0 = engine.dropouts, engine.xruns
-        pulse = (0.5 * np.hanning(34)[1:-1]).astype(np.float32)
         period = int(PULSE_PERIOD_S * rate)
-        starts = list(range(period // 4, int(seconds * rate) - period, period))
+        starts = _pulse_starts(seconds, rate)
+        if not starts:
+            raise StylehostError(f"{seconds:g} s holds no pulse: measure at least {MIN_SECONDS:g} s")
         signal = np.zeros(int(seconds * rate), np.float32)
         for s in starts:
-            signal[s : s + len(pulse)] += pulse
+            signal[s : s + len(PULSE)] += PULSE
         cpu0, wall0 = _cpu_seconds(), time.perf_counter()
         with ComputeCollector(engine) as collector:
             recorded = probe.play_and_record(signal)
         cpu_s, wall_s = _cpu_seconds() - cpu0, time.perf_counter() - wall0
         dropouts, xruns = engine.dropouts - dropouts0, engine.xruns - xruns0
-        delays = np.array([find_arrivals(recorded, pulse, s + period // 2, period // 2) - s for s in starts])
+        delays_ms = pulse_delays(recorded, starts, period) * 1000.0 / rate
         compute = collector.seconds() * 1000.0
         stride_ms = 1000.0 * engine.processors[0].stride / engine.model_rate
         latency = engine.latency
-        delays_ms = delays * 1000.0 / rate
-        return {
-            "end_to_end_latency_ms": float(np.median(delays_ms)),
-            "end_to_end_latency_spread_ms": float(np.ptp(delays_ms)),
-            "reported_latency_ms": latency.total_ms,
-            "algorithmic_latency_ms": latency.algorithmic_ms,
-            "device_latency_ms": 1000.0 * (latency.device_input + latency.device_output) / rate,
+        found = delays_ms[np.isfinite(delays_ms)]
+        figures = {
             "compute_ms_p50": _pct(compute, 50),
             "compute_ms_p99": _pct(compute, 99),
             "compute_ms_max": float(compute.max()) if len(compute) else 0.0,
@@ -312,6 +358,7 @@ def _measure(
             "probe": "own process",
             "worker_realtime_priority": engine.realtime_priority,
             "pulses": len(starts),
+            "pulses_found": len(found),
             "seconds": seconds,
             "blocksize": blocksize,
             "sample_rate": rate,
@@ -320,8 +367,28 @@ def _measure(
             "steps": None if backend == "dsp-passthrough" else engine.params.steps,
             "strength": None if backend == "dsp-passthrough" else engine.params.strength,
             "device_name": session.device_name,
-            "pulse_delays_ms": [round(float(d), 4) for d in delays_ms],
         }
+        if not len(found):  # a failed measurement: an error and no latency figure at all (see module doc)
+            return {"error": f"no pulse came back (0 of {len(starts)}; {dropouts} dropouts, rtf "
+                             f"{figures['rtf']:.2f}): the output was silent or dropped, no latency measured",
+                    **figures}
+        return {
+            "end_to_end_latency_ms": float(np.median(found)),
+            "end_to_end_latency_spread_ms": float(np.ptp(found)),
+            "reported_latency_ms": latency.total_ms,
+            "algorithmic_latency_ms": latency.algorithmic_ms,
+            "device_latency_ms": 1000.0 * (latency.device_input + latency.device_output) / rate,
+            **figures,
+            "pulse_delays_ms": [round(float(d), 4) for d in found],
+        }
+
+
+def pulse_delays(recorded: np.ndarray, starts: list[int], period: int) -> np.ndarray:
+    """Each pulse's delay in samples: its arrival searched within half a period either side of half a period
+    after its start. NaN where no pulse came back (``find_arrivals``), never 0: a lost pulse is no delay."""
+    from realtime.jackserver import find_arrivals
+
+    return np.array([find_arrivals(recorded, PULSE, s + period // 2, period // 2) - s for s in starts], dtype=float)
 
 
 def _pct(values: np.ndarray, q: float) -> float:

@@ -49,10 +49,12 @@ def pulse_chunk(n: int, rate: int, period_s: float = 0.25) -> tuple[np.ndarray, 
 
 
 def arrival_delays(recorded: np.ndarray, starts: list[int], latency: float, rate: int) -> list[float]:
-    """Delay of each pulse whose arrival lies inside the recording."""
+    """Delay of each pulse that came back, among those whose arrival lies inside the recording (a lost
+    pulse is NaN from find_arrivals and is left out: it is no delay, and ``pulses`` counts only found ones)."""
     search = int(0.05 * rate)
-    return [find_arrivals(recorded, PULSE, s + round(latency), search) - s
-            for s in starts if s + latency + search + len(PULSE) < len(recorded)]
+    delays = [find_arrivals(recorded, PULSE, s + round(latency), search) - s
+              for s in starts if s + latency + search + len(PULSE) < len(recorded)]
+    return [d for d in delays if np.isfinite(d)]
 
 
 def _summary(chunks: list[dict[str, Any]], latency: float) -> dict[str, Any]:

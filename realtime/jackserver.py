@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -37,19 +39,78 @@ def _jack() -> Any:
 
 
 def reinit_portaudio() -> None:
-    """PortAudio reads JACK_DEFAULT_SERVER only when initialised: re-initialise after changing it."""
+    """PortAudio reads JACK_DEFAULT_SERVER only when initialised: re-initialise after changing it.
+
+    Safe only while this process holds no libjack client on a server other than PortAudio's (see
+    ``server_running``): that is what made Pa_Terminate segfault here.
+    """
     sd._terminate()
     sd._initialize()
 
 
-def server_running(name: str) -> bool:
-    jack = _jack()
+# The probe run by ``server_running`` in a child: exit 0 = the server answered, 1 = it did not,
+# 3 = no JACK-Client package. Only ``import jack``: the child starts in ~0.1 s.
+_PROBE_CODE = """
+import sys
+try:
+    import jack
+except (ImportError, OSError) as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(3)
+jack.set_error_function(lambda msg: None)
+jack.set_info_function(lambda msg: None)
+try:
+    client = jack.Client(sys.argv[2], no_start_server=True, servername=sys.argv[1])
+except jack.JackOpenError:
+    sys.exit(1)
+client.close()
+"""
+
+
+def server_running(name: str, timeout: float = 10.0) -> bool:
+    """Whether the JACK server ``name`` accepts a client (it is never started by asking).
+
+    The probe client is opened in a child process, never in this one. Why: libjack (jack2) keeps
+    per-process server state, and PortAudio opens a JACK client on the default server whenever it
+    initialises (``import sounddevice``). A client opened here on a *second* server, even one closed
+    again at once, left that state broken, and the next Pa_Terminate (``reinit_portaudio``)
+    segfaulted: `bench latency --server NAME` crashed with rc 139 whenever another server (``default``,
+    or JACK_DEFAULT_SERVER) was running. A child process has its own libjack.
+    """
+    cmd = [sys.executable, "-c", _PROBE_CODE, name, f"stylehost-probe-{uuid.uuid4().hex[:6]}"]
     try:
-        client = jack.Client(f"probe-{uuid.uuid4().hex[:6]}", no_start_server=True, servername=name)
-    except jack.JackOpenError:
-        return False
-    client.close()
-    return True
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False  # a server that cannot take a client within ``timeout`` is no server to measure through
+    if done.returncode == 3:
+        reason = done.stderr.decode(errors="replace").strip()
+        raise StylehostError(f"the JACK-Client package is needed here ({reason}); pip install JACK-Client")
+    return done.returncode == 0
+
+
+def running_servers(exclude: str | None = None) -> list[str]:
+    """JACK servers that answer, for error messages: ``default``, JACK_DEFAULT_SERVER, and every server
+    with a jack2 socket (``/dev/shm/jack_NAME_UID_0``) but the private ``stylehost-*`` ones (other runs'
+    dummies, gone when their owner ends); less ``exclude``."""
+    candidates = ["default", os.environ.get("JACK_DEFAULT_SERVER") or "default"]
+    found: list[str] = []
+    if hasattr(os, "getuid"):
+        pattern = re.compile(rf"^jack_(.+)_{os.getuid()}_0$")
+        try:
+            entries = sorted(os.scandir("/dev/shm"), key=lambda e: e.name)
+        except OSError:
+            entries = []
+        for entry in entries:
+            match = pattern.match(entry.name)
+            try:
+                is_socket = stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode)
+            except OSError:
+                is_socket = False
+            if match and is_socket and not match.group(1).startswith("stylehost-"):
+                found.append(match.group(1))
+    names = [n for n in dict.fromkeys(candidates + found) if n != exclude]
+    return [n for n in names[:8] if server_running(n)]  # at most 8 probes of ~0.1 s
 
 
 def _die_with_parent() -> None:
@@ -293,8 +354,17 @@ def _probe_main(conn: Any, servername: str, target: str) -> None:
                 conn.send(("error", str(exc)))
 
 
+# A pulse counts as come back when the best match holds at least this fraction of the pulse's own energy
+# (a copy at -60 dB). Silence correlates to 0: without this floor, argmax of an all-zero correlation is 0,
+# the search window's start, and a lost pulse read as a delay of ``expected - search`` (0 ms in bench latency).
+MIN_PULSE_LEVEL = 1e-3
+
+
 def find_arrivals(recorded: np.ndarray, pulse: np.ndarray, expected: int, search: int) -> float:
-    """Sub-sample arrival index of ``pulse`` near ``expected`` (cross-correlation peak, parabolic fit)."""
+    """Sub-sample arrival index of ``pulse`` near ``expected`` (cross-correlation peak, parabolic fit).
+
+    NaN when no pulse came back: the peak holds less than MIN_PULSE_LEVEL of the pulse's energy.
+    """
     lo = max(0, expected - search)
     hi = min(len(recorded) - len(pulse), expected + search)
     if hi <= lo:
@@ -302,6 +372,8 @@ def find_arrivals(recorded: np.ndarray, pulse: np.ndarray, expected: int, search
     seg = recorded[lo : hi + len(pulse)]
     corr = np.correlate(seg, pulse, mode="valid")
     k = int(np.argmax(corr))
+    if not corr[k] >= MIN_PULSE_LEVEL * float(np.dot(pulse, pulse)):  # `not >=`: a NaN peak is no pulse either
+        return float("nan")
     if 0 < k < len(corr) - 1:
         y0, y1, y2 = corr[k - 1], corr[k], corr[k + 1]
         denom = y0 - 2 * y1 + y2

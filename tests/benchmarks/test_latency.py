@@ -13,7 +13,7 @@ import torch
 
 from benchmarks.latency import ComputeCollector, parse_list
 from diffusion.errors import StylehostError
-from realtime.cli import main
+from realtime.cli import build_parser, main
 from realtime.jackserver import JackServer
 from tests.export.tiny import tiny_bundle
 
@@ -77,3 +77,34 @@ def test_lists_are_checked() -> None:
     assert parse_list("64, 128", int, "blocksize") == [64, 128]
     with pytest.raises(StylehostError, match="--blocksize"):
         parse_list("64,big", int, "blocksize")
+
+
+@pytest.mark.parametrize("option,value,reason", [
+    ("--seconds", "nan", "nan is not a finite number"), ("--seconds", "inf", "inf is not a finite number"),
+    ("--seconds", "0", "0 is outside [0.5, 3600]"), ("--seconds", "-5", "-5 is outside"),
+    ("--margin-ms", "-1", "-1 is outside [0, 100]"), ("--margin-ms", "nan", "not a finite number"),
+    ("--strength", "0", "0 is outside (0, 1]"), ("--strength", "1.5", "1.5 is outside (0, 1]"),
+    ("--samplerate", "4000", "4000 is outside [8000, 192000]"), ("--samplerate", "48k", "not an integer"),
+    ("--blocksize", "128,0", "0 is outside [16, 8192]"), ("--blocksize", "9000", "9000 is outside [16, 8192]"),
+    ("--max-blocksize", "8", "8 is outside [16, 8192]"),
+    ("--steps", "0", "0 is outside [1, 64]"), ("--steps", "1,65", "65 is outside [1, 64]"),
+    ("--steps", "two", "not an integer"),
+])
+def test_numeric_options_are_range_checked_at_the_parser(
+    option: str, value: str, reason: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """argparse's one line and exit 2, before any server or model is touched: never a traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "latency", option, value])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"stylehost bench latency: error: argument {option}: ") and reason in last
+
+
+def test_good_values_parse_to_numbers_and_lists() -> None:
+    args = build_parser().parse_args(["bench", "latency", "--blocksize", "128, 256", "--steps", "1,2",
+                                      "--seconds", "0.5", "--strength", "1", "--margin-ms", "0"])
+    assert args.blocksize == [128, 256] and args.steps == [1, 2]
+    assert (args.seconds, args.strength, args.margin_ms) == (0.5, 1.0, 0.0)
+    defaults = build_parser().parse_args(["bench", "latency"])
+    assert defaults.blocksize == [256] and defaults.steps is None and defaults.max_blocksize == 4096

@@ -1,9 +1,17 @@
-"""A private JACK server never outlives the process that started it (a killed test run leaks none)."""
+"""A private JACK server never outlives the process that started it (a killed test run leaks none), and
+probing one server while PortAudio holds a client on another never crashes the process (issue 19)."""
 
+import os
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+from realtime.jackserver import JackServer, server_running
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,3 +29,48 @@ def test_killed_owner_takes_its_jack_server_with_it() -> None:
     while subprocess.run(["pgrep", "-f", f"jackd -n {name}"], capture_output=True).returncode == 0:
         assert time.monotonic() < deadline, f"jackd {name} outlived its owner"
         time.sleep(0.1)
+
+
+@pytest.fixture
+def ambient_server() -> Iterator[JackServer]:
+    """A running server that is not the one asked for: what PortAudio connects to at import when it is
+    JACK_DEFAULT_SERVER (a user's ``default`` server plays the same part). Not entered: this process's
+    PortAudio stays where it was."""
+    server = JackServer(name=f"ambient-{os.getpid()}-{uuid.uuid4().hex[:6]}").start()
+    yield server
+    server.stop()
+
+
+def _bench(*args: str, default_server: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, JACK_DEFAULT_SERVER=default_server)
+    return subprocess.run([sys.executable, "-m", "realtime.cli", "bench", "latency", "--model", "passthrough",
+                           "--seconds", "1", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.jack
+def test_bench_latency_names_a_server_that_is_not_running_instead_of_crashing(ambient_server: JackServer) -> None:
+    """Was rc 139 (Pa_Terminate) when another server was reachable: now one line naming both, exit 2."""
+    missing = f"nosuch-{uuid.uuid4().hex[:6]}"
+    done = _bench("--server", missing, default_server=ambient_server.name)
+    assert done.returncode == 2, f"rc {done.returncode} (a segfault is -11): {done.stderr[-2000:]}"
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"stylehost: error: JACK server {missing!r} is not running (running: ")
+    assert repr(ambient_server.name) in last
+    assert "Traceback" not in done.stderr and "Fatal Python error" not in done.stderr
+
+
+@pytest.mark.jack
+def test_bench_latency_through_a_named_server_while_portaudio_sits_on_another(ambient_server: JackServer) -> None:
+    """PortAudio holds a client on the ambient server; probing the named one must not leave libjack broken
+    (a probe client in this process, even closed at once, made the next Pa_Terminate segfault)."""
+    named = JackServer(name=f"named-{os.getpid()}-{uuid.uuid4().hex[:6]}").start()
+    try:
+        done = _bench("--server", named.name, default_server=ambient_server.name)
+    finally:
+        named.stop()
+    assert done.returncode == 0, f"rc {done.returncode} (a segfault is -11): {done.stderr[-2000:]}"
+    assert "end_to_end_latency_ms" in done.stdout
+
+
+def test_a_server_that_is_not_running_is_reported_as_such() -> None:
+    assert server_running(f"nosuch-{uuid.uuid4().hex[:6]}") is False
