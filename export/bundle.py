@@ -15,7 +15,12 @@ Layout (``stylehost export onnx`` writes it; ``load_bundle`` refuses anything el
         model.pt          optional: the EMA weights, for the torch backend (debugging, parity)
 
 Everything a runtime needs is in the manifest, so ``realtime`` never reads a torch checkpoint to
-run a bundle. Validation happens before any stream starts and ends in one StylehostError.
+run a bundle. Validation happens before any stream starts and ends in one StylehostError. It reads
+each graph too (``read_graph``): every file a graph can make ONNX Runtime or TensorRT read (ONNX
+external data) must be a plain name listed, and so hashed, in ``files``; and every array the
+runtime builds from the manifest (style_table rows, windows of ``window`` frames, n_mels, n_fft,
+emitted frames) must have the shape the graph declares, so a mismatch is one error at load, not a
+failing model call on every window (dry output forever).
 """
 
 from __future__ import annotations
@@ -23,14 +28,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
 
 from diffusion.errors import StylehostError
-from diffusion.features import SpectrogramConfig
+from diffusion.spectrogram import SpectrogramConfig
 from diffusion.files import sha256_file
 
 FORMAT = "stylehost-bundle"
@@ -172,6 +178,9 @@ def load_bundle(spec: str | Path, verify_hashes: bool = True) -> Bundle:
                 f"bundle {path}: {name} does not match its sha256 in {MANIFEST} (corrupt or modified); "
                 "re-export the bundle"
             )
+    expected = _expected_io(manifest)
+    for graph in GRAPHS:
+        _check_graph(path, manifest, graph, expected[graph])
     return Bundle(path=path, manifest=manifest, digest=hashlib.sha256(raw).hexdigest())
 
 
@@ -266,6 +275,305 @@ def _check_manifest(m: Any, where: Path) -> None:
     emit = defaults.get("emit", m["emit"])
     if not isinstance(emit, int) or isinstance(emit, bool) or not 1 <= emit <= m["window"] - m["lookahead"]:
         raise bad(f"defaults.emit must be an integer in 1..window-lookahead, got {emit!r}")
+
+
+# ---- graph files: what each .onnx declares and which files it reads -----------------------------------
+# A reader of the few ModelProto fields these checks need, in protobuf's wire format with the field numbers
+# of onnx/onnx.proto: loading a bundle must stay light, and `import onnx` takes 0.9 s (mostly ml_dtypes).
+# tests/export/test_bundle_integrity.py holds it equal to the onnx package on real and hand-made graphs.
+
+_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
+_FLOAT = 1  # TensorProto.DataType.FLOAT
+
+
+class _Unreadable(Exception):
+    """The bytes are not a protobuf message (truncated, or not an ONNX file at all)."""
+
+
+@dataclass
+class GraphInfo:
+    """What ``read_graph`` found: the graph's inputs (initializers left out) and outputs as
+    (name, element type, dims: int for a fixed size, None for a named or unknown one; None: no shape),
+    every external-data ``location`` of any tensor (initializers, sparse initializers, node attributes,
+    subgraphs, functions, training graphs), the names of external tensors with no location, op types."""
+
+    inputs: list[tuple[str, int | None, list[int | None] | None]] = field(default_factory=list)
+    outputs: list[tuple[str, int | None, list[int | None] | None]] = field(default_factory=list)
+    external: set[str] = field(default_factory=set)
+    unlocated: list[str] = field(default_factory=list)
+    op_types: set[str] = field(default_factory=set)
+
+
+def read_graph(path: Path) -> GraphInfo:
+    """Scan an ONNX file without the onnx package; StylehostError if it is not a readable ONNX model."""
+    info = GraphInfo()
+    initializers: set[str] = set()
+    try:
+        for number, value in _messages(memoryview(Path(path).read_bytes())):
+            if number == 7:  # ModelProto.graph (a repeated occurrence merges into the first, as protobuf does)
+                _walk_graph(value, info, initializers)
+            elif number == 25:  # ModelProto.functions: FunctionProto.node (7), .attribute_proto (11)
+                for n, v in _messages(value):
+                    if n == 7:
+                        _walk_node(v, info)
+                    elif n == 11:
+                        _walk_attribute(v, info)
+            elif number == 20:  # ModelProto.training_info: .initialization (1), .algorithm (2) graphs
+                for n, v in _messages(value):
+                    if n in (1, 2):
+                        _walk_graph(v, info, None)
+    except (_Unreadable, UnicodeDecodeError, OSError) as exc:
+        raise StylehostError(f"{path} is not a readable ONNX model ({exc}); re-export the bundle") from exc
+    info.inputs = [io for io in info.inputs if io[0] not in initializers]  # IR < 4 lists initializers as inputs
+    return info
+
+
+def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise _Unreadable("truncated")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 70:
+            raise _Unreadable("varint longer than 10 bytes")
+
+
+def _fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
+    """(field number, wire type, value) of one message: an int for varint and fixed-width fields, the
+    bytes (a view, no copy: raw_data holds the weights) for length-delimited ones."""
+    pos = 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        value: int | memoryview
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            if pos + size > len(buf):
+                raise _Unreadable("a field runs past the end of its message")
+            value, pos = buf[pos : pos + size], pos + size
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            if pos + size > len(buf):
+                raise _Unreadable("truncated")
+            value, pos = int.from_bytes(buf[pos : pos + size], "little"), pos + size
+        else:
+            raise _Unreadable(f"wire type {wire} (groups are not used by ONNX)")
+        if number == 0:
+            raise _Unreadable("field number 0")
+        yield number, wire, value
+
+
+def _messages(buf: memoryview) -> Iterator[tuple[int, memoryview]]:
+    """The length-delimited fields (sub-messages, strings) of a message. A known field with another wire
+    type is an unknown field to protobuf, so ONNX Runtime ignores it as well."""
+    for number, wire, value in _fields(buf):
+        if isinstance(value, memoryview):  # wire type 2
+            yield number, value
+
+
+def _text(buf: memoryview) -> str:
+    return bytes(buf).decode("utf-8")
+
+
+def _walk_graph(buf: memoryview, info: GraphInfo, initializers: set[str] | None) -> None:
+    """GraphProto; ``initializers`` is None for subgraphs (their inputs are not the model's)."""
+    for number, value in _messages(buf):
+        if number == 1:  # node
+            _walk_node(value, info)
+        elif number == 5:  # initializer
+            name = _walk_tensor(value, info)
+            if initializers is not None:
+                initializers.add(name)
+        elif number == 15:  # sparse_initializer: SparseTensorProto.values (1), .indices (2)
+            for n, v in _messages(value):
+                if n in (1, 2):
+                    name = _walk_tensor(v, info)
+                    if n == 1 and initializers is not None:
+                        initializers.add(name)
+        elif number in (11, 12) and initializers is not None:  # input, output
+            (info.inputs if number == 11 else info.outputs).append(_value_info(value))
+
+
+def _walk_node(buf: memoryview, info: GraphInfo) -> None:
+    for number, value in _messages(buf):
+        if number == 4:  # op_type
+            info.op_types.add(_text(value))
+        elif number == 5:  # attribute
+            _walk_attribute(value, info)
+
+
+def _walk_attribute(buf: memoryview, info: GraphInfo) -> None:
+    """AttributeProto: tensors t (5) / tensors (10), graphs g (6) / graphs (11), sparse (22, 23)."""
+    for number, value in _messages(buf):
+        if number in (5, 10):
+            _walk_tensor(value, info)
+        elif number in (6, 11):
+            _walk_graph(value, info, None)
+        elif number in (22, 23):
+            for n, v in _messages(value):
+                if n in (1, 2):
+                    _walk_tensor(v, info)
+
+
+def _walk_tensor(buf: memoryview, info: GraphInfo) -> str:
+    """TensorProto: note where an external tensor's bytes live; returns its name."""
+    name, external, entries = "", False, []
+    for number, wire, value in _fields(buf):
+        if number == 8 and isinstance(value, memoryview):  # name
+            name = _text(value)
+        elif number == 14 and wire == 0:  # data_location
+            external = value == _EXTERNAL
+        elif number == 13 and isinstance(value, memoryview):  # external_data: StringStringEntryProto
+            entry = {n: _text(v) for n, v in _messages(value)}  # key (1), value (2); the last one wins
+            entries.append((entry.get(1, ""), entry.get(2, "")))
+    locations = [v for k, v in entries if k == "location"]
+    info.external.update(locations)  # even with data_location DEFAULT: a reader that trusts them is not refused
+    if external and not locations:
+        info.unlocated.append(name)
+    return name
+
+
+def _value_info(buf: memoryview) -> tuple[str, int | None, list[int | None] | None]:
+    """ValueInfoProto -> (name, elem_type, dims) of a tensor type (TypeProto.tensor_type)."""
+    name, elem, dims = "", None, None
+    for number, value in _messages(buf):
+        if number == 1:
+            name = _text(value)
+        elif number == 2:  # type
+            for n, tensor in _messages(value):
+                if n != 1:  # not a tensor (sequence, map, ...): no element type
+                    continue
+                for f, wire, v in _fields(tensor):
+                    if f == 1 and isinstance(v, int) and wire == 0:
+                        elem = v
+                    elif f == 2 and isinstance(v, memoryview):  # shape: TensorShapeProto.dim (1)
+                        dims = dims or []
+                        dims += [_dim(d) for n2, d in _messages(v) if n2 == 1]
+    return name, elem, dims
+
+
+def _dim(buf: memoryview) -> int | None:
+    """Dimension: dim_value (1) -> int; dim_param (2) or nothing -> None (named or unknown)."""
+    size: int | None = None
+    for number, wire, value in _fields(buf):
+        if number == 1 and isinstance(value, int) and wire == 0:
+            size = value - (1 << 64) if value >= 1 << 63 else value  # int64 in two's complement
+        elif number == 2:
+            size = None
+    return size
+
+
+def _inside(name: str) -> bool:
+    """A plain file name in the bundle folder: ONNX Runtime resolves a location against the graph's
+    folder, so '..', an absolute path or a subfolder (and ORT's '*/_ORT_MEM_ADDR_/*') would escape it."""
+    plain = PurePosixPath(name).name == PureWindowsPath(name).name == name
+    return bool(name) and plain and name.isprintable() and not name.startswith(".")  # NUL would cut the path
+
+
+def _shape_text(dims: list[int | str | None] | None) -> str:
+    if dims is None:
+        return "(unknown)"
+    text = ", ".join("batch" if i == 0 and d is None else "?" if d is None else str(d) for i, d in enumerate(dims))
+    return f"({text}{',' if len(dims) == 1 else ''})"
+
+
+def _fits(a: list[int | None] | None, b: list[int | None] | None) -> bool:
+    """Two shapes agree: same rank, and equal wherever both sizes are fixed (None: named or unknown)."""
+    if a is None or b is None:
+        return True
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))
+
+
+def _expected_io(m: dict[str, Any]) -> dict[str, tuple[list[tuple[str, list[int | None], str]], ...]]:
+    """Per graph: (inputs, outputs) as the runtime builds and reads them from the manifest's numbers:
+    (name, shape with None for the batch, the source in words). realtime/model_processor.py feeds them."""
+    spec = SpectrogramConfig.from_dict(m["spectrogram"])
+    mels, t, n_fft = spec.n_mels, m["window"], spec.n_fft
+    samples = spec.num_samples(t)
+    table = np.asarray(m["style_table"])
+    stage = m.get("resynth_stage") or {}
+    emit = (m.get("defaults") or {}).get("emit", m["emit"])
+    n = emit + stage.get("context_before", 0) + stage.get("context_after", 0)
+    window = f"spectrogram.n_mels {mels} x window {t}"
+    frames = f"defaults.emit {emit} + resynth_stage context {n - emit}"
+    return {
+        "denoiser": (
+            [("x", [None, 1, mels, t], window), ("sigma", [None], "one sigma per window"),
+             ("source", [None, 1, mels, t], window),
+             ("style_vec", [None, table.shape[1]], f"style_table of shape {table.shape}")],
+            [("x0", [None, 1, mels, t], window)],
+        ),
+        "frontend": (
+            [("audio", [None, samples], f"window {t} frames at n_fft {n_fft}, hop {spec.hop} ({samples} samples)")],
+            [("logmel", [None, mels, t], window)],
+        ),
+        "resynth": (
+            [("frames", [None, n, n_fft], f"{frames} frames of spectrogram.n_fft {n_fft}"),
+             ("pred_logmel", [None, mels, n], f"spectrogram.n_mels {mels} x {frames} frames")],
+            [("out_frames", [None, emit, n_fft], f"defaults.emit {emit} frames of spectrogram.n_fft {n_fft}")],
+        ),
+    }
+
+
+def _manifest_io(m: dict[str, Any], graph: str, side: str, where: Path) -> list[tuple[str, list[int | None]]]:
+    """graphs.GRAPH.inputs / .outputs as (name, dims), with str (a named axis) as None."""
+    ios = m["graphs"][graph][side]
+    if not isinstance(ios, list) or not all(
+        isinstance(io, dict) and isinstance(io.get("name"), str) and isinstance(io.get("shape"), list)
+        and all(isinstance(d, str) or (isinstance(d, int) and not isinstance(d, bool)) for d in io["shape"])
+        for io in ios
+    ):
+        raise StylehostError(f"malformed manifest {where}: graphs.{graph}.{side} must be a list of "
+                             "{name, dtype, shape} with shape a list of integers and axis names")
+    return [(io["name"], [None if isinstance(d, str) else d for d in io["shape"]]) for io in ios]
+
+
+def _check_graph(path: Path, m: dict[str, Any], graph: str, expected: tuple[list, list]) -> None:
+    """The graph reads no file but hashed ones in the folder, and takes the arrays the manifest makes
+    (``expected``: its inputs and outputs from ``_expected_io``)."""
+    file = m["graphs"][graph]["file"]
+    info = read_graph(path / file)
+    where = f"bundle {path}: the {graph} graph ({file})"
+    for location in sorted(info.external):
+        if not _inside(location):
+            raise StylehostError(f"{where} reads external data from {location!r}, not a plain file name in "
+                                 "the bundle folder; refused (a bundle is one folder: re-export it)")
+        if location not in m["files"]:
+            raise StylehostError(f"{where} reads external data from {location!r}, which {MANIFEST} does not list "
+                                 "with a sha256; refused (list it under 'files', or re-export the bundle)")
+    if info.unlocated:
+        raise StylehostError(f"{where} has external tensor {info.unlocated[0]!r} with no location; re-export it")
+    if "EPContext" in info.op_types:  # a precompiled engine: its ep_cache_context may name any file
+        raise StylehostError(f"{where} holds an EPContext node (a precompiled engine); stylehost runs only the "
+                             "exported graphs: re-export the bundle")
+    manifest_where = path / MANIFEST
+    for side, want, got in (("inputs", expected[0], info.inputs), ("outputs", expected[1], info.outputs)):
+        listed = _manifest_io(m, graph, side, manifest_where)
+        if (side == "inputs" and len(got) != len(want)) or not got:
+            raise StylehostError(f"{where} has {side} {[io[0] for io in got]}; the runtime "
+                                 f"{'feeds' if side == 'inputs' else 'reads'} {[io[0] for io in want]}: "
+                                 "re-export the bundle")
+        if [io[0] for io in listed] != [io[0] for io in got]:
+            raise StylehostError(f"malformed manifest {manifest_where}: graphs.{graph}.{side} names "
+                                 f"{[io[0] for io in listed]}, but {file} has {[io[0] for io in got]}")
+        for (name, shape, source), (_, elem, dims), (_, says) in zip(want, got, listed, strict=False):
+            if elem is not None and elem != _FLOAT:
+                raise StylehostError(f"{where} {side[:-1]} {name!r} has element type {elem}; the runtime uses "
+                                     "float32 (type 1): re-export the bundle")
+            if not _fits(shape, dims):
+                raise StylehostError(f"{where} {side[:-1]} {name!r} has shape {_shape_text(dims)}, but {source} "
+                                     f"in {MANIFEST} makes it {_shape_text(shape)}; re-export the bundle")
+            if not _fits(says, dims) or not _fits(shape, says):
+                raise StylehostError(f"malformed manifest {manifest_where}: graphs.{graph}.{side} gives {name!r} "
+                                     f"shape {_shape_text(says)}, but {file} declares {_shape_text(dims)} and "
+                                     f"{source} makes it {_shape_text(shape)}")
 
 
 # ---- discovery ------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -14,13 +13,7 @@ from diffusion.errors import StylehostError
 from export import bundle as B
 from export import onnx as O
 from realtime.cli import main
-from tests.export.tiny import tiny_model
-
-
-def copy_of(bundle: B.Bundle, tmp_path: Path) -> Path:
-    dst = tmp_path / "copy"
-    shutil.copytree(bundle.path, dst)
-    return dst
+from tests.export.tiny import copy_bundle, edit_manifest, tiny_model
 
 
 def test_export_writes_a_complete_checked_bundle(bundle: B.Bundle) -> None:
@@ -52,7 +45,7 @@ def test_failing_parity_writes_nothing(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_existing_bundle_needs_force(bundle: B.Bundle, tmp_path: Path) -> None:
-    out = copy_of(bundle, tmp_path)
+    out = copy_bundle(bundle, tmp_path)
     model = tiny_model(tmp_path / "m.pt", seed=3)
     with pytest.raises(StylehostError, match="--force"):
         O.export_bundle(model, out)
@@ -69,31 +62,25 @@ def test_cli_export_prints_parity(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert B.load_bundle(tmp_path / "b").version == "1.2"
 
 
-def _edit_manifest(path: Path, change) -> None:
-    m = json.loads((path / B.MANIFEST).read_text())
-    change(m)
-    (path / B.MANIFEST).write_text(json.dumps(m))
-
-
 @pytest.mark.parametrize(
     "damage,message",
     [
         (lambda p: (p / "denoiser.onnx").write_bytes((p / "denoiser.onnx").read_bytes()[:-1] + b"\0"),
          "denoiser.onnx does not match its sha256"),
         (lambda p: (p / "resynth.onnx").unlink(), "missing resynth.onnx"),
-        (lambda p: _edit_manifest(p, lambda m: m.update(format_version=B.FORMAT_VERSION + 1)),
+        (lambda p: edit_manifest(p, lambda m: m.update(format_version=B.FORMAT_VERSION + 1)),
          "format version 3.*upgrade stylehost"),
-        (lambda p: _edit_manifest(p, lambda m: m.update(format_version="1")), "'format_version' must be an integer"),
-        (lambda p: _edit_manifest(p, lambda m: m.update(format_version=0)), "unsupported format version 0"),
-        (lambda p: _edit_manifest(p, lambda m: m.pop("graphs")), "missing key 'graphs'"),
-        (lambda p: _edit_manifest(p, lambda m: m.update(style_table=[[0.0]])), "style_table"),
-        (lambda p: _edit_manifest(p, lambda m: m["files"].update({"../x": {"sha256": ""}})), "plain name"),
+        (lambda p: edit_manifest(p, lambda m: m.update(format_version="1")), "'format_version' must be an integer"),
+        (lambda p: edit_manifest(p, lambda m: m.update(format_version=0)), "unsupported format version 0"),
+        (lambda p: edit_manifest(p, lambda m: m.pop("graphs")), "missing key 'graphs'"),
+        (lambda p: edit_manifest(p, lambda m: m.update(style_table=[[0.0]])), "style_table"),
+        (lambda p: edit_manifest(p, lambda m: m["files"].update({"../x": {"sha256": ""}})), "plain name"),
         (lambda p: (p / B.MANIFEST).write_text("{not json"), "malformed manifest.*not JSON"),
         (lambda p: (p / B.MANIFEST).unlink(), "no model bundle"),
     ],
 )
 def test_damaged_bundles_are_refused_with_one_clear_error(bundle: B.Bundle, tmp_path: Path, damage, message) -> None:
-    path = copy_of(bundle, tmp_path)
+    path = copy_bundle(bundle, tmp_path)
     damage(path)
     with pytest.raises(StylehostError, match=message) as info:
         B.load_bundle(path)
@@ -102,7 +89,7 @@ def test_damaged_bundles_are_refused_with_one_clear_error(bundle: B.Bundle, tmp_
 
 def test_tampered_bundle_is_refused_before_any_stream(bundle: B.Bundle, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture) -> None:
-    path = copy_of(bundle, tmp_path)
+    path = copy_bundle(bundle, tmp_path)
     (path / "frontend.onnx").write_bytes(b"tampered")
     code = main(["render", "in.wav", "out.wav", "--style", "violin", "--model", str(path)])
     err = capsys.readouterr().err

@@ -16,22 +16,10 @@ from diffusion.errors import StylehostError
 from export import bundle as B
 from gui.presets import parse_preset
 from realtime.cli import main
+from tests.export.tiny import copy_bundle, rehash
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ("realtime", "export", "gui")  # what `live`, `render`, `models` and the panel import
-
-
-def copy_of(bundle: B.Bundle, tmp_path: Path) -> Path:
-    dst = tmp_path / "copy"
-    shutil.copytree(bundle.path, dst)
-    return dst
-
-
-def rehash(path: Path, name: str) -> None:
-    """Make the manifest agree with a changed file, as an attacker (or a careless re-packer) would."""
-    m = json.loads((path / B.MANIFEST).read_text())
-    m["files"][name] = B.file_entry(path / name)
-    (path / B.MANIFEST).write_text(json.dumps(m))
 
 
 class _Payload:
@@ -50,7 +38,7 @@ def test_malicious_model_pt_with_matching_hash_is_refused_and_runs_nothing(bundl
     payload never runs."""
     from realtime.backends.torch import TorchBackend
 
-    path = copy_of(bundle, tmp_path)
+    path = copy_bundle(bundle, tmp_path)
     marker = tmp_path / "pwned"
     torch.save({"format": 1, "model_config": {}, "model": _Payload(marker)}, path / "model.pt")
     with pytest.raises(Exception):  # noqa: B017 - the payload is real: weights_only=False would run it
@@ -80,25 +68,39 @@ def test_runtime_never_unpickles() -> None:
     assert "weights_only=True" in checkpoint and not offenders, offenders
 
 
+def _unknown_op(path: Path) -> None:
+    import onnx
+
+    model = onnx.load(path)
+    model.graph.node[0].op_type = "NoSuchOp"
+    onnx.save_model(model, path)
+
+
+@pytest.mark.parametrize(
+    "damage,message",
+    [(lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "is not a readable ONNX model"),
+     (_unknown_op, "onnxruntime cannot load")],
+    ids=["truncated", "unknown-op"],
+)
 def test_truncated_onnx_with_a_matching_hash_is_refused_before_any_stream(
-    bundle: B.Bundle, tmp_path: Path, capsys: pytest.CaptureFixture
+    bundle: B.Bundle, tmp_path: Path, capsys: pytest.CaptureFixture, damage, message: str
 ) -> None:
-    """A truncated denoiser.onnx whose manifest entry was rewritten to match: the hash check passes, so
-    ONNX Runtime's load is what refuses it, as one line, before render opens any file."""
-    path = copy_of(bundle, tmp_path)
-    data = (path / "denoiser.onnx").read_bytes()
-    (path / "denoiser.onnx").write_bytes(data[: len(data) // 2])
+    """A damaged denoiser.onnx whose manifest entry was rewritten to match: the hash check passes, so a
+    truncated file is refused by the loader's own read of the graph, and a well-formed graph that ONNX
+    Runtime cannot build (an unknown op) by ORT's load, as one line, before render opens any file."""
+    path = copy_bundle(bundle, tmp_path)
+    damage(path / "denoiser.onnx")
     rehash(path, "denoiser.onnx")
     code = main(["render", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--style", "violin",
                  "--model", str(path), "--backend", "cpu"])
     err = capsys.readouterr().err
-    assert code == 2 and "onnxruntime cannot load" in err and err.count("\n") == 1, err
+    assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "out.wav").exists()
 
 
 def test_a_graph_missing_from_files_is_refused(bundle: B.Bundle, tmp_path: Path) -> None:
     """A manifest whose entry for a graph was removed (so its hash is never checked) is refused."""
-    path = copy_of(bundle, tmp_path)
+    path = copy_bundle(bundle, tmp_path)
     m = json.loads((path / B.MANIFEST).read_text())
     del m["files"]["resynth.onnx"]
     (path / B.MANIFEST).write_text(json.dumps(m))
@@ -110,7 +112,7 @@ def test_a_graph_missing_from_files_is_refused(bundle: B.Bundle, tmp_path: Path)
 def test_manifest_pointing_outside_the_folder_is_refused(bundle: B.Bundle, tmp_path: Path, how: str) -> None:
     """Guards the bundle-is-one-folder rule: a graph that is a link to (or a path into) another folder is
     refused even when its hash matches, so a bundle cannot make the host read arbitrary files."""
-    path = copy_of(bundle, tmp_path)
+    path = copy_bundle(bundle, tmp_path)
     outside = tmp_path / "elsewhere.onnx"
     shutil.copy(path / "frontend.onnx", outside)
     m = json.loads((path / B.MANIFEST).read_text())
@@ -140,7 +142,7 @@ def test_manifest_pointing_outside_the_folder_is_refused(bundle: B.Bundle, tmp_p
 def test_non_finite_manifest_numbers_are_refused(bundle: B.Bundle, tmp_path: Path, change, message: str) -> None:
     """Guards the manifest's number checks: JSON accepts NaN/Infinity, and a NaN sigma or style row would
     make every model call silently non-finite (the engine would play dry forever)."""
-    path = copy_of(bundle, tmp_path)
+    path = copy_bundle(bundle, tmp_path)
     m = json.loads((path / B.MANIFEST).read_text())
     change(m)
     (path / B.MANIFEST).write_text(json.dumps(m))  # writes NaN / Infinity literals
