@@ -177,3 +177,38 @@ def test_live_with_too_many_steps_stops_cleanly_on_ctrl_c(jack_server: JackServe
     assert proc.returncode in (0, 130), err
     assert "terminate called" not in err and "Traceback" not in err
     assert time.monotonic() - t0 < 5.0
+
+
+def test_pump_returns_while_input_keeps_arriving() -> None:
+    """The worker's pump handles what was waiting, then returns: with a model slower than real time and
+    input still arriving, an unbounded loop never came back to see the stop flag or the catch-up skip."""
+    import threading
+
+    from realtime.engine import Engine, EngineConfig
+    from realtime.processor import SlowProcessor
+
+    engine = Engine(lambda: SlowProcessor(StftPassthroughProcessor(), sleep_s=0.004),
+                    EngineConfig(sample_rate=24000, blocksize=64))
+    stop = threading.Event()
+    block, out = np.zeros((64, 1), np.float32), np.zeros((64, 1), np.float32)
+
+    def feed() -> None:  # a device delivering 64 samples every 0.5 ms: far faster than the model
+        while not stop.is_set():
+            engine.process_block(block, out)
+            time.sleep(0.0005)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    for _ in range(3):  # one stride waiting (no catch-up skip): each call sleeps while 8 more blocks arrive
+        engine.process_block(block, out)
+    feeder.start()
+    watchdog = threading.Timer(8.0, stop.set)  # the unbounded loop ends only when the input stops
+    watchdog.start()
+    try:
+        t0 = time.monotonic()
+        engine.pump()
+        elapsed = time.monotonic() - t0
+    finally:
+        stop.set()
+        watchdog.cancel()
+        feeder.join()
+    assert elapsed < 3.0
