@@ -26,7 +26,7 @@ def valid_keys(cls: type, prefix: str = "") -> list[str]:
     """Every settable dotted key of a (nested) config dataclass."""
     keys = []
     for name, hint in _field_types(cls).items():
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             keys += valid_keys(hint, f"{prefix}{name}.")
         else:
             keys.append(prefix + name)
@@ -43,10 +43,10 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         raise StylehostError(
             f"unknown config key(s) {[prefix + k for k in unknown]}; valid keys: {', '.join(valid_keys(cls))}"
         )
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for key, value in data.items():
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[key] = from_dict(hint, value, f"{prefix}{key}.")
         elif typing.get_origin(hint) is tuple and isinstance(value, list):
             kwargs[key] = tuple(value)

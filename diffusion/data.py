@@ -64,8 +64,8 @@ class RenderConfig:
     @classmethod
     def small(cls, out_dir: Path, **overrides: Any) -> RenderConfig:
         """A few short clips per split: enough for tests, seconds to render."""
-        base = dict(out_dir=out_dir, train_hours=0.02, eval_fraction=0.2, clip_seconds=4.0,
-                    max_parts_per_piece=1, max_clips_per_part=2, collections=("bach",))
+        base: dict[str, Any] = dict(out_dir=out_dir, train_hours=0.02, eval_fraction=0.2, clip_seconds=4.0,
+                                    max_parts_per_piece=1, max_clips_per_part=2, collections=("bach",))
         base.update(overrides)
         return cls(**base)
 
@@ -89,7 +89,7 @@ class Clip:
     tempo_scale: float
     notes: list[Note] = field(default_factory=list)
 
-    def to_record(self, audio: dict[str, dict[str, dict[str, str]]]) -> dict[str, Any]:
+    def to_record(self, audio: dict[str, dict[str, dict[str, str | float]]]) -> dict[str, Any]:
         return {
             "id": self.id, "piece": self.piece, "part": self.part, "split": self.split,
             "samples": self.samples, "transpose": self.transpose, "tempo_scale": self.tempo_scale,
@@ -137,7 +137,7 @@ def part_notes(part: Any) -> list[tuple[int, float, float]]:
     """(pitch, start s, end s) of every note in a music21 part; ties merged, chords split."""
     from music21 import chord, note
 
-    out = []
+    out: list[tuple[int, float, float]] = []
     for entry in part.stripTies().flatten().secondsMap:
         el = entry["element"]
         if isinstance(el, note.Note):
@@ -259,7 +259,9 @@ def render_piece(piece: str, cfg: RenderConfig) -> dict[str, Any]:
         score = corpus.parse(piece)
         parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
     except Exception as exc:  # music21 raises many types on odd corpus files; skip the piece
-        result = {"piece": piece, "clips": [], "error": f"parse failed: {type(exc).__name__}: {exc}"[:300]}
+        result: dict[str, Any] = {
+            "piece": piece, "clips": [], "error": f"parse failed: {type(exc).__name__}: {exc}"[:300]
+        }
         _save_json(record_path, result)
         return result
     order = list(range(len(parts)))
@@ -274,7 +276,7 @@ def render_piece(piece: str, cfg: RenderConfig) -> dict[str, Any]:
     fonts = {"fluidr3": cfg.target_font}
     if cfg.source_font is not None:
         fonts["timgm6mb"] = cfg.source_font
-    audio_index: dict[str, dict[str, dict[str, dict[str, str]]]] = {c.id: {} for c in clips}
+    audio_index: dict[str, dict[str, dict[str, dict[str, str | float]]]] = {c.id: {} for c in clips}
     for font_name, font_path in fonts.items():
         if not clips:
             break
@@ -387,7 +389,7 @@ def render_dataset(cfg: RenderConfig, progress: bool = True) -> dict[str, Any]:
     if any(have[s] < target[s] for s in SPLITS):
         raise StylehostError(f"corpus exhausted before the requested size: {have}")
     clips = [c for r in records for c in r["clips"]]
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": FORMAT_VERSION, "sample_rate": cfg.sample_rate, "styles": list(cfg.styles),
         "fonts": ["fluidr3"] + (["timgm6mb"] if cfg.source_font else []),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},

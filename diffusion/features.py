@@ -31,6 +31,12 @@ class SpectrogramTransform(nn.Module):
     (B, n_mels, frames). ``istft`` overlap-adds (B, n_freqs, frames) back to (B, num_samples(frames)).
     """
 
+    # Buffers registered in __init__; declared here so type checkers see Tensors, not Tensor | Module.
+    analysis: torch.Tensor
+    synthesis: torch.Tensor
+    mel_fb: torch.Tensor
+    mel_to_lin: torch.Tensor
+
     def __init__(self, cfg: SpectrogramConfig, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.cfg = cfg

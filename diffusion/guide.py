@@ -80,6 +80,7 @@ class GuideNet(nn.Module):
         )
         self.out = nn.Conv2d(h, 4, 1)
         nn.init.zeros_(self.out.weight)
+        assert self.out.bias is not None  # built with the default bias=True
         nn.init.zeros_(self.out.bias)
 
     def forward(self, re: torch.Tensor, im: torch.Tensor, t: float, level: torch.Tensor,

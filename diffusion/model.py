@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -112,6 +112,8 @@ class ModelConfig:
 class FourierFeatures(nn.Module):
     """Random Fourier features of the scalar c_noise (as k-diffusion's FourierFeatures)."""
 
+    weight: torch.Tensor  # buffer registered in __init__
+
     def __init__(self, dim: int, std: float = 4.0) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(0)  # fixed, and saved as a buffer anyway
@@ -137,6 +139,7 @@ class ResBlock(nn.Module):
         self.norm2 = _norm(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)  # each block starts as the identity (stable early training)
+        assert self.conv2.bias is not None  # built with the default bias=True
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
@@ -181,6 +184,7 @@ class UNet(nn.Module):
         self.out_norm = _norm(ch[0])
         self.out = nn.Conv2d(ch[0], 1, 3, padding=1)
         nn.init.zeros_(self.out.weight)
+        assert self.out.bias is not None  # built with the default bias=True
         nn.init.zeros_(self.out.bias)
 
     def style_vectors(self, weights: torch.Tensor) -> torch.Tensor:
@@ -194,7 +198,7 @@ class UNet(nn.Module):
         h = self.stem(torch.cat([x, source], dim=1))
         skips = []
         for i, blocks in enumerate(self.down):
-            for block in blocks:
+            for block in cast(nn.ModuleList, blocks):  # each level is a ModuleList of ResBlocks
                 h = block(h, emb)
             skips.append(h)
             if i < len(self.downsample):
@@ -202,7 +206,7 @@ class UNet(nn.Module):
         h = self.mid(h, emb)
         for i, blocks in enumerate(self.up):
             h = torch.cat([h, skips.pop()], dim=1)
-            for block in blocks:
+            for block in cast(nn.ModuleList, blocks):  # each level is a ModuleList of ResBlocks
                 h = block(h, emb)
             if i < len(self.upsample):
                 h = self.upsample[i](nn.functional.interpolate(h, scale_factor=2.0, mode="nearest"))

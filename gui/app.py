@@ -198,6 +198,7 @@ class PanelWindow(QMainWindow):
             self.show_error("Cannot start audio", str(exc))
             return False
         engine = session.engine
+        assert engine is not None  # controller.start() returns a started session, whose engine is set
         self.spec_in.set_sample_rate(engine.config.sample_rate)
         self.spec_out.set_sample_rate(engine.config.sample_rate)
         self._tap_buf = np.zeros(engine.input_tap.capacity, np.float32)

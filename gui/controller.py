@@ -58,7 +58,9 @@ class EngineController:
         new = base.replace(**changes) if changes else base
         if self.session is not None:
             self._check(new)  # e.g. a style the running bundle lacks: refuse before the worker sees it
-            self.session.engine.set_params(new)
+            engine = self.session.engine
+            assert engine is not None  # only started sessions are stored, and starting sets the engine
+            engine.set_params(new)
         self.params = new
         return new
 
