@@ -423,7 +423,7 @@ class Engine:
                 self._processor_fault(c, exc)
         out = self._stride_out
         if not np.isfinite(out).all():
-            for c in np.flatnonzero(~np.isfinite(out).all(axis=0)):
+            for c in np.flatnonzero(~np.isfinite(out).all(axis=0)).tolist():
                 self._processor_fault(int(c), None)
         np.clip(out, -PROCESSOR_CEILING, PROCESSOR_CEILING, out=out)
         if self.processor_errors + self.bad_output > faults:
