@@ -76,9 +76,10 @@ def _times(fn, calls: int, warmup: int = 20) -> dict[str, float]:
 
 
 def run_check(model: str | None, calls: int) -> dict[str, Any]:
-    from export.tensorrt import compare, parity_inputs
+    from export.gpu import gpu_present
+    from export.tensorrt import parity_inputs
     from realtime.backends.choose import open_backend
-    from realtime.backends.ort import gpu_present
+    from realtime.backends.parity import compare
     from realtime.model_processor import ModelProcessor
 
     if why := gpu_present():

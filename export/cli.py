@@ -1,4 +1,5 @@
-"""Arguments and handlers of `stylehost export onnx`, `stylehost export tensorrt` and `stylehost models`."""
+"""Arguments and handlers of `stylehost export onnx` and `stylehost models`, and the arguments of
+`stylehost export tensorrt` (its handler compares backends, so it lives in realtime/backends/parity.py)."""
 
 from __future__ import annotations
 
@@ -60,12 +61,6 @@ def cli_export_onnx(args: argparse.Namespace) -> int:
 def add_tensorrt_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="bundle folder or name (default: models/default)")
     p.add_argument("--rebuild", action="store_true", help="ignore the engine cache")
-
-
-def cli_export_tensorrt(args: argparse.Namespace) -> int:
-    from export.tensorrt import cli_export_tensorrt as run
-
-    return run(args)
 
 
 def add_models_arguments(p: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""`stylehost export tensorrt`: build TensorRT engines from a bundle's ONNX graphs, cached, parity-checked.
+"""TensorRT engines from a bundle's ONNX graphs, cached; the parity inputs and tolerances they are held to.
 
 Written against TensorRT 10's documented Python API (tensor names, ``execute_async_v3``) and
 cuda-python's runtime bindings. NOT RUN on the development machine (no GPU, and the ``tensorrt``
@@ -11,6 +11,8 @@ wheels fetch their libraries from NVIDIA's index, unreachable there): see docs/e
   a timing cache per GPU + TensorRT version makes rebuilds of other bundles fast.
 - Optimisation profiles: batch 1..8 (opt 1: the live engine runs one window per call), emitted frames
   1..window-lookahead (opt: the bundle's emit).
+- `stylehost export tensorrt` (realtime/backends/parity.py) builds them and compares the TensorRT
+  backend with ONNX Runtime CPU on ``parity_inputs``, within ``FP16_TOLERANCE`` / ``FP32_TOLERANCE``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 
 from diffusion.errors import StylehostError
 from export.bundle import GRAPHS, Bundle
+from export.gpu import gpu_present
 
 MAX_BATCH = 8
 FP16_GRAPHS = ("denoiser",)
@@ -36,8 +39,6 @@ INSTALL = ("pip install 'stylehost[tensorrt]' (the tensorrt wheels download thei
 
 def import_tensorrt() -> tuple[Any, Any]:
     """(tensorrt, cudart) or one StylehostError saying what is missing and how to install it."""
-    from realtime.backends.ort import gpu_present
-
     try:
         import tensorrt as trt
     except ImportError as exc:
@@ -155,37 +156,3 @@ def parity_inputs(bundle: Bundle, seed: int = 0) -> dict[str, tuple[np.ndarray, 
         "resynth": ((0.1 * rng.standard_normal((1, n, spec.n_fft))).astype(np.float32),
                     (rng.standard_normal((1, m, n)) - 4.0).astype(np.float32)),
     }
-
-
-def compare(reference: Any, candidate: Any, bundle: Bundle) -> dict[str, dict[str, float]]:
-    """Max/mean |candidate - reference| per graph (two Backends), checked against the fp16/fp32 tolerances."""
-    report, failures = {}, []
-    for graph, inputs in parity_inputs(bundle).items():
-        want = np.array(reference.run(graph, *inputs))
-        got = np.array(candidate.run(graph, *inputs))
-        diff = np.abs(got - want)
-        report[graph] = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean())}
-        tol = FP16_TOLERANCE if graph in FP16_GRAPHS else FP32_TOLERANCE
-        if not all(report[graph][k] <= tol[k] for k in tol):
-            failures.append(f"{graph}: {report[graph]} exceeds {tol}")
-    if failures:
-        raise StylehostError(f"{candidate.description} disagrees with {reference.description}: {'; '.join(failures)}")
-    return report
-
-
-def cli_export_tensorrt(args: Any) -> int:
-    from export.bundle import load_bundle, resolve
-    from realtime.backends.ort import OrtBackend
-    from realtime.backends.tensorrt import TensorRTBackend
-
-    path = resolve(args.model)
-    if path is None:
-        raise StylehostError("no model bundle: pass --model BUNDLE (models/default does not exist yet)")
-    bundle = load_bundle(path)
-    import_tensorrt()  # one clear line before anything else when TensorRT or the GPU is missing
-    plans = build_engines(bundle, rebuild=args.rebuild)
-    report = compare(OrtBackend(bundle, "cpu"), TensorRTBackend(bundle), bundle)
-    print(f"TensorRT engines for {bundle.name} in {next(iter(plans.values())).parent}")
-    for graph, figures in report.items():
-        print(f"  {graph}: max |TRT - ORT CPU| {figures['max_abs']:.2e}, mean {figures['mean_abs']:.2e}")
-    return 0

@@ -120,7 +120,7 @@ def _export_onnx_args(p: argparse.ArgumentParser) -> None:
 
 
 @command(("export", "tensorrt"), "build cached fp16 TensorRT engines for a bundle (NVIDIA GPU)",
-         "export.cli:cli_export_tensorrt")
+         "realtime.backends.parity:cli_export_tensorrt")
 def _export_tensorrt_args(p: argparse.ArgumentParser) -> None:
     from export.cli import add_tensorrt_arguments
 

@@ -5,25 +5,16 @@ audio and worker threads on a small machine.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 
 from diffusion.errors import StylehostError
 from export.bundle import GRAPHS, Bundle
+from export.gpu import gpu_present
 from realtime.backends.base import Backend
 
 GPU_INSTALL = "pip uninstall -y onnxruntime && pip install 'stylehost[gpu]'"
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
              "ort-tensorrt": "TensorrtExecutionProvider"}
-
-
-def gpu_present() -> str | None:
-    """None if an NVIDIA GPU looks present, else why not (cheap: no CUDA call)."""
-    if Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi"):
-        return None
-    return "no NVIDIA GPU on this machine (no /dev/nvidiactl, no nvidia-smi)"
 
 
 def _import_ort():

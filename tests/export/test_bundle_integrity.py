@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 
 from diffusion.errors import StylehostError
 from export import bundle as B
+from export.graphfile import read_graph
 from realtime.backends.ort import OrtBackend
 from realtime.cli import main
 from tests.export.tiny import copy_bundle, edit_manifest, rehash
@@ -173,7 +174,7 @@ def test_the_graph_scan_finds_external_data_wherever_a_tensor_can_live(tmp_path:
     tensor in each place the ONNX schema allows one, and reads the graph's inputs as onnx does."""
     file = tmp_path / "g.onnx"
     file.write_bytes(_model_with_external_tensor(where, "../secret.bin").SerializeToString())
-    info = B.read_graph(file)
+    info = read_graph(file)
     assert info.external == {"../secret.bin"} and not info.unlocated
     assert info.inputs == [("x", TensorProto.FLOAT, [None, 3])] and info.outputs == [("y", TensorProto.FLOAT, [1])]
 
@@ -191,7 +192,7 @@ def test_the_graph_scan_agrees_with_onnx_on_real_graphs(bundle: B.Bundle) -> Non
         for graph in B.GRAPHS:
             file = folder / f"{graph}.onnx"
             model = onnx.load(file, load_external_data=False)
-            info = B.read_graph(file)
+            info = read_graph(file)
             inits = {t.name for t in model.graph.initializer}
             assert info.inputs == _onnx_io(v for v in model.graph.input if v.name not in inits), file
             assert info.outputs == _onnx_io(model.graph.output) and not info.external, file

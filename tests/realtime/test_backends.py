@@ -13,12 +13,13 @@ import torch
 
 from diffusion.errors import StylehostError
 from export import bundle as B
+from export.gpu import gpu_present
 from realtime.backends import ort as ort_backend
 from realtime.backends.choose import choose_backend, open_backend
 from realtime.cli import main
 from tests.export.tiny import tiny_bundle
 
-NO_GPU = ort_backend.gpu_present() is not None
+NO_GPU = gpu_present() is not None
 needs_no_gpu = pytest.mark.skipif(not NO_GPU, reason="checks the clean failures of a machine without a GPU")
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,7 +66,7 @@ def test_onnxruntime_silent_cpu_fallback_is_reported(bundle: B.Bundle, monkeypat
 
     real = onnxruntime.get_available_providers
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", *real()])
-    monkeypatch.setattr(ort_backend, "gpu_present", lambda: None)
+    monkeypatch.setattr(ort_backend, "gpu_present", lambda: None)  # where OrtBackend looks it up (from export.gpu)
     with pytest.raises(StylehostError, match="could not start CUDAExecutionProvider.*use --backend cpu"):
         open_backend(bundle, "cuda")
 
