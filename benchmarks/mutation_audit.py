@@ -45,6 +45,15 @@ FAULTS = "tests/realtime/test_faults.py"
 LOAD = "tests/realtime/test_load.py"
 BUNDLE = "tests/export/test_bundle.py"
 SECURITY = "tests/export/test_bundle_security.py"
+JACKSRV = "tests/realtime/test_jackserver.py"
+LATFAIL = "tests/benchmarks/test_latency_failures.py"
+LATENCY = "tests/benchmarks/test_latency.py"
+INTEGRITY = "tests/export/test_bundle_integrity.py"
+GOV = "tests/realtime/test_governor.py"
+CLISTART = "tests/realtime/test_cli_startup.py"
+SIGNALS = "tests/gui/test_panel_signals.py"
+NOTORCH = "tests/realtime/test_no_torch.py"
+LIVEJACK = "tests/realtime/test_live_jack.py"
 
 
 @dataclass(frozen=True)
@@ -464,6 +473,176 @@ MUTATIONS: tuple[Mutation, ...] = (
           "        self.__dict__.setdefault(\"_leak\", []).append(out.copy())  # MUTATION\n"),),
         (f"{LOAD}::test_short_soak_no_growth_in_memory_latency_or_dropouts",),
         reason=r"< \(64 \* 1024\)",
+    ),
+    # ---- issue 19: hardening, and issue 16: no torch on the live path ----------------------------------
+    Mutation(
+        "jack-probe-in-child", "issue 19: bench latency --server NAME segfaulted (rc 139) with another server up",
+        "server_running probes in a child process: a libjack client here on a second server broke Pa_Terminate",
+        "realtime/jackserver.py",
+        (('    cmd = [sys.executable, "-c", _PROBE_CODE, name, f"stylehost-probe-{uuid.uuid4().hex[:6]}"]\n',
+          '    jack = _jack()  # MUTATION: the probe client in this process\n'
+          '    try:\n'
+          '        jack.Client(f"probe-{uuid.uuid4().hex[:6]}", no_start_server=True, servername=name).close()\n'
+          '    except jack.JackOpenError:\n'
+          '        return False\n'
+          '    return True\n'
+          '    cmd = [sys.executable, "-c", _PROBE_CODE, name, f"stylehost-probe-{uuid.uuid4().hex[:6]}"]\n'),),
+        (f"{JACKSRV}::test_bench_latency_through_a_named_server_while_portaudio_sits_on_another",),
+        reason=r"rc -11|assert -11 == 0",
+        # failure seen: AssertionError: rc -11 (a segfault is -11) | assert -11 == 0
+    ),
+    Mutation(
+        "bench-named-server-must-run", "issue 19: bench latency --server NAME when NAME is not running",
+        "a --server that does not answer is one error line naming the running ones, never another server",
+        "benchmarks/latency.py",
+        (("    if server is not None:\n", "    if False:  # MUTATION\n"),),
+        (f"{JACKSRV}::test_bench_latency_names_a_server_that_is_not_running_instead_of_crashing",),
+        reason=r"assert 0 == 2",
+        # failure seen: AssertionError: rc 0 | assert 0 == 2 (it measured JACK_DEFAULT_SERVER instead)
+    ),
+    Mutation(
+        "no-pulse-is-nan", "issue 19: bench latency reported 0.000 ms when no pulse came back",
+        "find_arrivals returns NaN when the best match holds < 1e-3 of the pulse's energy (silence is no arrival)",
+        "realtime/jackserver.py",
+        (("    if not corr[k] >= MIN_PULSE_LEVEL * float(np.dot(pulse, pulse)):", "    if False:  # MUTATION"),),
+        (f"{LATFAIL}::test_a_recording_without_the_pulse_has_no_arrival",
+         f"{LATFAIL}::test_lost_pulses_are_never_counted_as_a_delay",
+         f"{LATFAIL}::test_an_engine_returning_silence_is_a_failed_measurement"),
+        reason=r"isnan|assert np\.False_|KeyError: 'error'",
+        # failure seen: all three: isnan(0.0) is False | assert np.False_ | KeyError: 'error'
+    ),
+    Mutation(
+        "no-pulse-fails-the-command", "issue 19: no pulse back is a failed measurement, exit non-zero",
+        "after writing the JSON (failures recorded as errors), runs without a pulse end the command: one line, exit 2",
+        "benchmarks/latency.py",
+        (("    if failed:  # after the JSON", "    if False:  # MUTATION after the JSON"),),
+        (f"{LATFAIL}::test_bench_latency_with_a_silent_model_exits_2_and_writes_no_latency",),
+        reason=r"assert 0 == 2",
+        # failure seen: AssertionError: assert 0 == 2 (main(['bench', 'latency', ...]) returned 0)
+    ),
+    Mutation(
+        "bench-latency-seconds-range", "issue 19: every numeric option checked at the parser",
+        "--seconds is a finite number in [0.5, 3600] (argtypes.ranged_float): nan is argparse's one line, exit 2",
+        "benchmarks/latency.py",
+        (('p.add_argument("--seconds", type=ranged_float(MIN_SECONDS, MAX_SECONDS), default=None,',
+          'p.add_argument("--seconds", type=float, default=None,  # MUTATION'),),
+        (f"{LATENCY}::test_numeric_options_are_range_checked_at_the_parser",),
+        reason=r"cannot convert float NaN|DID NOT RAISE",
+        # failure seen: 4 of 16 cases: --seconds nan -> ValueError: cannot convert float NaN to integer (the
+        # traceback of the issue), inf -> OverflowError, 0 and -5 -> DID NOT RAISE SystemExit (exit 2 from the
+        # handler's "holds no pulse" line, not the parser's)
+    ),
+    Mutation(
+        "bundle-external-data-listed", "issue 19: ONNX external data bypasses the bundle hashes",
+        "every external-data file a graph reads must be listed (and so hashed) in 'files'", "export/bundle.py",
+        (("        if location not in m[\"files\"]:", "        if False:  # MUTATION"),),
+        (f"{INTEGRITY}::test_unlisted_external_data_is_refused_before_any_stream",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "bundle-external-data-hashed", "issue 19: ONNX external data bypasses the bundle hashes",
+        "a listed external-data file is hashed like the graphs (the sha256 check, for w.bin)", "export/bundle.py",
+        (("        if verify_hashes and sha256_file(file) != entry[\"sha256\"]:", "        if False:  # MUTATION"),),
+        (f"{INTEGRITY}::test_listed_external_data_is_hashed_like_the_graphs",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "bundle-external-data-inside", "issue 19: ONNX external data outside the bundle folder",
+        "an external-data location must be a plain file name in the folder (no '..', absolute path, subfolder, "
+        "ORT memory tag)", "export/bundle.py",
+        (("        if not _inside(location):", "        if False:  # MUTATION"),),
+        (f"{INTEGRITY}::test_external_data_outside_the_folder_is_refused",),
+        reason=r"Regex pattern did not match|DID NOT RAISE",
+        note="still refused, as not listed in 'files' (listed names are plain): the test sees that message",
+    ),
+    Mutation(
+        "bundle-epcontext-refused", "issue 19: files a graph can make a provider read",
+        "a graph with an EPContext node (a precompiled engine named by path) is refused", "export/bundle.py",
+        (("    if \"EPContext\" in info.op_types:", "    if False:  # MUTATION"),),
+        (f"{INTEGRITY}::test_an_epcontext_node_is_refused",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "bundle-unreadable-graph", "issue 19: a graph the loader cannot read is refused",
+        "a graph file that is not a readable ONNX protobuf is one StylehostError line at load", "export/graphfile.py",
+        (("    except (_Unreadable, UnicodeDecodeError, OSError) as exc:",
+          "    except ZeroDivisionError as exc:  # MUTATION"),),
+        (f"{SECURITY}::test_truncated_onnx_with_a_matching_hash_is_refused_before_any_stream",
+         f"{INTEGRITY}::test_a_graph_that_is_not_onnx_is_refused"),
+        reason=r"_Unreadable",
+    ),
+    Mutation(
+        "bundle-array-shapes", "issue 19: manifest arrays that do not fit the graphs",
+        "style_table width, window, n_mels, n_fft, emit and the manifest's graph shapes must fit the graph files",
+        "export/bundle.py",
+        (("    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))",
+          "    return True  # MUTATION"),),
+        (f"{INTEGRITY}::test_manifest_arrays_that_do_not_fit_the_graphs_are_refused",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "bundle-io-names", "issue 19: manifest arrays that do not fit the graphs",
+        "the manifest's graph input/output names must be the graph file's, in order (TensorRT binds by them)",
+        "export/bundle.py",
+        (("        if [io[0] for io in listed] != [io[0] for io in got]:", "        if False:  # MUTATION"),),
+        (f"{INTEGRITY}::test_manifest_arrays_that_do_not_fit_the_graphs_are_refused",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "pump-bounded", "issue 19: an overloaded live engine could not be stopped, then aborted",
+        "the worker's pump handles the blocks waiting when called, then returns (sees stop and the catch-up skip)", E,
+        (("        while done < todo and not self._stop.is_set():",
+          "        while self._in_ring.read_available >= B:  # MUTATION"),),
+        (f"{GOV}::test_pump_returns_while_input_keeps_arriving",),
+        reason=r"< 3\.0",
+    ),
+    Mutation(
+        "governor-steps-down", "issue 19: an overloaded engine degrades (fewer steps, then dry), not crackles",
+        "the load governor judges every call's compute time and caps the steps (0 = dry at the same latency)", E,
+        (("            cap = self.governor.observe(dt, self.dropouts)  # marker: governor-observes",
+          "            cap = None  # MUTATION"),),
+        (f"{GOV}::test_overloaded_live_engine_steps_down_stops_dropping_and_stops_at_once",
+         f"{GOV}::test_hopeless_model_plays_dry_at_the_same_latency"),
+        reason=r"cap <= 2|playing dry|OVERLOAD",
+    ),
+    Mutation(
+        "panel-closes-on-signals", "issue 19: the panel aborted on Ctrl-C (SIGABRT)",
+        "SIGINT/SIGTERM schedule the window's close instead of raising inside a Qt slot", "gui/app.py",
+        (("    close_on_signals(window)\n", "    pass  # MUTATION\n"),),
+        (f"{SIGNALS}::test_signal_closes_the_panel_cleanly",),
+        reason=r"-6 == 0|assert -6",
+    ),
+    Mutation(
+        "cli-builds-only-the-chosen-leaf", "issue 19: every command's module imported up front (2 s, PyQt6)",
+        "the parser adds arguments (and imports the module) of the chosen command only", "realtime/cli.py",
+        (("        if argv is None or path == chosen:", "        if True:  # MUTATION"),),
+        (f"{CLISTART}::test_top_level_help_imports_nothing_heavy",),
+        reason=r"PyQt6|torch|onnxruntime|sounddevice",
+    ),
+    Mutation(
+        "cli-ctrl-c-while-importing", "issue 19: Ctrl-C in the first 2 s gave a raw traceback",
+        "parsing (and the imports it triggers) is inside the KeyboardInterrupt handler", "realtime/cli.py",
+        (("    try:\n        args = build_parser(argv).parse_args(argv)\n",
+          "    args = build_parser(argv).parse_args(argv)  # MUTATION\n    try:\n"),),
+        (f"{CLISTART}::test_ctrl_c_while_a_command_module_imports_is_one_line",),
+        reason=r"KeyboardInterrupt",
+    ),
+    Mutation(
+        "live-channels-refused", "issue 19: --channels 0|99 silently ran with 2",
+        "asked-for channels are honoured or refused with the devices' counts", "realtime/audio.py",
+        (("            if not 1 <= channels <= most:", "            if False:  # MUTATION"),),
+        (f"{LIVEJACK}::test_channels_the_device_cannot_give_are_refused",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "no-torch-live-path", "issue 16: no torch on the live path",
+        "the processors take the spectrogram config from the numpy-only diffusion/spectrogram.py",
+        "realtime/processor.py",
+        (("from diffusion.spectrogram import SpectrogramConfig, hann_window, synthesis_window",
+          "from diffusion.features import SpectrogramConfig, hann_window, synthesis_window  # MUTATION"),),
+        (f"{NOTORCH}::test_no_module_of_the_live_path_imports_torch",
+         f"{NOTORCH}::test_render_with_the_shipped_model_loads_no_torch"),
+        reason=r"True|libtorch",
     ),
 )
 
