@@ -8,6 +8,7 @@ read). Both carry ``model_config`` so a checkpoint from another architecture is 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,28 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise StylehostError(f"cannot load checkpoint {path}: {exc}") from exc
+        raise StylehostError(f"cannot load checkpoint {path}: {torch_load_reason(exc)}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model_config" not in ckpt:
         raise StylehostError(f"{path} is not a stylehost checkpoint (format {FORMAT})")
     return ckpt
+
+
+def torch_load_reason(exc: BaseException) -> str:
+    """torch.load's refusal on one line, without its advice to retry with weights_only=False.
+
+    A file that weights_only=True refuses asks the unpickler to call or build something other than
+    tensors and plain data: torch's message (many lines, ANSI bold) offers to load it anyway, which is
+    how a code-running checkpoint runs. A stylehost checkpoint never needs it, so only the refused
+    global is kept: "Unsupported global: GLOBAL io.open was not an allowed global by default".
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    if "Weights only load failed" in text:
+        found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s|\.?\s*$)", text, re.MULTILINE)
+        what = found.group(1) if found else "it holds more than tensors and plain data"
+        return (f"not plain weights ({what}); a stylehost checkpoint holds only tensors and numbers, so this "
+                "file is not one: do not load it any other way unless you made it yourself")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:

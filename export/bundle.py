@@ -43,6 +43,7 @@ FORMAT = "stylehost-bundle"
 FORMAT_VERSION = 2  # 2 adds the optional 'resynth_stage' (a learned resynth graph that reads context frames)
 MANIFEST = "manifest.json"
 GRAPHS = ("denoiser", "frontend", "resynth")
+MAX_STEPS = {False: 16, True: 4}  # Bundle.max_steps without a manifest value: Euler teacher, consistency student
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_NAME = "default"
 _REQUIRED = {
@@ -110,6 +111,14 @@ class Bundle:
         d = self.manifest.get("defaults") or {}
         return {"steps": int(d.get("steps", 2)), "strength": float(d.get("strength", 1.0)),
                 "emit": int(d.get("emit", self.emit))}
+
+    @property
+    def max_steps(self) -> int:
+        """The most sampler steps this bundle supports: manifest ``defaults.max_steps``, else 4 for a
+        consistency student (it was distilled and evaluated at 1-4; more steps re-noise a one-step
+        model and do not improve it) and 16 for an Euler teacher (beyond that no call fits a stride)."""
+        d = self.manifest.get("defaults") or {}
+        return int(d.get("max_steps", MAX_STEPS[self.sampler_name == "consistency"]))
 
     @property
     def resynth_context(self) -> tuple[int, int]:
@@ -272,6 +281,9 @@ def _check_manifest(m: Any, where: Path) -> None:
         raise bad(f"defaults.steps must be an integer >= 1, got {steps!r}")
     if not isinstance(strength, int | float) or not 0.0 < strength <= 1.0:
         raise bad(f"defaults.strength must be in (0, 1], got {strength!r}")
+    most = defaults.get("max_steps", steps)
+    if not isinstance(most, int) or isinstance(most, bool) or most < steps:
+        raise bad(f"defaults.max_steps must be an integer >= defaults.steps, got {most!r}")
     emit = defaults.get("emit", m["emit"])
     if not isinstance(emit, int) or isinstance(emit, bool) or not 1 <= emit <= m["window"] - m["lookahead"]:
         raise bad(f"defaults.emit must be an integer in 1..window-lookahead, got {emit!r}")

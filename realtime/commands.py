@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from diffusion.errors import StylehostError
 from diffusion.styles import STYLE_NAMES, get_style
+from realtime.argtypes import ranged_float, ranged_int
 from realtime.params import EngineParams
 from realtime.processor import Processor, StftPassthroughProcessor
 
@@ -28,6 +29,21 @@ PASSTHROUGH_NOTICE = (
     "NOTE: no model bundle loaded: running a DSP passthrough (STFT -> iSTFT, unity gain). "
     "This is NOT style transfer; the output is the input, delayed."
 )
+# Option ranges, checked at the parser (one line, exit 2; realtime/argtypes.py). Blocks: no device runs
+# a useful callback below 16 samples; live above 8192 (170 ms at 48 kHz) is no longer live; a render
+# block above 65536 buys nothing and costs memory (1000000 took 83 s and 1.1 GB for a 4-s file).
+# Rates: what sound cards offer. Channels: what a multichannel interface offers (LiveSession also
+# refuses more than the devices have).
+STEPS_MAX = 64  # the parser's bound; a bundle may support fewer
+LIVE_BLOCKSIZE = (16, 8192)
+RENDER_BLOCKSIZE = (16, 65536)
+SAMPLE_RATES = (8000, 192000)
+CHANNELS = (1, 32)
+MARGIN_MS = (0.0, 100.0)
+
+
+def _span(bounds: tuple[float, float]) -> str:
+    return f"[{bounds[0]:g}, {bounds[1]:g}]"
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,11 +53,12 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="model bundle: folder, manifest or name (`stylehost models`); default: models/default if "
                         "it exists; 'passthrough' = DSP passthrough")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend for --model")
-    p.add_argument("--steps", type=int, default=None,
-                   help="diffusion sampling steps (default: the model's recommended, from its manifest)")
-    p.add_argument("--strength", type=float, default=None,
+    p.add_argument("--steps", type=ranged_int(1, STEPS_MAX), default=None,
+                   help=f"diffusion sampling steps in [1, {STEPS_MAX}] (default: the model's recommended, from its "
+                        "manifest)")
+    p.add_argument("--strength", type=ranged_float(0.0, 1.0, lo_open=True), default=None,
                    help="transfer strength in (0, 1] (default: the model's recommended, from its manifest)")
-    p.add_argument("--wet", type=float, default=1.0, help="wet/dry mix in [0, 1]")
+    p.add_argument("--wet", type=ranged_float(0.0, 1.0), default=1.0, help="wet/dry mix in [0, 1]")
     p.add_argument("--no-match-level", dest="match_level", action="store_false",
                    help="play the model at its own loudness (default: the wet follows the input's level over ~1 s)")
     p.add_argument("--stereo", default="mid", choices=("mid", "per-channel"), help="how mono models see stereo")
@@ -51,18 +68,24 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
     add_engine_arguments(p)
     p.add_argument("--input", default=None, help="input device: index or name (see `stylehost devices`)")
     p.add_argument("--output", default=None, help="output device: index or name")
-    p.add_argument("--blocksize", type=int, default=256, help="callback block in samples (latency vs safety)")
-    p.add_argument("--samplerate", type=int, default=None, help="device rate (default: the device's own)")
-    p.add_argument("--channels", type=int, default=None, help="channels to open (default: up to 2)")
-    p.add_argument("--margin-ms", type=float, default=6.0, help="compute margin added to the latency")
-    p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
+    p.add_argument("--blocksize", type=ranged_int(*LIVE_BLOCKSIZE), default=256,
+                   help=f"callback block in samples, in {_span(LIVE_BLOCKSIZE)} (latency vs safety)")
+    p.add_argument("--samplerate", type=ranged_int(*SAMPLE_RATES), default=None,
+                   help=f"device rate in Hz, in {_span(SAMPLE_RATES)} (default: the device's own)")
+    p.add_argument("--channels", type=ranged_int(*CHANNELS), default=None,
+                   help=f"channels to open, in {_span(CHANNELS)}; the devices must have them (default: up to 2)")
+    p.add_argument("--margin-ms", type=ranged_float(*MARGIN_MS), default=6.0,
+                   help=f"compute margin added to the latency, in {_span(MARGIN_MS)} ms")
+    p.add_argument("--seconds", type=ranged_float(0.0, None, lo_open=True), default=None,
+                   help="stop after this long, > 0 (default: until Ctrl-C)")
 
 
 def add_render_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="input audio file (any format soundfile reads)")
     p.add_argument("output", help="output audio file, same length and sample rate as the input")
     add_engine_arguments(p)
-    p.add_argument("--blocksize", type=int, default=1024, help="block size fed to the engine")
+    p.add_argument("--blocksize", type=ranged_int(*RENDER_BLOCKSIZE), default=1024,
+                   help=f"block size fed to the engine, in {_span(RENDER_BLOCKSIZE)}")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -72,6 +95,10 @@ def params_from_args(args: argparse.Namespace, factory: Callable[[], Processor] 
     defaults = model_defaults(factory)
     steps = defaults["steps"] if args.steps is None else args.steps
     strength = defaults["strength"] if args.strength is None else args.strength
+    if isinstance(factory, ModelFactory) and steps > factory.bundle.max_steps:
+        raise StylehostError(f"--steps {steps}: {factory.bundle.name} supports 1..{factory.bundle.max_steps} steps "
+                             f"(a {factory.bundle.sampler_name} sampler; its manifest's defaults.max_steps); "
+                             f"it recommends {defaults['steps']}")
     return EngineParams(style_mix=((args.style, 1.0),), strength=strength, steps=int(steps), wet=args.wet,
                         match_level=getattr(args, "match_level", True))
 
@@ -179,7 +206,7 @@ def cli_live(args: argparse.Namespace) -> int:
 
 
 def cli_render(args: argparse.Namespace) -> int:
-    from realtime.render import render_file
+    from realtime.render import Terminated, render_file, terminations_raise
 
     get_style(args.style)
     factory, passthrough = processor_factory(args.model, args.backend)
@@ -187,16 +214,23 @@ def cli_render(args: argparse.Namespace) -> int:
     _check_params(factory, params)
     if passthrough:
         print(PASSTHROUGH_NOTICE, file=sys.stderr)
-    result = render_file(
-        args.input,
-        args.output,
-        factory,
-        params=params,
-        blocksize=args.blocksize,
-        stereo_mode=args.stereo,
-        progress=not args.no_progress,
-    )
+    try:
+        with terminations_raise():  # SIGTERM/SIGHUP clean up like Ctrl-C: no temp file left beside OUT
+            result = render_file(
+                args.input,
+                args.output,
+                factory,
+                params=params,
+                blocksize=args.blocksize,
+                stereo_mode=args.stereo,
+                progress=not args.no_progress,
+            )
+    except Terminated as exc:
+        _say(f"stylehost: render {exc}; {args.output} was not written (an existing file is unchanged)")
+        return 128 + exc.signum
     seconds = result.frames / result.sample_rate
+    if result.bad_input:
+        print(f"stylehost: replaced {result.bad_input} non-finite input samples (NaN/inf) with 0", file=sys.stderr)
     if result.faults:
         print(f"WARNING: the model failed {result.faults} time(s) ({result.last_error}); those parts are the dry "
               "input", file=sys.stderr)
@@ -205,3 +239,11 @@ def cli_render(args: argparse.Namespace) -> int:
         f"(engine latency {result.latency_samples} samples removed)"
     )
     return 0
+
+
+def _say(line: str) -> None:
+    """A last line on stderr that may be gone (SIGHUP: the terminal closed)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass

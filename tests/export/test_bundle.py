@@ -128,3 +128,16 @@ def test_models_command_with_nothing_found(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(B, "user_models_dir", lambda: tmp_path / "b")
     assert main(["models"]) == 0
     assert "stylehost export onnx --model runs/teacher/model.pt --out models/default" in capsys.readouterr().out
+
+
+def test_max_steps_comes_from_the_manifest_or_the_sampler(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    student = B.load_bundle(root / "models" / "default")
+    assert student.max_steps == 4  # consistency student
+    assert B.load_bundle(root / "models" / "teacher").max_steps == 16  # Euler teacher
+    path = copy_bundle(student, tmp_path)
+    edit_manifest(path, lambda m: m["defaults"].update(max_steps=2))
+    assert B.load_bundle(path).max_steps == 2
+    edit_manifest(path, lambda m: m["defaults"].update(max_steps=0))
+    with pytest.raises(StylehostError, match="max_steps"):
+        B.load_bundle(path)

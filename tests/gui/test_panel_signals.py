@@ -15,10 +15,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _as_from_a_terminal() -> None:
+    """A job started in the background inherits SIGINT ignored (and Python then keeps it ignored):
+    give the panel the default a terminal user has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _open_panel(tmp_path: Path) -> subprocess.Popen:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "gui", "--presets", str(tmp_path)], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_from_a_terminal)
     sel = selectors.DefaultSelector()
     assert proc.stdout is not None
     sel.register(proc.stdout, selectors.EVENT_READ)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from diffusion.errors import StylehostError
 from realtime.cli import main
 from realtime.jackserver import JackServer
 
@@ -68,3 +70,31 @@ def test_bench_without_any_audio_server(tmp_path: Path, monkeypatch: pytest.Monk
     code = main(["bench", "latency", "--seconds", "1"])
     err = capsys.readouterr().err
     assert code == 2 and "no audio server" in err and err.count("\n") == 1
+
+
+class _Payload:
+    """Unpickling this runs ``open(marker, 'w')``: what a code-running checkpoint does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_refused_checkpoint_is_one_line_that_never_advises_weights_only_false(tmp_path: Path) -> None:
+    """Guards the rewording of torch's refusal (relayed by the torch backend, export and training): torch
+    advises re-running with weights_only=False, which would run the payload. The line names the refused
+    global instead, without ANSI codes or newlines, and the payload never ran."""
+    import torch
+
+    from diffusion.checkpoint import load_checkpoint
+
+    marker = tmp_path / "pwned"
+    torch.save({"format": 1, "model_config": {}, "model": _Payload(marker)}, tmp_path / "model.pt")
+    with pytest.raises(StylehostError) as info:
+        load_checkpoint(tmp_path / "model.pt")
+    line = str(info.value)
+    assert not re.search(r"weights_only\W{0,3}(=|set to)\W{0,3}False", line), line
+    assert "can still be loaded" not in line and "\n" not in line and "\x1b" not in line, line
+    assert "Unsupported global: GLOBAL io.open" in line and not marker.exists(), line

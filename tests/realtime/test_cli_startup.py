@@ -58,3 +58,17 @@ def test_ctrl_c_while_a_command_module_imports_is_one_line(monkeypatch: pytest.M
     monkeypatch.setattr(cli, "_COMMANDS", commands)
     assert cli.main(["gui"]) == 130
     assert capsys.readouterr().err == "stylehost: interrupted\n"
+
+
+def test_steps_beyond_what_the_bundle_supports_are_refused_with_the_range(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "in.wav", np.zeros((4800, 1), np.float32), 48000)
+    code = cli.main(["render", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--style", "violin",
+                     "--steps", "8"])
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]
+    assert code == 2 and last.startswith("stylehost: error: --steps 8:") and "supports 1..4 steps" in last
+    assert not (tmp_path / "out.wav").exists()

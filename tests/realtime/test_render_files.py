@@ -3,13 +3,20 @@ replaced atomically (a failed render leaves a good OUT as it was and no temp fil
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import stat
+import subprocess
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from diffusion.errors import StylehostError
 from realtime.cli import main
 from realtime.processor import PassthroughProcessor, Processor, StftPassthroughProcessor
 from realtime.render import render_file
@@ -191,3 +198,177 @@ def test_long_files_are_streamed_not_loaded(tmp_path: Path) -> None:
     tracemalloc.stop()
     assert result.frames == rate * seconds
     assert peak < 8e6, peak  # the whole file as float32 would be 46 MB
+
+
+# ---- OUT's path, checked before rendering (issue 19) -----------------------------------------------------
+
+
+class Counting(StftPassthroughProcessor):
+    """Counts processor calls: 0 means nothing was rendered before the error."""
+
+    calls = 0
+
+    def process(self, window: np.ndarray, out: np.ndarray) -> None:
+        Counting.calls += 1
+        super().process(window, out)
+
+
+def tone(tmp_path: Path, seconds: float = 0.5, name: str = "in.wav") -> Path:
+    x = (0.3 * np.sin(np.arange(int(seconds * 24000)) * 0.05)).astype(np.float32)[:, None]
+    sf.write(tmp_path / name, x, 24000, subtype="FLOAT")
+    return tmp_path / name
+
+
+@pytest.mark.parametrize(
+    "out,make,message",
+    [
+        ("x.wav", "dir", r"x\.wav: it is a folder"),  # was found by os.replace only after the whole render
+        ("x", "dir", r"x: it is a folder"),  # was "unknown extension"
+        ("out.xyz", None, r"unknown extension '\.xyz'; known extensions: wav, flac, ogg, mp3, aiff, "),
+        ("noext", None, r"noext: no extension; known extensions: wav, flac"),
+        ("pipe.wav", "fifo", r"pipe\.wav: it exists and is not a regular file"),
+    ],
+)
+def test_out_problems_are_named_before_anything_is_rendered(tmp_path: Path, out: str, make: str | None,
+                                                            message: str) -> None:
+    """Guards OUT's checks: a folder, an unknown or missing extension, a FIFO: one line naming it, and no
+    processor call (nothing rendered first), no temp file."""
+    src = tone(tmp_path)
+    if make == "dir":
+        (tmp_path / out).mkdir()
+    elif make == "fifo":
+        os.mkfifo(tmp_path / out)
+    Counting.calls = 0
+    with pytest.raises(StylehostError, match=message) as info:
+        render_file(src, tmp_path / out, Counting, progress=False)
+    assert Counting.calls == 0 and "\n" not in str(info.value) and not leftovers(tmp_path)
+
+
+def test_a_fifo_input_is_not_a_regular_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Guards the input's file-type message: a FIFO (or device) was called "no such file"."""
+    os.mkfifo(tmp_path / "pipe.wav")
+    before = good_out(tmp_path)
+    code, err = render_cli(tmp_path, "pipe.wav", capsys)
+    assert code == 2 and "pipe.wav: it is not a regular file" in err and err.count("\n") == 1, err
+    assert (tmp_path / "out.wav").read_bytes() == before
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs mounted at ``path`` (root only); skips the test with the reason when mount is refused."""
+    path.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_an_unwritable_out_folder_is_named_before_rendering(tmp_path: Path) -> None:
+    """Guards the temp file created before the render: a read-only folder was "System error."; now the
+    folder is named. As root (permission bits do not stop root) a read-only tmpfs, else chmod 555."""
+    src = tone(tmp_path)
+    Counting.calls = 0
+    if os.geteuid() == 0:
+        with tmpfs(tmp_path / "ro", "ro,size=64k") as folder:
+            with pytest.raises(StylehostError, match=r"ro/out\.wav: the folder .*ro is on a read-only file system"):
+                render_file(src, folder / "out.wav", Counting, progress=False)
+    else:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o555)
+        try:
+            with pytest.raises(StylehostError, match=r"the folder .*ro is not writable \(permission denied\)"):
+                render_file(src, folder / "out.wav", Counting, progress=False)
+        finally:
+            folder.chmod(0o755)
+    assert Counting.calls == 0
+
+
+def test_a_full_disk_is_named_and_out_is_kept_without_a_temp(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Guards the disk-full diagnosis on a real 64 KB tmpfs: libsndfile says only "System error."; the
+    line says "disk full", OUT keeps its old bytes and the partial temp file is gone."""
+    tone(tmp_path, seconds=2.0)  # 188 KB as float32: does not fit
+    with tmpfs(tmp_path / "small", "size=64k") as folder:
+        sf.write(folder / "out.wav", np.full((480, 1), 0.25, np.float32), 24000)
+        before = (folder / "out.wav").read_bytes()
+        code, err = render_cli(tmp_path, "in.wav", capsys, out="small/out.wav")
+        assert code == 2 and "disk full: no space left in" in err and err.count("\n") == 1, err
+        assert (folder / "out.wav").read_bytes() == before and not leftovers(folder)
+
+
+def test_enospc_from_a_write_is_called_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    """The same without a tmpfs: a write failing with ENOSPC (or EDQUOT) is "disk full", OUT untouched,
+    no temp left."""
+    tone(tmp_path)
+    before = good_out(tmp_path)
+
+    def full(self: sf.SoundFile, data: np.ndarray) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(sf.SoundFile, "write", full)
+    code, err = render_cli(tmp_path, "in.wav", capsys)
+    assert code == 2 and "disk full" in err and err.count("\n") == 1, err
+    assert (tmp_path / "out.wav").read_bytes() == before and not leftovers(tmp_path)
+
+
+# ---- compressed input read straight on (issue 19) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt,subtype,ext", [("MP3", "MPEG_LAYER_III", "mp3"), ("OGG", "VORBIS", "ogg"),
+                                             ("OGG", "OPUS", "opus")])
+def test_compressed_input_renders_at_its_level_over_the_whole_file(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                    fmt: str, subtype: str, ext: str) -> None:
+    """Guards the seek-free block reads: a steady-tone MP3 read in 1024-frame blocks through soundfile
+    (which seeks after every read) went silent after 5120 frames and rendered near-silence with rc 0.
+    Every quarter second of OUT must hold the input's level (whole-file decode), within 0.5 dB."""
+    if not sf.check_format(fmt, subtype):
+        pytest.skip(f"this libsndfile cannot write {fmt}/{subtype}")
+    rate = 48000
+    t = np.arange(4 * rate) / rate
+    sf.write(tmp_path / f"in.{ext}", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate, format=fmt,
+             subtype=subtype)
+    x, _ = sf.read(tmp_path / f"in.{ext}", dtype="float32")  # one read: decoded right
+    code, err = render_cli(tmp_path, f"in.{ext}", capsys)
+    y, out_rate = sf.read(tmp_path / "out.wav", dtype="float32")
+    assert code == 0 and out_rate == rate and len(y) == len(x), err
+    q = rate // 4
+    seg = slice(q, len(x) // q * q - q)  # away from the codec's and the engine's first and last moments
+    rms_in = np.sqrt((x[seg].reshape(-1, q) ** 2).mean(axis=1))
+    rms_out = np.sqrt((y[seg].reshape(-1, q) ** 2).mean(axis=1))
+    np.testing.assert_allclose(20 * np.log10(rms_out / rms_in), 0.0, atol=0.5)
+
+
+# ---- what the command line reports, and what OUT keeps (issue 19) -----------------------------------------
+
+
+def test_replaced_non_finite_samples_are_reported_on_the_command_line(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    """Guards the CLI's report of the engine's count: 101 NaN/inf input samples are said on stderr."""
+    x = (0.3 * np.sin(np.arange(24000) * 0.05)).astype(np.float32)[:, None]
+    x[5000:5100] = np.nan
+    x[6000] = np.inf
+    sf.write(tmp_path / "in.wav", x, 24000, subtype="FLOAT")
+    code, err = render_cli(tmp_path, "in.wav", capsys)
+    assert code == 0 and "stylehost: replaced 101 non-finite input samples (NaN/inf) with 0" in err, err
+
+
+def test_replacing_out_keeps_its_permission_bits(tmp_path: Path) -> None:
+    """Guards the mode copy before the rename: an OUT made 0o604 stays 0o604 (the temp has the umask's
+    0o644). A hard link to the old OUT keeps the old audio: the atomic rename makes a new file."""
+    src = tone(tmp_path)
+    good_out(tmp_path)
+    (tmp_path / "out.wav").chmod(0o604)
+    old_umask = os.umask(0o022)
+    try:
+        render_file(src, tmp_path / "out.wav", StftPassthroughProcessor, progress=False)
+        render_file(src, tmp_path / "new.wav", StftPassthroughProcessor, progress=False)
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE((tmp_path / "out.wav").stat().st_mode) == 0o604
+    assert stat.S_IMODE((tmp_path / "new.wav").stat().st_mode) == 0o644  # a new OUT: the umask's, as any file
