@@ -201,7 +201,7 @@ def measure_latency(
     params: Any = None,
 ) -> dict[str, Any]:
     """Run the live engine on a JACK server and return the measured figures (see module doc)."""
-    from realtime.jackserver import JackServer, reinit_portaudio, server_running
+    from benchmarks.jackserver import JackServer, reinit_portaudio, server_running
 
     name = require_audio_server(server)
     if _quiet_running(server_running, name):
@@ -226,7 +226,7 @@ def require_audio_server(server: str | None) -> str:
     A server named by the user (``--server``) must be running: measuring a private one instead would
     report figures of a server nobody asked about. The error names the servers that do answer.
     """
-    from realtime.jackserver import running_servers, server_running
+    from benchmarks.jackserver import running_servers, server_running
 
     if server is not None:
         if _quiet_running(server_running, server):
@@ -312,8 +312,8 @@ def _measure(
     make_processor: Any, server: str, seconds: float, blocksize: int, margin_ms: float, backend: str,
     params: Any = None,
 ) -> dict[str, Any]:
+    from benchmarks.jackserver import ProbeProcess
     from realtime.audio import LiveSession
-    from realtime.jackserver import ProbeProcess
 
     device = _jack_device()
     session = LiveSession(
@@ -386,7 +386,7 @@ def _measure(
 def pulse_delays(recorded: np.ndarray, starts: list[int], period: int) -> np.ndarray:
     """Each pulse's delay in samples: its arrival searched within half a period either side of half a period
     after its start. NaN where no pulse came back (``find_arrivals``), never 0: a lost pulse is no delay."""
-    from realtime.jackserver import find_arrivals
+    from benchmarks.jackserver import find_arrivals
 
     return np.array([find_arrivals(recorded, PULSE, s + period // 2, period // 2) - s for s in starts], dtype=float)
 

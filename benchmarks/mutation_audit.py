@@ -50,7 +50,7 @@ OPTIONS = "tests/realtime/test_options.py"
 CLI = "tests/realtime/test_cli.py"
 C = "realtime/commands.py"
 R = "realtime/render.py"
-JACKSRV = "tests/realtime/test_jackserver.py"
+JACKSRV = "tests/benchmarks/test_jackserver.py"
 LATFAIL = "tests/benchmarks/test_latency_failures.py"
 LATENCY = "tests/benchmarks/test_latency.py"
 INTEGRITY = "tests/export/test_bundle_integrity.py"
@@ -483,7 +483,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "jack-probe-in-child", "issue 19: bench latency --server NAME segfaulted (rc 139) with another server up",
         "server_running probes in a child process: a libjack client here on a second server broke Pa_Terminate",
-        "realtime/jackserver.py",
+        "benchmarks/jackserver.py",
         (('    cmd = [sys.executable, "-c", _PROBE_CODE, name, f"stylehost-probe-{uuid.uuid4().hex[:6]}"]\n',
           '    jack = _jack()  # MUTATION: the probe client in this process\n'
           '    try:\n'
@@ -508,7 +508,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "no-pulse-is-nan", "issue 19: bench latency reported 0.000 ms when no pulse came back",
         "find_arrivals returns NaN when the best match holds < 1e-3 of the pulse's energy (silence is no arrival)",
-        "realtime/jackserver.py",
+        "benchmarks/jackserver.py",
         (("    if not corr[k] >= MIN_PULSE_LEVEL * float(np.dot(pulse, pulse)):", "    if False:  # MUTATION"),),
         (f"{LATFAIL}::test_a_recording_without_the_pulse_has_no_arrival",
          f"{LATFAIL}::test_lost_pulses_are_never_counted_as_a_delay",
@@ -619,14 +619,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "cli-builds-only-the-chosen-leaf", "issue 19: every command's module imported up front (2 s, PyQt6)",
-        "the parser adds arguments (and imports the module) of the chosen command only", "realtime/cli.py",
+        "the parser adds arguments (and imports the module) of the chosen command only", "stylehost/cli.py",
         (("        if argv is None or path == chosen:", "        if True:  # MUTATION"),),
         (f"{CLISTART}::test_top_level_help_imports_nothing_heavy",),
         reason=r"PyQt6|torch|onnxruntime|sounddevice",
     ),
     Mutation(
         "cli-ctrl-c-while-importing", "issue 19: Ctrl-C in the first 2 s gave a raw traceback",
-        "parsing (and the imports it triggers) is inside the KeyboardInterrupt handler", "realtime/cli.py",
+        "parsing (and the imports it triggers) is inside the KeyboardInterrupt handler", "stylehost/cli.py",
         (("    try:\n        args = build_parser(argv).parse_args(argv)\n",
           "    args = build_parser(argv).parse_args(argv)  # MUTATION\n    try:\n"),),
         (f"{CLISTART}::test_ctrl_c_while_a_command_module_imports_is_one_line",),

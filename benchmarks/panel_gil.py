@@ -35,8 +35,8 @@ def measure(engine: Any, busy: bool, seconds: float) -> dict[str, float]:
 
 
 def run(rounds: int, seconds: float, switch_s: float) -> dict[str, Any]:
+    from benchmarks.jackserver import JackServer
     from gui.controller import EngineController, StreamSettings
-    from realtime.jackserver import JackServer
 
     result: dict[str, Any] = {"switch_interval_s": switch_s, "seconds_per_phase": seconds, "modes": {}}
     old = sys.getswitchinterval()

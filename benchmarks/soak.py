@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.jackserver import find_arrivals
 from realtime.engine import Engine, EngineConfig
-from realtime.jackserver import find_arrivals
 from realtime.processor import Processor, StftPassthroughProcessor
 
 PULSE = (0.5 * np.hanning(34)[1:-1]).astype(np.float32)
@@ -117,8 +117,8 @@ def soak_live(seconds: float, chunk_s: float = 10.0, blocksize: int = 256,
     """Real PortAudio streams through JACK, pulses played and recorded by a loopback probe, per chunk."""
     from contextlib import ExitStack
 
+    from benchmarks.jackserver import JackServer, ProbeProcess, server_running
     from realtime.audio import LiveSession
-    from realtime.jackserver import JackServer, ProbeProcess, server_running
 
     with ExitStack() as stack:
         name = os.environ.get("JACK_DEFAULT_SERVER")

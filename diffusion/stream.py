@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from diffusion.errors import StylehostError
+from diffusion.excitation import ExcitationConfig, excite
 from diffusion.guide import GuideStage, restore_windows
 from diffusion.model import Denoiser
 from diffusion.resynth import PhaseGuidedResynth
@@ -85,25 +86,31 @@ def stream_contexts(
 
 def stream_audio(
     denoiser: Denoiser, resynth: PhaseGuidedResynth, audio: np.ndarray, style_vec: torch.Tensor, cfg: StreamConfig,
-    stage: GuideStage | None = None,
+    stage: GuideStage | None = None, excitation: ExcitationConfig | None = None,
 ) -> np.ndarray:
     """Restyle mono audio at the model rate; output aligned with the input and of the same length.
 
     With a ``stage`` (guide.py) each window's prediction of the emitted frames and of the stage's
     context goes through the learned spectrogram-to-audio stage, exactly as the live engine runs a
-    bundle with the stage; without one, source-phase resynthesis.
+    bundle with the stage; without one, source-phase resynthesis. With ``excitation`` the stage
+    shapes the harmonic excitation of the source (diffusion/excitation.py) instead of the source; the
+    model still sees the source.
     """
     if stage is None:
-        return resynthesize(resynth, audio, lambda src: stream_logmel(denoiser, src, style_vec, cfg))
+        return resynthesize(resynth, audio, lambda src: stream_logmel(denoiser, src, style_vec, cfg), excitation)
     with torch.no_grad():
         wave = torch.as_tensor(np.asarray(audio, dtype=np.float32))
         source_logmel = resynth.transform.log_mel(wave[None])[0]
         contexts = stream_contexts(denoiser, source_logmel, style_vec, cfg, stage.before, stage.after)
-        return restore_windows(stage, wave, contexts, cfg.emit).numpy()
+        shaped = wave if excitation is None else torch.as_tensor(excite(audio, stage.spec.sample_rate,
+                                                                        stage.spec.hop, excitation))
+        return restore_windows(stage, shaped, contexts, cfg.emit).numpy()
 
 
-def resynthesize(resynth: PhaseGuidedResynth, audio: np.ndarray, predict) -> np.ndarray:
-    """Source-phase resynthesis of ``predict(source_logmel) -> target_logmel`` over a whole clip.
+def resynthesize(resynth: PhaseGuidedResynth, audio: np.ndarray, predict,
+                 excitation: ExcitationConfig | None = None) -> np.ndarray:
+    """Source-phase resynthesis of ``predict(source_logmel) -> target_logmel`` over a whole clip (with
+    ``excitation``: the gain shapes the source's harmonic excitation instead of the source).
 
     Samples past the last whole frame are silent; the clip's first and last n_fft - hop samples
     see fewer frames, as the live stream's first samples do.
@@ -114,7 +121,9 @@ def resynthesize(resynth: PhaseGuidedResynth, audio: np.ndarray, predict) -> np.
         target = predict(source_logmel)
         frames = source_logmel.shape[1]
         used = resynth.cfg.num_samples(frames)
-        out = resynth(wave[:, :used], target[None])[0].numpy()
+        shaped = wave if excitation is None else torch.as_tensor(
+            excite(np.asarray(audio), resynth.cfg.sample_rate, resynth.cfg.hop, excitation))[None]
+        out = resynth(shaped[:, :used], target[None])[0].numpy()
     result = np.zeros(len(audio), dtype=np.float32)
     result[: len(out)] = out
     return result

@@ -121,6 +121,13 @@ class Bundle:
         return int(d.get("max_steps", MAX_STEPS[self.sampler_name == "consistency"]))
 
     @property
+    def excitation(self) -> dict[str, Any] | None:
+        """The harmonic excitation the resynth graph shapes (diffusion/excitation.py ExcitationConfig
+        fields), or None: the graph shapes the source itself."""
+        section = self.manifest.get("excitation")
+        return dict(section) if section else None
+
+    @property
     def resynth_context(self) -> tuple[int, int]:
         """(before, after): frames the resynth graph reads around the S emitted ones; (0, 0) for
         source-phase resynthesis (bundles without a learned 'resynth_stage')."""
@@ -273,6 +280,17 @@ def _check_manifest(m: Any, where: Path) -> None:
         value = stage.get(key, 0)
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= most:
             raise bad(f"resynth_stage.{key} must be an integer in 0..{most} (frames inside the window), got {value!r}")
+    excitation = m.get("excitation")
+    if excitation is not None:
+        from diffusion.excitation import ExcitationConfig  # numpy only
+
+        valid = set(ExcitationConfig.__dataclass_fields__)
+        if not isinstance(excitation, dict) or set(excitation) - valid:
+            raise bad(f"'excitation' must be an object with keys from {sorted(valid)}")
+        try:
+            ExcitationConfig(**excitation)
+        except (TypeError, StylehostError) as exc:
+            raise bad(f"'excitation': {exc}") from exc
     defaults = m.get("defaults", {})
     if not isinstance(defaults, dict):
         raise bad("'defaults' must be an object")

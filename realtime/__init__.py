@@ -1,1 +1,1 @@
-"""The live host: ring buffers, the streaming engine, inference backends and the `stylehost` CLI."""
+"""The live host: ring buffers, the streaming engine, inference backends, and the live/render/devices handlers."""

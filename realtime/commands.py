@@ -1,4 +1,4 @@
-"""Handlers for `stylehost devices`, `live` and `render` (arguments are defined in realtime/cli.py).
+"""Handlers for `stylehost devices`, `live` and `render` (arguments are defined in stylehost/cli.py).
 
 `--model` picks a bundle (a path, a name under models/ or the user folder, or `passthrough`); with
 no `--model`, the repo's `models/default` is used when it exists. Without a bundle, `live` and

@@ -26,6 +26,13 @@ A bundle with a learned resynthesis stage (manifest 'resynth_stage', diffusion/g
 frames and this call's own predicted log-mel of them. ``after`` <= L, so the delay does not change.
 Worked example (T=32, L=2, S=2, 1-step stage: before 2, after 1): columns 26..30, of which 28, 29
 are emitted.
+
+A bundle with an ``excitation`` section (diffusion/excitation.py) gives the resynth graph the source's
+harmonic excitation instead of the source frames: a streaming generator fed each call's newest
+``stride`` samples keeps an excitation window beside the input window, complete up to one hop before
+its end (the generator runs one hop behind). The frames the graph reads end (L - after) hops before
+the window does, so ``after`` <= L - 1 is required and the delay does not change. The generator
+starts with ``frame_origin`` hops of silence, as the offline reference's clip does.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from diffusion.errors import StylehostError
+from diffusion.excitation import ExcitationConfig, HarmonicExcitation
 from diffusion.noise import frame_noise
 from export.bundle import Bundle
 from realtime.backends.base import Backend
@@ -116,6 +124,14 @@ class ModelProcessor(Processor):
         self._fade_len = max(1, round(crossfade_ms / 1000.0 * self.sample_rate / self.stride))
         self._fade_pos = self._fade_len
         self._first_col = t - look - s  # window column of the first emitted frame
+        self._excitation: HarmonicExcitation | None = None
+        if bundle.excitation is not None:
+            if self._after > look - 1:
+                raise StylehostError(f"the bundle's excitation runs one hop behind the input: its resynth stage "
+                                     f"may read at most {look - 1} frames after the emitted ones, not {self._after}")
+            self._excitation = HarmonicExcitation(spec.sample_rate, hop, ExcitationConfig(**bundle.excitation))
+        self._exc_win = np.zeros(self.window, np.float32)
+        self._silence = np.zeros(hop, np.float32)
         self.strength, self.steps = 0.7, 4
         self._set_schedule()
         self._set_style({bundle.styles[0]: 1.0}, immediate=True)
@@ -185,6 +201,23 @@ class ModelProcessor(Processor):
         self._acc[:] = 0.0
         self._calls = 0
         self._noise_start = [None] * len(self._noise)
+        self._exc_win[:] = 0.0
+        if self._excitation is not None:
+            self._excitation.reset()
+            for _ in range(self.frame_origin):  # the offline clip's leading silence (module docstring)
+                self._excitation.process(self._silence)
+
+    def _excite(self, window: np.ndarray) -> np.ndarray:
+        """Advance the excitation window by this call's ``stride`` new samples; return it."""
+        exc, hop, stride = self._exc_win, self.hop, self.stride
+        assert self._excitation is not None
+        exc[:-stride] = exc[stride:]
+        new = window[-stride:]
+        end = len(exc) - hop  # the generator's output lags the input by one hop
+        for h in range(self.S):
+            exc[end - stride + h * hop : end - stride + (h + 1) * hop] = self._excitation.process(
+                new[h * hop : (h + 1) * hop])
+        return exc
 
     def _start_frame(self) -> int:
         """Absolute frame index of this call's first window column (see the module docstring)."""
@@ -221,9 +254,10 @@ class ModelProcessor(Processor):
         else:  # strength 0: the source itself (resynthesis with unit gain)
             np.multiply(self._source[0, 0, :, cols], c["logmel_std"], out=self._pred[0])
             self._pred += c["logmel_mean"]
+        shaped = window if self._excitation is None else self._excite(window)
         for k in range(self._frames.shape[1]):
             off = (self._first_col - self._before + k) * hop
-            self._frames[0, k] = window[off : off + n_fft]
+            self._frames[0, k] = shaped[off : off + n_fft]
         synth = self.backend.run("resynth", self._frames, self._pred)
         first_emitted = start + self._first_col
         for k in range(max(0, -first_emitted), s):  # frames before the first one do not exist offline

@@ -18,9 +18,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
+from benchmarks.jackserver import JackServer, LoopbackProbe  # noqa: E402
 from gui.app import PanelWindow, share_gil_with_audio  # noqa: E402
 from gui.presets import PresetStore  # noqa: E402
-from realtime.jackserver import JackServer, LoopbackProbe  # noqa: E402
 
 
 def test_signal(rate: int, seconds: float) -> np.ndarray:

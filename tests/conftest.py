@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.jackserver import JackServer
+from benchmarks.jackserver import JackServer
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ SMALL_STYLES = "piano,guitar,flute"
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`stylehost data render --small` for three styles, rendered once per test session (~10 s)."""
-    from realtime.cli import main
+    from stylehost.cli import main
 
     out = tmp_path_factory.mktemp("small")
     assert main(["data", "render", "--small", "--quiet", "--styles", SMALL_STYLES, "--out", str(out)]) == 0

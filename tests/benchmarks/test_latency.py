@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.jackserver import JackServer
 from benchmarks.latency import ComputeCollector, parse_list
 from diffusion.errors import StylehostError
-from realtime.cli import build_parser, main
-from realtime.jackserver import JackServer
+from stylehost.cli import build_parser, main
 from tests.export.tiny import tiny_bundle
 
 ISSUE_KEYS = ["end_to_end_latency_ms", "algorithmic_latency_ms", "compute_ms_p50", "compute_ms_p99", "rtf",

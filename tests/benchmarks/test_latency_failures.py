@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 import realtime.commands
+from benchmarks.jackserver import JackServer, find_arrivals
 from benchmarks.latency import PULSE, measure_latency, pulse_delays
-from realtime.cli import main
-from realtime.jackserver import JackServer, find_arrivals
 from realtime.processor import Processor
+from stylehost.cli import main
 
 
 class SilentProcessor(Processor):

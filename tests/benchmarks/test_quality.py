@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from diffusion.classifier import ClassifierConfig, train_classifier
-from realtime.cli import main
+from stylehost.cli import main
 from tests.export.tiny import tiny_model
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.results import MAKE
-from realtime.cli import main
+from stylehost.cli import main
 
 MACHINE = {"cpu": "Synthetic CPU 9000", "cores": 2, "gpus": [], "load_average": [0.1, 0.2, 0.3],
            "date": "2030-01-01 00:00 UTC", "git_commit": "abc123", "command": "stylehost bench latency"}

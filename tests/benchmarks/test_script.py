@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.cli import build_parser
+from stylehost.cli import build_parser
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmarks.sh"
 

@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 
 from diffusion.data import split_of
-from realtime.cli import main
+from stylehost.cli import main
 from tests.conftest import SMALL_STYLES as STYLES
 
 
@@ -82,7 +82,7 @@ def test_rerun_resumes_without_rendering_again(small_dataset: Path) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "stylehost", *args], capture_output=True, text=True)
 
 
 def test_bad_soundfont_is_a_clear_error(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from diffusion.sampling import sample_consistency, transfer
 from diffusion.schedule import consistency_sigmas, strength_sigma
 from diffusion.stream import StreamConfig, stream_logmel
 from diffusion.train import TrainConfig, train
-from realtime.cli import main
+from stylehost.cli import main
 from tests.diffusion.synthdata import make_dataset
 
 TEACHER = ["model.channels=[8,16]", "model.emb_dim=16", "model.fourier_dim=8", "batch_size=8", "workers=0",

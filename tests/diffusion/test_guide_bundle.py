@@ -118,7 +118,7 @@ def test_manifest_context_outside_the_window_is_refused(bundle: B.Bundle, tmp_pa
 
 
 def test_export_cli_picks_the_stage_and_keeps_sections(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from realtime.cli import main
+    from stylehost.cli import main
 
     model = tiny_model(tmp_path / "tiny.pt")
     out = tmp_path / "b"

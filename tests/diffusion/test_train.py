@@ -14,7 +14,7 @@ from diffusion.features import SpectrogramTransform
 from diffusion.model import Denoiser, ModelConfig
 from diffusion.pairs import PairWindows, fixed_windows, load_clips
 from diffusion.train import TrainConfig, train, validate
-from realtime.cli import main
+from stylehost.cli import main
 from tests.diffusion.synthdata import make_dataset
 
 TINY = ["model.channels=[8,16]", "model.emb_dim=16", "model.fourier_dim=8", "batch_size=8", "workers=0",

@@ -12,7 +12,7 @@ from diffusion.checkpoint import load_denoiser
 from diffusion.errors import StylehostError
 from export import bundle as B
 from export import onnx as O
-from realtime.cli import main
+from stylehost.cli import main
 from tests.export.tiny import copy_bundle, edit_manifest, tiny_model
 
 

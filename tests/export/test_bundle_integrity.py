@@ -20,7 +20,7 @@ from diffusion.errors import StylehostError
 from export import bundle as B
 from export.graphfile import read_graph
 from realtime.backends.ort import OrtBackend
-from realtime.cli import main
+from stylehost.cli import main
 from tests.export.tiny import copy_bundle, edit_manifest, rehash
 
 ROOT = Path(__file__).resolve().parents[2]

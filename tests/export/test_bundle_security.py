@@ -15,7 +15,7 @@ import torch
 from diffusion.errors import StylehostError
 from export import bundle as B
 from gui.presets import parse_preset
-from realtime.cli import main
+from stylehost.cli import main
 from tests.export.tiny import copy_bundle, rehash
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.jackserver import JackServer, LoopbackProbe
 from gui.app import POLL_MS, PanelWindow, share_gil_with_audio
-from realtime.jackserver import JackServer, LoopbackProbe
 
 pytestmark = pytest.mark.jack
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import export.bundle
+from benchmarks.jackserver import JackServer, LoopbackProbe
 from export.bundle import Bundle
 from gui.app import PanelWindow
 from gui.bundles import available_bundles
-from realtime.jackserver import JackServer, LoopbackProbe
 from tests.export.tiny import tiny_bundle
 from tests.gui.conftest import OfflineSession
 from tests.gui.test_panel_jack import choose_jack

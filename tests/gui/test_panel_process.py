@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from benchmarks.jackserver import JackServer, LoopbackProbe
 from gui.app import PanelWindow
 from gui.controller import EngineController
 from gui.presets import PresetStore
-from realtime.jackserver import JackServer, LoopbackProbe
 from realtime.remote import RemoteEngine, RemoteSession
 from tests.gui.test_panel_jack import audio_during, choose_jack, streaming_tone
 

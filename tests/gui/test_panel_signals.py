@@ -23,7 +23,7 @@ def _as_from_a_terminal() -> None:
 
 def _open_panel(tmp_path: Path) -> subprocess.Popen:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "gui", "--presets", str(tmp_path)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "stylehost", "gui", "--presets", str(tmp_path)], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_as_from_a_terminal)
     sel = selectors.DefaultSelector()

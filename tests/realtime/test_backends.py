@@ -16,7 +16,7 @@ from export import bundle as B
 from export.gpu import gpu_present
 from realtime.backends import ort as ort_backend
 from realtime.backends.choose import choose_backend, open_backend
-from realtime.cli import main
+from stylehost.cli import main
 from tests.export.tiny import tiny_bundle
 
 NO_GPU = gpu_present() is not None

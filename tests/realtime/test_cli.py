@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from benchmarks.jackserver import JackServer
 from diffusion.errors import StylehostError
-from realtime.cli import main
-from realtime.jackserver import JackServer
+from stylehost.cli import main
 
 
 def test_render_command_prints_passthrough_notice(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime import cli
+from stylehost import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "PyQt6", "onnxruntime", "sounddevice")
@@ -18,7 +18,7 @@ def _modules_after(argv: list[str]) -> set[str]:
     """Run main(argv) in a fresh interpreter and return which heavy modules it imported."""
     code = (
         "import sys\n"
-        "from realtime.cli import main\n"
+        "from stylehost.cli import main\n"
         "try:\n"
         f"    main({argv!r})\n"
         "except SystemExit:\n"

@@ -7,9 +7,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from benchmarks.jackserver import find_arrivals
 from diffusion.errors import StylehostError
 from realtime.engine import Engine, EngineConfig
-from realtime.jackserver import find_arrivals
 from realtime.params import EngineParams
 from realtime.processor import PassthroughProcessor, Processor, StftPassthroughProcessor
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.jackserver import JackServer
 from gui.controller import EngineController, StreamSettings
 from realtime.audio import STALL_S
-from realtime.jackserver import JackServer
 from realtime.processor import Processor, StftPassthroughProcessor
 from tests.realtime.test_live_jack import assert_mostly_exact, stream_pulses
 
@@ -86,7 +86,7 @@ def test_live_command_exits_with_one_line_when_the_server_stops() -> None:
     """Guards `stylehost live`'s status loop check: exit 2 with one error line, not a frozen status line."""
     server = JackServer().start()
     try:
-        cmd = [sys.executable, "-m", "realtime.cli", "live", "--style", "violin", "--model", "passthrough",
+        cmd = [sys.executable, "-m", "stylehost", "live", "--style", "violin", "--model", "passthrough",
                "--input", "system", "--output", "system", "--seconds", "60"]
         proc = subprocess.Popen(cmd, env=child_env(server), cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)

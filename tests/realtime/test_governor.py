@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.jackserver import JackServer
 from realtime.audio import LiveSession
 from realtime.governor import GovernorConfig, LoadGovernor
-from realtime.jackserver import JackServer
 from realtime.params import EngineParams
 from realtime.processor import StftPassthroughProcessor
 
@@ -163,7 +163,7 @@ def test_hopeless_model_plays_dry_at_the_same_latency(jack_server: JackServer) -
 def test_live_with_too_many_steps_stops_cleanly_on_ctrl_c(jack_server: JackServer, tmp_path: Path) -> None:
     """The shipped model at 8 steps on this CPU: before the governor, Ctrl-C aborted (rc 134)."""
     env = dict(os.environ, JACK_DEFAULT_SERVER=jack_server.name, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "live", "--style", "violin", "--input", "system",
+    proc = subprocess.Popen([sys.executable, "-m", "stylehost", "live", "--style", "violin", "--input", "system",
                              "--output", "system", "--steps", "4", "--blocksize", "256"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(8.0)

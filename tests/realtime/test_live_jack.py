@@ -14,10 +14,10 @@ import time
 import numpy as np
 import pytest
 
+from benchmarks.jackserver import JackServer, LoopbackProbe, ProbeProcess, find_arrivals
 from diffusion.errors import StylehostError
 from realtime.audio import LiveSession
 from realtime.engine import Engine
-from realtime.jackserver import JackServer, LoopbackProbe, ProbeProcess, find_arrivals
 from realtime.processor import Processor, SlowProcessor, StftPassthroughProcessor
 
 pytestmark = pytest.mark.jack

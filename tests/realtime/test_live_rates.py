@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from realtime.jackserver import JackServer
+from benchmarks.jackserver import JackServer
 from realtime.processor import StftPassthroughProcessor
 from tests.realtime.test_live_jack import assert_mostly_exact, stream_pulses
 

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.jackserver import JackServer
 from benchmarks.soak import soak_offline
 from realtime.audio import LiveSession
 from realtime.engine import Engine, EngineConfig
-from realtime.jackserver import JackServer
 from realtime.params import EngineParams
 from realtime.processor import StftPassthroughProcessor
 

@@ -21,11 +21,11 @@ from export import bundle as B
 from export.onnx import export_bundle
 from export.tensorrt import parity_inputs
 from realtime.backends.choose import open_backend
-from realtime.cli import main
 from realtime.commands import ModelFactory, processor_factory
 from realtime.model_processor import ModelProcessor, consistency_sigmas, transfer_sigmas
 from realtime.params import EngineParams
 from realtime.render import render_file
+from stylehost.cli import main
 from tests.export.tiny import tiny_bundle, tiny_model
 from tests.realtime.test_processor import stream
 

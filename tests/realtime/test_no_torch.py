@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime.jackserver import JackServer
+from benchmarks.jackserver import JackServer
 
 ROOT = Path(__file__).resolve().parents[2]
 # The torch-free bottom layer: what realtime/, export/bundle.py and gui/ build on.
@@ -43,7 +43,7 @@ def test_render_with_the_shipped_model_loads_no_torch(tmp_path: Path) -> None:
     sf.write(tmp_path / "in.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 48000)
     code = (
         "import sys\n"
-        "from realtime.cli import main\n"
+        "from stylehost.cli import main\n"
         f"rc = main(['render', {str(tmp_path / 'in.wav')!r}, {str(tmp_path / 'out.wav')!r}, '--style', 'violin',"
         " '--no-progress'])\n"
         "maps = open('/proc/self/maps').read()\n"
@@ -57,7 +57,7 @@ def test_render_with_the_shipped_model_loads_no_torch(tmp_path: Path) -> None:
 @pytest.mark.jack
 def test_live_with_the_shipped_model_maps_no_torch(jack_server: JackServer) -> None:
     env = dict(os.environ, JACK_DEFAULT_SERVER=jack_server.name)
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "live", "--style", "violin", "--input", "system",
+    proc = subprocess.Popen([sys.executable, "-m", "stylehost", "live", "--style", "violin", "--input", "system",
                              "--output", "system", "--seconds", "30"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

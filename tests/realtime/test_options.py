@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from realtime.cli import build_parser, main
+from stylehost.cli import build_parser, main
 
 RENDER = ["render", "missing-in.wav", "missing-out.wav", "--style", "violin", "--model", "passthrough"]
 # A device that does not exist: a value that slipped past the parser ends in a device error, never a stream.

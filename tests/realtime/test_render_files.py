@@ -17,9 +17,9 @@ import pytest
 import soundfile as sf
 
 from diffusion.errors import StylehostError
-from realtime.cli import main
 from realtime.processor import PassthroughProcessor, Processor, StftPassthroughProcessor
 from realtime.render import render_file
+from stylehost.cli import main
 
 
 def render_cli(tmp_path: Path, name: str, capsys: pytest.CaptureFixture, out: str = "out.wav") -> tuple[int, str]:

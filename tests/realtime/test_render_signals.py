@@ -25,7 +25,7 @@ RATE = 24000
 # The child starts from the default dispositions whatever the test runner inherited (under nohup,
 # SIGHUP is ignored, and an ignored signal is rightly left ignored by the render).
 CHILD = ("import signal, sys; signal.signal(signal.SIGTERM, signal.SIG_DFL); "
-         "signal.signal(signal.SIGHUP, signal.SIG_DFL); from realtime.cli import main; sys.exit(main(sys.argv[1:]))")
+         "signal.signal(signal.SIGHUP, signal.SIG_DFL); from stylehost.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 @pytest.fixture(scope="module")

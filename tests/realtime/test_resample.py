@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.jackserver import find_arrivals
+from benchmarks.jackserver import find_arrivals
 from realtime.resample import StreamResampler
 
 RATES = [(44100, 24000), (48000, 24000), (96000, 24000), (24000, 44100), (24000, 48000), (24000, 96000)]

@@ -10,7 +10,7 @@ import soundfile as sf
 from diffusion.features import SpectrogramConfig, SpectrogramTransform
 from diffusion.metrics import log_mel_distance
 from export.bundle import load_bundle
-from realtime.cli import main
+from stylehost.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "models" / "default"

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from realtime.jackserver import JackServer, server_running
+from benchmarks.jackserver import JackServer, server_running
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_killed_owner_takes_its_jack_server_with_it() -> None:
-    code = ("from realtime.jackserver import JackServer; s = JackServer().start(); print(s.name, flush=True); "
+    code = ("from benchmarks.jackserver import JackServer; s = JackServer().start(); print(s.name, flush=True); "
             "import time; time.sleep(60)")
     owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     name = owner.stdout.readline().strip()
@@ -43,7 +43,7 @@ def ambient_server() -> Iterator[JackServer]:
 
 def _bench(*args: str, default_server: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, JACK_DEFAULT_SERVER=default_server)
-    return subprocess.run([sys.executable, "-m", "realtime.cli", "bench", "latency", "--model", "passthrough",
+    return subprocess.run([sys.executable, "-m", "stylehost", "bench", "latency", "--model", "passthrough",
                            "--seconds", "1", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
 
 

@@ -1,0 +1,1 @@
+"""The `stylehost` command, which wires the packages together; nothing imports it but the console script."""

@@ -1,0 +1,121 @@
+"""The harmonic excitation: partials the source lacks, the source where it is not pitched, no clicks, and
+the live processor with an excitation bundle equal to the offline reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffusion.excitation import ExcitationConfig, HarmonicExcitation, excite
+
+SR = 24000
+
+
+def vibrato_sine(seconds: float = 1.5, f0: float = 440.0) -> tuple[np.ndarray, np.ndarray]:
+    t = np.arange(int(SR * seconds)) / SR
+    f = f0 * 2 ** (0.3 / 12 * np.sin(2 * np.pi * 5.5 * t))
+    return (0.3 * np.sin(2 * np.pi * np.cumsum(f) / SR)).astype(np.float32), f
+
+
+def partial_db(x: np.ndarray, f0: float, k: int) -> float:
+    seg = x * np.hanning(len(x))
+    spec = np.abs(np.fft.rfft(seg))
+    freqs = np.fft.rfftfreq(len(x), 1 / SR)
+    b = int(np.argmin(np.abs(freqs - k * f0)))
+    return float(20 * np.log10(spec[b - 3 : b + 4].max() + 1e-12))
+
+
+def test_a_sine_gets_a_harmonic_series_that_follows_its_vibrato() -> None:
+    x, f = vibrato_sine()
+    y = excite(x)
+    mid = slice(18000, 18000 + 2048)
+    f0 = float(f[mid].mean())
+    levels = [partial_db(y[mid], f0, k) for k in range(1, 9)]
+    assert partial_db(x[mid], f0, 3) < levels[0] - 60  # the source has no third partial
+    assert all(lv > levels[0] - 30 for lv in levels)  # the excitation has all eight
+    # The level follows the source's: RMS within 1.5 dB in the sustained part.
+    rms = lambda a: float(np.sqrt(np.mean(a[6000:-6000] ** 2)))  # noqa: E731
+    assert abs(20 * np.log10(rms(y) / rms(x))) < 1.5
+
+
+def test_noise_and_silence_pass_as_the_source() -> None:
+    n = (0.1 * np.random.default_rng(1).standard_normal(SR)).astype(np.float32)
+    np.testing.assert_allclose(excite(n)[2000:], n[2000:], atol=1e-6)
+    assert np.all(excite(np.zeros(SR, np.float32)) == 0.0)
+
+
+def test_a_chord_keeps_the_source() -> None:
+    """Three equal notes a tritone and a fifth apart are not one period: the source passes (chords keep
+    today's path)."""
+    t = np.arange(SR) / SR
+    chord = sum(0.1 * np.sin(2 * np.pi * f * t + i) for i, f in enumerate((261.6, 370.0, 415.3)))
+    y = excite(chord.astype(np.float32))
+    err = np.sqrt(np.mean((y[4000:] - chord[4000:]) ** 2)) / np.sqrt(np.mean(chord[4000:] ** 2))
+    assert err < 0.2
+
+
+def test_switching_between_voiced_and_unvoiced_never_clicks() -> None:
+    x, _ = vibrato_sine(1.0)
+    noise = (0.05 * np.random.default_rng(2).standard_normal(SR // 2)).astype(np.float32)
+    y = excite(np.concatenate([noise, x, noise, np.zeros(SR // 4, np.float32)]))
+    assert np.isfinite(y).all()
+    # A 60-partial sawtooth at 0.3 RMS steps by up to ~0.6 per sample by itself; a click would be more.
+    assert np.abs(np.diff(y)).max() < 0.8
+
+
+def test_hostile_input_stays_finite_and_bounded() -> None:
+    gen = HarmonicExcitation()
+    rng = np.random.default_rng(3)
+    for block in (np.full(96, np.nan), np.full(96, 1e30), np.ones(96), rng.uniform(-1, 1, 96)):
+        out = gen.process(np.nan_to_num(block, nan=0.0, posinf=8.0, neginf=-8.0).clip(-8, 8))
+        assert np.isfinite(out).all()
+
+
+def test_config_is_checked() -> None:
+    from diffusion.errors import StylehostError
+
+    with pytest.raises(StylehostError):
+        ExcitationConfig(voiced_lo=0.9, voiced_hi=0.5)
+
+
+def test_processor_with_excitation_equals_offline_reference(tmp_path: Path) -> None:
+    import torch
+
+    from diffusion.checkpoint import load_denoiser
+    from diffusion.guide import load_stage
+    from diffusion.resynth import PhaseGuidedResynth
+    from diffusion.stream import StreamConfig, stream_audio
+    from export import bundle as B
+    from export.onnx import export_bundle
+    from realtime.backends.choose import open_backend
+    from realtime.model_processor import ModelProcessor
+    from tests.diffusion.test_guide_bundle import MIX, tiny_stage_file
+    from tests.export.tiny import tiny_model
+    from tests.realtime.test_processor import stream
+
+    torch.set_num_threads(1)
+    bundle = export_bundle(tiny_model(tmp_path / "tiny.pt"), tmp_path / "b",
+                           stage_path=tiny_stage_file(tmp_path / "g.pt"))
+    manifest = json.loads((bundle.path / B.MANIFEST).read_text())
+    manifest["excitation"] = ExcitationConfig().to_dict()
+    (bundle.path / B.MANIFEST).write_text(json.dumps(manifest))
+    bundle = B.load_bundle(bundle.path)
+    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"), emit=2)
+    proc.set_params(style_mix=MIX, strength=1.0, steps=1)
+    x, _ = vibrato_sine(0.8, 330.0)
+    y = stream(proc, x)
+    d = load_denoiser(bundle.torch_weights)
+    stage = load_stage(bundle.path / "guide.pt", steps=1)
+    lead = proc.frame_origin * proc.hop
+    cfg = StreamConfig(emit=2, steps=1, strength=1.0)
+    padded = np.concatenate([np.zeros(lead, np.float32), x])
+    ref = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX), cfg, stage=stage,
+                       excitation=ExcitationConfig())
+    src = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX), cfg, stage=stage)
+    want = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), ref])[: len(y)]
+    other = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), src])[: len(y)]
+    assert np.abs(want - other).max() > 0.1 * np.abs(want).max()  # the excitation is in use
+    np.testing.assert_allclose(y, want, atol=1e-4, rtol=0)
