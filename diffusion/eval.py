@@ -34,6 +34,7 @@ from diffusion.classifier import ClassifierConfig, embed_clip, load_classifier, 
 from diffusion.config import parse_list
 from diffusion.data import load_manifest
 from diffusion.errors import StylehostError
+from diffusion.excitation import ExcitationConfig
 from diffusion.guide import GuideStage, load_stage
 from diffusion.metrics import chroma_similarity, frechet_distance, log_mel_distance, static_eq_log_gain
 from diffusion.model import Denoiser
@@ -64,9 +65,13 @@ def evaluate(
     cfg: EvalConfig = EvalConfig(),
     progress: bool = True,
     stage: GuideStage | None = None,
+    excitation: dict[str, ExcitationConfig | None] | None = None,
 ) -> dict[str, Any]:
     """Score each named (denoiser, stream config) plus the two baselines; returns a JSON-able report.
-    ``stage`` resynthesises the models' predictions as the engine does with a bundle's GuideDiff stage."""
+    ``stage`` resynthesises the models' predictions as the engine does with a bundle's GuideDiff stage;
+    ``excitation`` {suffix: config}: each model is scored once per entry, its stage shaping the source
+    (None) or its harmonic excitation (diffusion/excitation.py), named model + suffix."""
+    excitation = excitation or {"": None}
     from tqdm import tqdm
 
     manifest = load_manifest(data_dir)
@@ -84,7 +89,7 @@ def evaluate(
     resynth = PhaseGuidedResynth(spec)
     transform = resynth.transform
     rng = np.random.default_rng(cfg.seed)
-    systems = ("source", "static_eq", *denoisers)
+    systems = ("source", "static_eq", *(name + suffix for name in denoisers for suffix in excitation))
     scores: dict[tuple[str, str, str], list[dict[str, float]]] = defaultdict(list)
     embeddings: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
     real: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -109,7 +114,8 @@ def evaluate(
             outputs = {"source": source, "static_eq": resynthesize(resynth, source, lambda s, g=gain: s + g)}
             for name, (denoiser, scfg) in denoisers.items():
                 style_vec = denoiser.style_vector({tgt: 1.0})
-                outputs[name] = stream_audio(denoiser, resynth, source, style_vec, scfg, stage)
+                for suffix, exc in excitation.items():
+                    outputs[name + suffix] = stream_audio(denoiser, resynth, source, style_vec, scfg, stage, exc)
             for name, out in outputs.items():
                 probs, emb = embed_clip(classifier, logmel(out), frames)
                 embeddings[name, tgt].append(emb)
@@ -173,6 +179,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="GuideDiff stage file (a bundle's guide.pt): the models' audio goes through it, as in the "
                         "engine; default: source-phase resynthesis")
     p.add_argument("--stage-steps", type=int, default=1, help="restoration steps of --stage")
+    p.add_argument("--excitation", default="off", choices=["off", "on", "both"],
+                   help="the stage shapes the source (off), its harmonic excitation (on), or score both")
     p.add_argument("--strength", default="1.0", help="transfer strength; a list ('1.0,0.7') scores each")
     p.add_argument("--emit", type=int, default=4, help="frames emitted per window (the engine's stride)")
     p.add_argument("--clips-per-pair", type=int, default=EvalConfig.clips_per_pair)
@@ -203,8 +211,13 @@ def cli_eval(args: argparse.Namespace) -> int:
             denoisers[label] = (denoiser, StreamConfig(emit=args.emit, steps=st, strength=sg,
                                                        sampler=args.sampler or model_sampler(p), seed=args.seed))
     stage = load_stage(args.stage, steps=args.stage_steps).eval() if args.stage is not None else None
+    choices: dict[str, dict[str, ExcitationConfig | None]] = {
+        "off": {"": None}, "on": {"": ExcitationConfig()}, "both": {"": None, " + excitation": ExcitationConfig()}}
+    excitation = choices[args.excitation]
     report = evaluate(denoisers, args.data, args.classifier,
-                      EvalConfig(clips_per_pair=args.clips_per_pair, split=args.split, seed=args.seed), stage=stage)
+                      EvalConfig(clips_per_pair=args.clips_per_pair, split=args.split, seed=args.seed), stage=stage,
+                      excitation=excitation)
+    report["excitation"] = args.excitation
     report["resynthesis"] = ({"stage": str(args.stage), "steps": args.stage_steps} if stage is not None
                              else "source-phase")
     report["stream"] = {name: {"emit": c.emit, "steps": c.steps, "strength": c.strength, "sampler": c.sampler}

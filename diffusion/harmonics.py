@@ -16,9 +16,15 @@ Definition (``HarmonicConfig`` defaults; ``sr`` = 24 kHz, the model rate):
 2. **Harmonics.** With ``f0 = 440 * 2**((pitch - 69) / 12)`` (the note's nominal pitch), harmonic
    ``k`` = 1..10 sits at ``k*f0``. Its **peak** is the largest magnitude (dB) within ``+-search_cents``
    (50 cents, a quarter-tone) of ``k*f0`` (at least +-1 bin), refined by a parabola through the peak
-   bin and its neighbours. Its **local floor** is the median magnitude (dB) of the bins within
-   ``+-f0`` of ``k*f0`` that are farther than (search width + 2 bins, the Hann main lobe) from every
-   harmonic ``j*f0``: the valleys between harmonics ``k-1``, ``k``, ``k+1``. Harmonics whose band reaches
+   bin and its neighbours. Its **local floor** is the larger of two medians of magnitude (dB): the
+   *valleys*, the bins within ``+-f0`` of ``k*f0`` farther than (search width + 2 bins, the Hann main
+   lobe) from every harmonic ``j*f0`` (between harmonics ``k-1``, ``k``, ``k+1``), and the *skirt*, the
+   bins 3 to 5 bins (35-59 Hz) either side of the peak bin (``skirt_bins``). A sinusoid's skirt holds
+   only Hann side lobes (about -45 dB); a band of noise shaped into a comb keeps its energy there.
+   Without the skirt, white noise given the target's own log-mel through the source-phase
+   resynthesis scored 6.4 dB from the target, as close as the same instrument from the other
+   SoundFont (6.5 dB); with it, 14.5 dB, while every other calibration row moved by under 0.2 dB
+   (3 test clips x 8 styles). Harmonics whose band reaches
    past ``max_freq`` (11 kHz) or Nyquist, or whose band keeps fewer than ``min_floor_bins`` (4) valley
    bins (very low notes), are skipped (NaN); that depends only on the note, so both signals of a
    comparison skip the same entries. Not a pitch check: below ~800 Hz the search window is narrower
@@ -83,6 +89,7 @@ class HarmonicConfig:
     max_freq: float = 11000.0
     dynamic_range_db: float = 40.0
     silence_db: float = 60.0
+    skirt_bins: tuple[int, int] | None = (3, 5)  # bins off the peak whose median also bounds the floor
 
     def __post_init__(self) -> None:
         if self.n_fft < 256 or self.hop < 1 or self.harmonics < 1:
@@ -151,7 +158,12 @@ def _peaks_and_floors(spectra_db: np.ndarray, f0: np.ndarray, sr: int,
             local_max = (b >= a) & (b >= c) & (denom < 0)
             p = np.where(local_max, 0.5 * (a - c) / np.where(local_max, denom, -1.0), 0.0)
             peaks[rows, k - 1] = b - 0.25 * (a - c) * p
-            floors[rows, k - 1] = np.median(spec[:, valley], axis=1)
+            floor = np.median(spec[:, valley], axis=1)
+            if cfg.skirt_bins is not None:
+                offsets = np.arange(cfg.skirt_bins[0], cfg.skirt_bins[1] + 1)
+                near = np.clip(idx[:, None] + np.concatenate([-offsets, offsets])[None], 0, n_bins - 1)
+                floor = np.maximum(floor, np.median(np.take_along_axis(spec, near, axis=1), axis=1))
+            floors[rows, k - 1] = floor
     return peaks, floors
 
 

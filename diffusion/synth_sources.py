@@ -132,13 +132,15 @@ def _additive(phi: np.ndarray, freq: np.ndarray, sr: int, amp: Callable[[np.ndar
     return out
 
 
-def sine_vibrato(notes: Sequence[SynthNote], num_samples: int, sr: int, seed: int = 0) -> np.ndarray:
-    """Whistle: a sine with 5.5 Hz, +-30 cent vibrato and breath noise 30 dB under it."""
+def sine_vibrato(notes: Sequence[SynthNote], num_samples: int, sr: int, seed: int = 0,
+                 breath_db: float | None = -30.0) -> np.ndarray:
+    """Whistle: a sine with 5.5 Hz, +-30 cent vibrato and breath noise ``breath_db`` under it (None: none)."""
 
     def tone(note: SynthNote, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
         _, phi = vibrato_phase(midi_hz(note.pitch), n, sr, 30.0, 5.5, rng.uniform(0, 2 * np.pi))
-        breath = _breath(n, sr, rng) * (10 ** (-30 / 20) / np.sqrt(2))  # sine RMS is 1/sqrt(2)
-        return np.sin(phi) + breath
+        if breath_db is None:
+            return np.sin(phi)
+        return np.sin(phi) + _breath(n, sr, rng) * (10 ** (breath_db / 20) / np.sqrt(2))  # sine RMS 1/sqrt(2)
 
     return _render(notes, num_samples, sr, seed, 0.01, 0.04, tone)
 

@@ -49,6 +49,7 @@ from realtime.backends.base import Backend
 from realtime.processor import Processor
 
 CROSSFADE_MS = 100.0
+BUNDLE_EXCITATION = "bundle"  # ModelProcessor(excitation=...): use the bundle's manifest section, if any
 SAMPLERS = ("euler", "consistency")  # diffusion.sampling names; the manifest's sampler.name is one of them
 
 
@@ -80,7 +81,8 @@ class ModelProcessor(Processor):
     preserves_level = False  # the model plays at its training targets' loudness: the engine matches it
 
     def __init__(self, bundle: Bundle, backend: Backend, emit: int | None = None, seed: int = 0,
-                 crossfade_ms: float = CROSSFADE_MS) -> None:
+                 crossfade_ms: float = CROSSFADE_MS,
+                 excitation: dict[str, Any] | None | str = BUNDLE_EXCITATION) -> None:
         spec = bundle.spectrogram
         self.bundle, self.backend, self.seed = bundle, backend, seed
         t, look, s = bundle.window, bundle.lookahead, emit or bundle.emit
@@ -125,11 +127,14 @@ class ModelProcessor(Processor):
         self._fade_pos = self._fade_len
         self._first_col = t - look - s  # window column of the first emitted frame
         self._excitation: HarmonicExcitation | None = None
-        if bundle.excitation is not None:
+        exc_cfg = bundle.excitation if excitation == BUNDLE_EXCITATION else excitation
+        if isinstance(exc_cfg, str):
+            raise StylehostError(f"excitation must be a config, None or {BUNDLE_EXCITATION!r}, got {exc_cfg!r}")
+        if exc_cfg is not None:
             if self._after > look - 1:
                 raise StylehostError(f"the bundle's excitation runs one hop behind the input: its resynth stage "
                                      f"may read at most {look - 1} frames after the emitted ones, not {self._after}")
-            self._excitation = HarmonicExcitation(spec.sample_rate, hop, ExcitationConfig(**bundle.excitation))
+            self._excitation = HarmonicExcitation(spec.sample_rate, hop, ExcitationConfig(**exc_cfg))
         self._exc_win = np.zeros(self.window, np.float32)
         self._silence = np.zeros(hop, np.float32)
         self.strength, self.steps = 0.7, 4

@@ -83,3 +83,16 @@ def test_no_note_frames_is_nan() -> None:
     short = [Note(60, 0.0, 0.05, 100)]  # shorter than the onset guard plus one frame
     assert len(harmonic_profile(sawtooth(262.0), short, SR)) == 0
     assert np.isnan(harmonic_distance(sawtooth(262.0), sawtooth(262.0), short, SR))
+
+
+def test_a_comb_of_noise_bands_is_not_a_harmonic_series() -> None:
+    # White noise shaped into teeth about 60 Hz wide at k*f0 (what a per-band gain can make of noise)
+    # peaks at every harmonic like the sawtooth, but is no harmonic series; the skirt floor says so.
+    f0, n = 220.0, SR
+    freqs = np.fft.rfftfreq(n, 1.0 / SR)
+    teeth = sum(np.exp(-0.5 * ((freqs - k * f0) / 25.0) ** 2) / k for k in range(1, 40))
+    comb = np.fft.irfft(np.fft.rfft(np.random.default_rng(0).standard_normal(n)) * teeth, n)
+    saw = sawtooth(f0)
+    assert harmonic_distance(comb, saw, NOTE_A3, SR) > 8.0  # measured 9.4 (valleys only: 3.0)
+    valleys_only = HarmonicConfig(skirt_bins=None)
+    assert harmonic_distance(comb, saw, NOTE_A3, SR, valleys_only) < harmonic_distance(comb, saw, NOTE_A3, SR) - 5.0
