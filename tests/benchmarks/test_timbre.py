@@ -23,8 +23,8 @@ def test_calibration_has_every_row_and_orders_the_obvious_ones(small_dataset: Pa
     torch.manual_seed(0)
     tiny = Denoiser(ModelConfig(channels=(8, 16), emb_dim=16, fourier_dim=8)).eval()
     stage = GuideStage(tiny.cfg.spectrogram, GuideConfig(channels=4, blocks=1)).eval()  # untrained: identity
-    report = calibrate(small_dataset, TimbreConfig(clips=1, model_clips=1), tiny, StreamConfig(steps=1), stage,
-                       progress=False)
+    report = calibrate(small_dataset, TimbreConfig(clips=1, model_clips=1, targets=("flute",)), tiny,
+                       StreamConfig(steps=1), stage, progress=False)
     summary = report["summary"]
     groups = [OTHER_STYLES, *SOURCES]
     systems = ("unchanged", "static EQ", "oracle log-mel, source-phase", "oracle log-mel, GuideDiff stage",
@@ -33,6 +33,8 @@ def test_calibration_has_every_row_and_orders_the_obvious_ones(small_dataset: Pa
     for row in report["rows"]:
         assert np.isfinite(row["harmonic_db"]) and np.isfinite(row["log_mel_db"]), row
     assert len(report["clips"]) == 1 and report["styles"] == ["piano", "guitar", "flute"]
+    assert {r["target"] for r in report["rows"]} == {"flute"}
+    assert {r["source"] for r in report["rows"] if r["system"] == "unchanged"} == {"piano", "guitar", *SOURCES}
 
     def mean(key: str) -> float:
         return summary[key]["harmonic_db"]["mean"]
@@ -61,8 +63,10 @@ def test_notes_are_re_derived_and_checked_against_the_manifest(small_dataset: Pa
 
 def test_cli_writes_json_and_markdown(small_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "timbre.json"
-    assert main(["--data", str(small_dataset), "--out", str(out), "--clips", "1", "--no-model", "--quiet"]) == 0
+    argv = ["--data", str(small_dataset), "--out", str(out), "--clips", "1", "--targets", "guitar", "--no-model"]
+    assert main([*argv, "--quiet"]) == 0
     report = json.loads(out.read_text())
     assert report["model"] is None and "today's model: voice" not in report["summary"]
     assert "harmonic dist (dB)" in out.with_suffix(".md").read_text()
     assert main(["--data", str(tmp_path / "missing"), "--out", str(out), "--no-model", "--quiet"]) == 2
+    assert main([*argv, "--targets", "violin", "--quiet"]) == 2  # not in this dataset: one-line error
