@@ -165,7 +165,8 @@ def test_live_with_too_many_steps_stops_cleanly_on_ctrl_c(jack_server: JackServe
     env = dict(os.environ, JACK_DEFAULT_SERVER=jack_server.name, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "stylehost", "live", "--style", "violin", "--input", "system",
                              "--output", "system", "--steps", "4", "--blocksize", "256"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal
     time.sleep(8.0)
     proc.send_signal(signal.SIGINT)
     t0 = time.monotonic()
