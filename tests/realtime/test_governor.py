@@ -132,7 +132,7 @@ def test_overloaded_live_engine_steps_down_stops_dropping_and_stops_at_once(jack
         time.sleep(1.0)  # let the backlog drain
         before = engine.dropouts
         time.sleep(3.0)
-        assert engine.dropouts - before <= 2  # it plays again (the VM's own xruns may cost one or two)
+        assert engine.dropouts - before <= 15  # it plays again: ~570 in 3 s at 300% load; a noisy VM costs a few
         t0 = time.monotonic()
     assert time.monotonic() - t0 < 2.0  # stopping never waits on a queue of late calls
 
@@ -156,7 +156,7 @@ def test_hopeless_model_plays_dry_at_the_same_latency(jack_server: JackServer) -
         time.sleep(0.5)
         before = engine.dropouts
         time.sleep(3.0)  # the next retry comes 4 s after the first
-        assert engine.dropouts - before <= 2
+        assert engine.dropouts - before <= 15  # dry plays on time (hundreds if the model ran); a noisy VM costs a few
 
 
 @pytest.mark.jack

@@ -81,11 +81,14 @@ def test_slow_model_drops_out_callback_stays_on_time_and_recovers(jack_server: J
     def make() -> Processor:
         return SlowProcessor(StftPassthroughProcessor(), sleep_s=0.12, late_calls={100, 101, 102})
 
+    baseline, _, _, _ = stream_pulses(jack_server, StftPassthroughProcessor, 4.0)  # this machine's own xruns now
     t0 = time.monotonic()
     engine, peaks, delays, starts = stream_pulses(jack_server, make, 4.0)
     elapsed = time.monotonic() - t0
     assert engine.dropouts > 0
-    assert engine.xruns <= 5  # the callback never waits on the worker (a loaded machine may xrun anyway)
+    # The callback never waits on the worker: no more xruns than a fast processor gets on the same server
+    # just before, give or take its noise (the dummy driver's timer on a loaded VM xruns by itself: 0-33 in 4 s).
+    assert engine.xruns <= 1.5 * baseline.xruns + 5, (engine.xruns, baseline.xruns)
     # The callback kept its pace: ~one block per 256 samples of wall time while the worker slept.
     assert engine.blocks >= 0.8 * 4.0 * 48000 / 256
     assert elapsed < 20
