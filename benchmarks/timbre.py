@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from collections import defaultdict
@@ -51,7 +50,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from diffusion.data import Clip, Note, RenderConfig, cut_clips, load_manifest, part_notes
+from diffusion.data import Clip, Note, RenderConfig, load_manifest, piece_clips, piece_parts
 from diffusion.errors import StylehostError
 from diffusion.files import write_text_atomic
 from diffusion.guide import GuideStage, restore_clip
@@ -62,7 +61,6 @@ from diffusion.provenance import git_commit
 from diffusion.resynth import PhaseGuidedResynth
 from diffusion.spectrogram import SpectrogramConfig
 from diffusion.stream import StreamConfig, resynthesize, stream_audio
-from diffusion.styles import parse_styles
 from diffusion.synth_sources import SOURCES
 
 DEFAULT_BUNDLE = Path("models/default")
@@ -95,22 +93,7 @@ def render_config(manifest: dict[str, Any], data_dir: Path) -> RenderConfig:
 
 def _derive_piece(piece: str, cfg: RenderConfig) -> list[Clip]:
     """The clips ``data.render_piece`` cut from one piece: the same parse, part order and seeded draws."""
-    from music21 import corpus
-
-    styles = parse_styles(",".join(cfg.styles))
-    rng = random.Random(f"{cfg.seed}:{piece}")
-    score = corpus.parse(piece)
-    parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
-    order = list(range(len(parts)))
-    rng.shuffle(order)
-    clips: list[Clip] = []
-    for index in sorted(order[: cfg.max_parts_per_piece]):
-        try:
-            notes = part_notes(parts[index])
-        except Exception:  # noqa: BLE001 - render_piece skips a malformed part the same way
-            notes = []
-        clips.extend(cut_clips(piece, index, notes, cfg, rng, styles))
-    return clips
+    return piece_clips(piece, piece_parts(piece), cfg)
 
 
 def clip_notes(manifest: dict[str, Any], data_dir: Path, clips: list[dict[str, Any]]) -> dict[str, list[Note]]:

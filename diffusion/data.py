@@ -245,25 +245,19 @@ def job_record_path(out_dir: Path, piece: str) -> Path:
     return out_dir / "jobs" / (piece.replace("/", "-") + ".json")
 
 
-def render_piece(piece: str, cfg: RenderConfig) -> dict[str, Any]:
-    """One job: parse a piece, cut clips from up to max_parts_per_piece parts, render every font.
-
-    Returns {"piece", "clips": [records], "error": str|None}; the record is also saved in jobs/.
-    """
+def piece_parts(piece: str) -> list[Any]:
+    """The music21 parts of a corpus piece (the score itself when it has none)."""
     from music21 import corpus
 
+    score = corpus.parse(piece)
+    return list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
+
+
+def piece_clips(piece: str, parts: list[Any], cfg: RenderConfig) -> list[Clip]:
+    """The clips cut from up to max_parts_per_piece of a piece's parts, with the piece's seeded draws:
+    the same clips every time, so benchmarks can re-derive a rendered clip's notes (benchmarks/timbre.py)."""
     styles = parse_styles(",".join(cfg.styles))
-    record_path = job_record_path(cfg.out_dir, piece)
     rng = random.Random(f"{cfg.seed}:{piece}")
-    try:
-        score = corpus.parse(piece)
-        parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
-    except Exception as exc:  # music21 raises many types on odd corpus files; skip the piece
-        result: dict[str, Any] = {
-            "piece": piece, "clips": [], "error": f"parse failed: {type(exc).__name__}: {exc}"[:300]
-        }
-        _save_json(record_path, result)
-        return result
     order = list(range(len(parts)))
     rng.shuffle(order)
     clips: list[Clip] = []
@@ -273,6 +267,25 @@ def render_piece(piece: str, cfg: RenderConfig) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - a malformed part is skipped, the piece goes on
             notes = []
         clips.extend(cut_clips(piece, index, notes, cfg, rng, styles))
+    return clips
+
+
+def render_piece(piece: str, cfg: RenderConfig) -> dict[str, Any]:
+    """One job: parse a piece, cut clips from up to max_parts_per_piece parts, render every font.
+
+    Returns {"piece", "clips": [records], "error": str|None}; the record is also saved in jobs/.
+    """
+    styles = parse_styles(",".join(cfg.styles))
+    record_path = job_record_path(cfg.out_dir, piece)
+    try:
+        parts = piece_parts(piece)
+    except Exception as exc:  # music21 raises many types on odd corpus files; skip the piece
+        result: dict[str, Any] = {
+            "piece": piece, "clips": [], "error": f"parse failed: {type(exc).__name__}: {exc}"[:300]
+        }
+        _save_json(record_path, result)
+        return result
+    clips = piece_clips(piece, parts, cfg)
     fonts = {"fluidr3": cfg.target_font}
     if cfg.source_font is not None:
         fonts["timgm6mb"] = cfg.source_font
