@@ -187,8 +187,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "set-params-refusal", "faults: a processor refusing parameters",
         "set_params exceptions are counted, the worker keeps running", E,
-        (("                except Exception as exc:  # a processor refusing a value must not kill the worker",
-          "                except ZeroDivisionError as exc:  # MUTATION"),),
+        (("            except Exception as exc:  # a processor refusing a value must not kill the worker",
+          "            except ZeroDivisionError as exc:  # MUTATION"),),
         (f"{BAD}::test_processor_refusing_params_does_not_kill_the_worker",),
         reason=r"steps 3 unsupported",
     ),

@@ -372,19 +372,15 @@ class Engine:
             cap = self.governor.request(params.steps)
             if self._governing:
                 model["steps"] = max(1, cap)  # the governor's cap; 0 (dry) keeps one step for the retry
-            for c, p in enumerate(self.processors):
-                try:
-                    p.set_params(**model)
-                except Exception as exc:  # a processor refusing a value must not kill the worker
-                    self._processor_fault(c, exc)
+            self._set_processor_params(**model)
         self._applied = params
 
-    def _set_steps(self, steps: int) -> None:
-        """The governor moved its cap (>= 1): tell the processors; a refusal is a fault like any other."""
+    def _set_processor_params(self, **params: object) -> None:
+        """Hand the processors new parameters (the user's, or the governor's step cap); a refusal is a fault."""
         for c, p in enumerate(self.processors):
             try:
-                p.set_params(steps=steps)
-            except Exception as exc:  # noqa: BLE001 - the worker keeps running, dry
+                p.set_params(**params)
+            except Exception as exc:  # a processor refusing a value must not kill the worker
                 self._processor_fault(c, exc)
 
     def _worker_block(self, block: np.ndarray) -> None:
@@ -442,7 +438,7 @@ class Engine:
             if cap == 0:
                 self._fallback.set(0.0)  # this stride's wet is good: ramp to the dry line
             elif cap is not None:
-                self._set_steps(cap)
+                self._set_processor_params(steps=cap)
 
     def _play_dry(self) -> None:
         """Governor cap 0: no model call this stride; the dry line plays at the same latency."""
@@ -452,7 +448,7 @@ class Engine:
         if self.governor.idle() is not None:  # time to retry one step: fresh state, a clean window first
             for p in self.processors:
                 p.reset()
-            self._set_steps(1)
+            self._set_processor_params(steps=1)
             self._unhealthy = self._recover_calls
 
     def _processor_fault(self, c: int, exc: Exception | None) -> None:
