@@ -101,6 +101,7 @@ class HarmonicExcitation:
         self._n = np.arange(m, dtype=np.float64)
         self._wx = np.zeros(m, np.float64)
         self._probe = np.zeros(m, np.float64)
+        self._angle = np.zeros(m, np.float64)
         self._norm = float(np.sum(self._win)) ** 2 / 4.0 / (float(np.sum(self._win**2)) / 2.0)
         self.reset()
 
@@ -186,12 +187,10 @@ class HarmonicExcitation:
         for f in (f0, 2.0 * f0):
             if f >= 0.5 * self.sample_rate:
                 break
-            w = 2.0 * math.pi * f / self.sample_rate
-            np.multiply(self._n, w, out=self._probe)
-            np.cos(self._probe, out=self._probe)
+            np.multiply(self._n, 2.0 * math.pi * f / self.sample_rate, out=self._angle)
+            np.cos(self._angle, out=self._probe)
             re = float(np.dot(self._wx, self._probe))
-            np.multiply(self._n, w, out=self._probe)
-            np.sin(self._probe, out=self._probe)
+            np.sin(self._angle, out=self._probe)
             im = float(np.dot(self._wx, self._probe))
             power += re * re + im * im
         return power / self._norm / total
