@@ -95,6 +95,10 @@ class Clip:
             "samples": self.samples, "transpose": self.transpose, "tempo_scale": self.tempo_scale,
             "onsets": sorted({round(n.start, 4) for n in self.notes}),
             "pitches": [n.pitch for n in sorted(self.notes, key=lambda n: (n.start, n.pitch))],
+            # Whole notes (pitch, start, end, velocity): the harmonic metric and the synthesized-source
+            # augmentation need note ends, which onsets and pitches alone do not give.
+            "notes": [[n.pitch, round(n.start, 4), round(n.end, 4), n.velocity]
+                      for n in sorted(self.notes, key=lambda n: (n.start, n.pitch))],
             "audio": audio,
         }
 

@@ -65,9 +65,11 @@ from diffusion.model import Denoiser, ModelConfig
 from diffusion.pairs import fixed_windows
 from diffusion.provenance import Provenance
 from diffusion.sampling import transfer
+from diffusion.synth_augment import SynthAugmentConfig
 from diffusion.train import (
     DB_PER_NEPER,
     batch_loader,
+    init_weights,
     load_pairs,
     plot_history,
     run_loop,
@@ -85,6 +87,10 @@ class DistillConfig:
 
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     augment_source: bool = True
+    synth: SynthAugmentConfig = field(default_factory=SynthAugmentConfig)  # synthesized sources (issue 15)
+    # Continue a student: the student, its EMA and the target network start from this model file (a
+    # student of the teacher's model config) instead of the teacher's weights.
+    init: str = ""
     steps: int = 6000  # not yet measured on the real teacher: about 3 network passes per step
     batch_size: int = 32  # per process
     lr: float = 1e-3  # best of 2e-4 and 1e-3 in benchmarks/distill_sanity.py (tiny teacher, 800 steps)
@@ -268,9 +274,11 @@ def distill(cfg: DistillConfig, teacher_path: Path, data_dir: Path, out_dir: Pat
     train_clips, val_clips = load_pairs(data_dir, mc)
 
     teacher = teacher.to(device)
-    module = copy.deepcopy(teacher).requires_grad_(True)  # the student starts as the teacher
-    ema = copy.deepcopy(teacher)
-    target_net = copy.deepcopy(teacher)
+    module = copy.deepcopy(teacher).requires_grad_(True)  # the student starts as the teacher ...
+    if cfg.init:  # ... or as the student it continues
+        module.load_state_dict(init_weights(Path(cfg.init), mc))
+    ema = copy.deepcopy(module).requires_grad_(False)
+    target_net = copy.deepcopy(module).requires_grad_(False)
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if ckpt is not None:
         module.load_state_dict(ckpt["model"])

@@ -35,12 +35,14 @@ from diffusion.augment import AugmentConfig
 from diffusion.checkpoint import load_checkpoint, save_checkpoint
 from diffusion.config import load_config, to_dict
 from diffusion.errors import StylehostError
+from diffusion.excitation import ExcitationConfig, excite
 from diffusion.features import SpectrogramTransform
 from diffusion.guide import GuideConfig, GuideStage, frames_of, load_stage, overlap_add, parameter_count, save_stage
 from diffusion.guide_loss import mrstft_loss
 from diffusion.model import ModelConfig
 from diffusion.pairs import PairWindows
 from diffusion.provenance import Provenance
+from diffusion.synth_augment import SynthAugmentConfig
 from diffusion.train import load_pairs, plot_history, run_loop
 
 DB_PER_NEPER = 20.0 / math.log(10.0)
@@ -53,6 +55,11 @@ class GuideTrainConfig:
     guide: GuideConfig = field(default_factory=GuideConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     augment_source: bool = True
+    synth: SynthAugmentConfig = field(default_factory=SynthAugmentConfig)  # synthesized sources (issue 15)
+    # Shape the source's harmonic excitation (diffusion/excitation.py) instead of the source, as a bundle
+    # with an 'excitation' section plays; the denoiser's conditioning still comes from the source.
+    excitation: bool = False
+    harmonic: ExcitationConfig = field(default_factory=ExcitationConfig)
     segment: int = 40  # frames per example (divisible by 8: the dataset cutter's window rule)
     train_steps: int = 2  # InDI steps run in training; the loss covers every step's estimate
     steps: int = 3000
@@ -83,14 +90,27 @@ class GuideTrainConfig:
     model_steps: int = 1
 
 
+EXCITATION_PREROLL = 2400  # samples of source before a crop that warm the pitch tracker up (100 ms)
+
+
 class WaveWindows(PairWindows):
-    """PairWindows that yields the waveforms: {'source', 'target': (B, num_samples(segment))}."""
+    """PairWindows that yields the waveforms: {'source', 'target': (B, num_samples(segment))}, and with
+    ``excitation`` also 'shaped': the source's harmonic excitation, computed with a pre-roll so the pitch
+    tracker has heard the source before the crop, as it has live."""
+
+    excitation: ExcitationConfig | None = None
 
     def batch(self, rng: np.random.Generator, transform: SpectrogramTransform) -> dict[str, torch.Tensor]:
-        examples = [self.example(rng) for _ in range(self.batch_size)]
-        return {"source": torch.from_numpy(np.stack([e[0] for e in examples])),
-                "target": torch.from_numpy(np.stack([e[1] for e in examples])),
-                "style": torch.tensor([e[2] for e in examples])}
+        keep = EXCITATION_PREROLL if self.excitation is not None else 0
+        examples = [self.example(rng, keep_preroll=keep) for _ in range(self.batch_size)]
+        out = {"source": torch.from_numpy(np.stack([e[0][keep:] for e in examples])),
+               "target": torch.from_numpy(np.stack([e[1] for e in examples])),
+               "style": torch.tensor([e[2] for e in examples])}
+        if self.excitation is not None:
+            spec = self.cfg.spectrogram
+            out["shaped"] = torch.from_numpy(np.stack(
+                [excite(e[0], spec.sample_rate, spec.hop, self.excitation)[keep:] for e in examples]))
+        return out
 
 
 def corrupt_logmel(logmel: torch.Tensor, cfg: GuideTrainConfig, g: torch.Generator | None = None) -> torch.Tensor:
@@ -116,6 +136,7 @@ def estimates(stage: GuideStage, batch: dict[str, torch.Tensor], cfg: GuideTrain
     the samples the estimate's frames cover completely; ``steps=0``: the source-phase start alone."""
     spec = stage.spec
     frames = frames_of(batch["source"], spec)
+    shaped = frames_of(batch["shaped"], spec) if "shaped" in batch else frames  # what the stage restores
     spectrum = torch.matmul(frames_of(batch["target"], spec), stage.analysis).transpose(1, 2)
     f = stage.n_freqs
     tgt_mag = torch.sqrt(spectrum[:, :f] ** 2 + spectrum[:, f:] ** 2 + 1e-20)
@@ -128,10 +149,10 @@ def estimates(stage: GuideStage, batch: dict[str, torch.Tensor], cfg: GuideTrain
     k, hop, c, la = spec.n_fft // spec.hop, spec.hop, stage.cfg.context, stage.cfg.lookahead
     keep: list = []
     if steps == 0:  # the start over the frames the 1-step estimate covers
-        re, im, _, _ = stage.start(frames, cond)
+        re, im, _, _ = stage.start(shaped, cond)
         keep.append((re[:, :, c : re.shape[2] - la], im[:, :, c : re.shape[2] - la]))
     else:
-        stage.restore(frames, cond, steps=steps, keep=keep, detach_states=True)
+        stage.restore(shaped, cond, steps=steps, keep=keep, detach_states=True)
     pairs = []
     for i, (re, im) in enumerate(keep):
         first, count = (i + 1) * c, re.shape[2]  # estimate i covers frames [first, first + count)
@@ -230,9 +251,11 @@ def train_guide(cfg: GuideTrainConfig, data_dir: Path, out_dir: Path, *, resume:
     val = {}
     if val_clips:
         vds = WaveWindows(val_clips, model_cfg, cfg.val_windows, (1234,), None)
+        vds.excitation = cfg.harmonic if cfg.excitation else None
         val = vds.batch(np.random.default_rng(1234), SpectrogramTransform(model_cfg.spectrogram))
     dataset = WaveWindows(train_clips, model_cfg, cfg.batch_size, (cfg.seed, 0, step),
-                          cfg.augment if cfg.augment_source else None, cfg.p_same_style)
+                          cfg.augment if cfg.augment_source else None, cfg.p_same_style, cfg.synth)
+    dataset.excitation = cfg.harmonic if cfg.excitation else None
     loader = DataLoader(dataset, batch_size=None, num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
                         prefetch_factor=4 if cfg.workers else None)
     gen = torch.Generator().manual_seed(cfg.seed * 1009 + step)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from diffusion.augment import PREROLL_SECONDS, AugmentConfig, augment_source
 from diffusion.errors import StylehostError
 from diffusion.features import SpectrogramTransform
 from diffusion.model import ModelConfig
+from diffusion.synth_augment import Note4, SynthAugmentConfig, draw_voice, render_voice
 
 TARGET_FONT = "fluidr3"  # the target sound; other fonts appear only on the source side
 
@@ -33,6 +34,7 @@ class Clip:
     split: str
     samples: int
     audio: dict[str, dict[str, np.ndarray]]  # font -> style -> int16 (samples,)
+    notes: list[Note4] = field(default_factory=list)  # (pitch, start s, end s, velocity); [] in old datasets
 
 
 def read_manifest(data_dir: Path) -> dict[str, Any]:
@@ -78,7 +80,8 @@ def load_clips(data_dir: Path, cfg: ModelConfig, split: str) -> list[Clip]:
                 if file_sr != sr or wave.ndim != 1 or len(wave) != entry["samples"]:
                     raise StylehostError(f"{path}: expected mono {sr} Hz with {entry['samples']} samples")
                 audio[font][style] = wave
-        clips.append(Clip(entry["id"], split, entry["samples"], audio))
+        notes = [(int(p), float(a), float(b), int(v)) for p, a, b, v in entry.get("notes", [])]
+        clips.append(Clip(entry["id"], split, entry["samples"], audio, notes))
     return clips
 
 
@@ -88,7 +91,9 @@ class PairWindows(IterableDataset):
     Seeded by ``seed`` (the trainer passes (seed, rank, start step)) plus the worker id, so a run is
     reproducible and DDP ranks see different windows.
     ``p_same_style`` is the share of examples whose target style equals the source style (the source
-    may still be the other font or augmented, so it is not a no-op).
+    may still be the other font or augmented, so it is not a no-op). With ``synth`` a share
+    ``synth.p_synth`` of sources is a random synthesized voice playing the clip's notes instead
+    (diffusion/synth_augment.py), roughened by ``augment`` like any source.
     """
 
     def __init__(
@@ -99,15 +104,21 @@ class PairWindows(IterableDataset):
         seed: tuple[int, ...],
         augment: AugmentConfig | None,
         p_same_style: float = 0.125,
+        synth: SynthAugmentConfig | None = None,
     ) -> None:
         if not clips:
             raise StylehostError("no training clips long enough for one window in the dataset")
         self.clips, self.cfg, self.batch_size, self.seed = clips, cfg, batch_size, seed
         self.augment, self.p_same_style = augment, p_same_style
+        self.synth = synth if synth is not None and synth.p_synth > 0 else None
+        if self.synth is not None and not all(c.notes for c in clips):
+            raise StylehostError("synthesized-source augmentation needs each clip's notes, which this dataset's "
+                                 "manifest lacks: re-render it with `stylehost data render`")
         self.fonts = sorted(clips[0].audio)
 
-    def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
-        """One (source wave, target wave, target style index); both waves num_samples(T) long."""
+    def example(self, rng: np.random.Generator, keep_preroll: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+        """One (source wave, target wave, target style index); the target num_samples(T) long, the source
+        ``keep_preroll`` samples (at most PREROLL_SECONDS) longer, the clip's audio before the crop first."""
         spec, n_styles = self.cfg.spectrogram, len(self.cfg.styles)
         clip = self.clips[rng.integers(len(self.clips))]
         src_style = int(rng.integers(n_styles))
@@ -119,14 +130,21 @@ class PairWindows(IterableDataset):
         start = int(rng.integers(spec.num_frames(clip.samples) - self.cfg.window + 1)) * spec.hop
         length = spec.num_samples(self.cfg.window)
         target = clip.audio[TARGET_FONT][self.cfg.styles[tgt_style]][start : start + length]
-        src = clip.audio[font][self.cfg.styles[src_style]]
-        if self.augment is None:
-            source = src[start : start + length].astype(np.float32) / 32768.0
+        pre = int(PREROLL_SECONDS * spec.sample_rate)
+        if not 0 <= keep_preroll <= pre:
+            raise StylehostError(f"keep_preroll must be in 0..{pre}, got {keep_preroll}")
+        # The draw happens only when the augmentation is on: runs without it keep their random stream.
+        if self.synth is not None and rng.random() < self.synth.p_synth:
+            voice = draw_voice(rng, self.synth)
+            seg = render_voice(clip.notes, start - pre, pre + length, spec.sample_rate, voice,
+                               int(rng.integers(1 << 31)))
         else:
-            pre = int(PREROLL_SECONDS * spec.sample_rate)
+            src = clip.audio[font][self.cfg.styles[src_style]]
             seg = src[max(0, start - pre) : start + length].astype(np.float32) / 32768.0
             seg = np.concatenate([np.zeros(pre - min(pre, start), np.float32), seg])
-            source = augment_source(seg, rng, spec.sample_rate, self.augment)[pre:]
+        if self.augment is not None:
+            seg = augment_source(seg, rng, spec.sample_rate, self.augment)
+        source = seg[pre - keep_preroll :]
         return source, target.astype(np.float32) / 32768.0, tgt_style
 
     def batch(self, rng: np.random.Generator, transform: SpectrogramTransform) -> dict[str, torch.Tensor]:

@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from diffusion.augment import AugmentConfig
-from diffusion.checkpoint import check_model_config, load_checkpoint, save_checkpoint, save_model
+from diffusion.checkpoint import check_model_config, load_checkpoint, load_denoiser, save_checkpoint, save_model
 from diffusion.config import load_config, to_dict
 from diffusion.errors import StylehostError
 from diffusion.model import Denoiser, ModelConfig, count_macs, parameter_count
@@ -36,6 +36,7 @@ from diffusion.pairs import Clip, PairWindows, estimate_ram_mb, fixed_windows, l
 from diffusion.provenance import Provenance
 from diffusion.sampling import transfer
 from diffusion.schedule import training_sigmas
+from diffusion.synth_augment import SynthAugmentConfig
 
 DB_PER_NEPER = 20.0 / math.log(10.0)  # natural-log magnitude difference -> dB
 
@@ -47,6 +48,8 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     augment_source: bool = True
+    synth: SynthAugmentConfig = field(default_factory=SynthAugmentConfig)  # synthesized sources (issue 15)
+    init: str = ""  # fine-tune: start from this model file's weights (its model config must be ``model``)
     steps: int = 24000  # ~1.5 h at the ~4.5 steps/s measured at batch 32 on the 2-core CPU
     batch_size: int = 32  # per process
     lr: float = 1e-3
@@ -70,6 +73,15 @@ class TrainConfig:
     val_windows: int = 128
     val_steps: int = 2  # Euler steps of the validation samples (strength 1)
     checkpoint_every: int = 1000
+
+
+def init_weights(path: Path, model_cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """The EMA weights of a model file to fine-tune from, refused when its model config differs."""
+    start = load_denoiser(path)
+    if start.cfg != model_cfg:
+        raise StylehostError(f"init model {path} has another model config ({start.cfg}); "
+                             "pass its model section with --config or --set model.*")
+    return start.state_dict()
 
 
 def lr_at(cfg: Any, step: int) -> float:
@@ -178,7 +190,7 @@ def batch_loader(cfg: Any, model_cfg: ModelConfig, clips: list[Clip], rank: int,
     """Endless paired batches cut in ``cfg.workers`` processes; seeded by (seed, rank, step) so a resumed
     run does not replay the windows it has seen. ``cfg`` is a TrainConfig or a DistillConfig."""
     dataset = PairWindows(clips, model_cfg, cfg.batch_size, (cfg.seed, rank, step),
-                          cfg.augment if cfg.augment_source else None, cfg.p_same_style)
+                          cfg.augment if cfg.augment_source else None, cfg.p_same_style, cfg.synth)
     return DataLoader(dataset, batch_size=None, num_workers=cfg.workers,
                       persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers else None)
 
@@ -267,6 +279,8 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Tru
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     module = Denoiser(cfg.model).to(device)
+    if cfg.init:
+        module.load_state_dict(init_weights(Path(cfg.init), cfg.model))
     ema = copy.deepcopy(module).requires_grad_(False)
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: dict[str, list[Any]] = {"train": [], "val": []}

@@ -73,7 +73,8 @@ def make_dataset(
                 sf.write(path, _render(notes, samples, si, fi), SR, subtype="PCM_16")
                 audio[font][style] = {"path": rel, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
         entries.append({"id": clip_id, "piece": f"synth/{c}", "split": split, "samples": samples,
-                        "onsets": [n[0] for n in notes], "transpose": 0, "tempo_scale": 1.0, "audio": audio})
+                        "onsets": [n[0] for n in notes], "transpose": 0, "tempo_scale": 1.0, "audio": audio,
+                        "notes": [[p, on, on + dur, 100] for on, dur, p in notes]})
     manifest = {"format": 1, "sample_rate": SR, "styles": list(styles), "fonts": list(FONTS), "clips": entries}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return root
