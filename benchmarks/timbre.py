@@ -20,17 +20,21 @@ target rendering (FluidR3) of:
   predict it, through source-phase resynthesis and (with a bundle) through its GuideDiff stage: the
   best today's spectrogram-to-audio paths can do from that source.
 - **today's model** (unless ``--no-model``): the shipped bundle's denoiser and GuideDiff stage,
-  streamed as the engine runs them at the bundle's recommended defaults (``stream.stream_audio``),
-  on the first ``--model-clips`` clips: the baseline a new synthesis stage must beat.
+  streamed as the engine runs them at the bundle's recommended defaults (``stream.stream_audio``,
+  with the harmonic excitation when the bundle's manifest has an ``excitation`` section), on the
+  first ``--model-clips`` clips: the baseline a new synthesis stage must beat.
+- **other bundles** (``--compare NAME=FOLDER``, repeatable): the same rows for another bundle,
+  labelled NAME, and its stage's oracle log-mel row (on the excitation when it has one).
 
 The metric is meant to separate the first group from the others: the natural spread should be much
 smaller than the unchanged source's distance, and an EQ or a mel gain on the source's own STFT
 should not be able to close the gap.
 
-Note ends: the manifest keeps each clip's onsets and pitches but not when notes end, which the
-metric needs. ``clip_notes`` re-derives the notes from the music21 corpus exactly as
-``data.render_piece`` cut them (same seeded draws) and checks them against the manifest's onsets,
-pitches, length and transposition; a mismatch is an error, never a silent guess.
+Note ends: datasets rendered since issue 15 store whole notes in the manifest; for older ones, which
+keep each clip's onsets and pitches but not when notes end, ``clip_notes`` re-derives the notes from
+the music21 corpus exactly as ``data.render_piece`` cut them (same seeded draws). Either way the notes
+are checked against the manifest's onsets and pitches (and a re-derived clip against its length and
+transposition); a mismatch is an error, never a silent guess.
 
     python -m benchmarks.timbre --data data/paired --out benchmarks/results/timbre_calibration.json
 """
@@ -52,6 +56,7 @@ import torch
 
 from diffusion.data import Clip, Note, RenderConfig, load_manifest, piece_clips, piece_parts
 from diffusion.errors import StylehostError
+from diffusion.excitation import ExcitationConfig, excite
 from diffusion.files import write_text_atomic
 from diffusion.guide import GuideStage, restore_clip
 from diffusion.harmonics import HarmonicConfig, harmonic_distance, note_frames
@@ -67,6 +72,17 @@ DEFAULT_BUNDLE = Path("models/default")
 OTHER_STYLES = "other styles"
 NOISE_DBFS = -70.0
 SINGLE_GROUPS = ("natural spread", "noise check", "noise comb")  # rows with one source each
+
+
+@dataclass(frozen=True)
+class ModelUnderTest:
+    """A bundle's torch weights and how the engine plays them; ``label`` names its rows."""
+
+    label: str
+    denoiser: Denoiser
+    stream: StreamConfig
+    stage: GuideStage | None = None
+    excitation: ExcitationConfig | None = None  # the stage shapes the source's harmonic excitation
 
 
 @dataclass(frozen=True)
@@ -102,9 +118,16 @@ def clip_notes(manifest: dict[str, Any], data_dir: Path, clips: list[dict[str, A
     missing = []
     for clip in clips:
         if "notes" in clip:  # a manifest that stores notes (pitch, start, end, velocity) is used as is
-            out[clip["id"]] = [Note(*n) if isinstance(n, list) else Note(**n) for n in clip["notes"]]
+            notes = [Note(*n) if isinstance(n, list) else Note(**n) for n in clip["notes"]]
+            if Clip(clip["id"], "", 0, "", 0, 0, 1.0, notes).to_record({})["pitches"] != clip["pitches"] or \
+                    sorted({round(n.start, 4) for n in notes}) != clip["onsets"]:
+                raise StylehostError(f"the notes of clip {clip['id']} disagree with its onsets and pitches: "
+                                     "the manifest is damaged; re-render it")
+            out[clip["id"]] = notes
         else:
             missing.append(clip)
+    if not missing:
+        return out
     cfg = render_config(manifest, data_dir)
     for piece in sorted({c["piece"] for c in missing}):
         derived = {c.id: c for c in _derive_piece(piece, cfg)}
@@ -139,11 +162,13 @@ def pick_clips(clips: list[dict[str, Any]], notes: dict[str, list[Note]], sr: in
 
 def calibrate(data_dir: Path, cfg: TimbreConfig = TimbreConfig(), denoiser: Denoiser | None = None,
               stream: StreamConfig | None = None, stage: GuideStage | None = None,
-              hcfg: HarmonicConfig | None = None, progress: bool = True) -> dict[str, Any]:
+              hcfg: HarmonicConfig | None = None, progress: bool = True,
+              models: tuple[ModelUnderTest, ...] = ()) -> dict[str, Any]:
     """Every (system, source, target, clip) distance, plus rows aggregated per system; JSON-able.
 
     ``denoiser`` (with its ``stream`` settings and optional GuideDiff ``stage``) adds today's model;
-    ``stage`` alone adds the oracle-log-mel row through it. ``hcfg``: the metric (default HarmonicConfig()).
+    ``stage`` alone adds the oracle-log-mel row through it. ``models`` adds more bundles, each with its
+    own rows. ``hcfg``: the metric (default HarmonicConfig()).
     """
     from tqdm import tqdm
 
@@ -215,6 +240,17 @@ def calibrate(data_dir: Path, cfg: TimbreConfig = TimbreConfig(), denoiser: Deno
             if run_model and denoiser is not None and stream is not None:
                 restyled = stream_audio(denoiser, resynth, audio, denoiser.style_vector({tgt: 1.0}), stream, stage)
                 outputs.append(("today's model", name, restyled))
+            for m in models:
+                if m.stage is not None:
+                    shaped = audio if m.excitation is None else excite(audio, sr, spec.hop, m.excitation)
+                    with torch.no_grad():
+                        wave = torch.from_numpy(np.ascontiguousarray(shaped, dtype=np.float32))[None]
+                        outputs.append((f"oracle log-mel, {m.label} stage", name,
+                                        restore_clip(m.stage, wave, oracle[None])[0].numpy()))
+                if run_model:
+                    outputs.append((m.label, name, stream_audio(m.denoiser, resynth, audio,
+                                                                m.denoiser.style_vector({tgt: 1.0}), m.stream,
+                                                                m.stage, m.excitation)))
         for system, source, audio in outputs:
             rows.append({"system": system, "source": source, "target": tgt, "clip": cid,
                          "harmonic_db": harmonic_distance(audio, target, notes[cid], sr, hcfg),
@@ -284,8 +320,8 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_model(bundle: Path) -> tuple[Denoiser, StreamConfig, GuideStage | None]:
-    """The bundle's torch weights (model.pt, guide.pt) and its recommended stream settings."""
+def load_model(bundle: Path, label: str = "today's model") -> ModelUnderTest:
+    """The bundle's torch weights (model.pt, guide.pt), its recommended stream settings and its excitation."""
     from diffusion.checkpoint import load_denoiser, model_sampler
     from diffusion.guide import load_stage
 
@@ -299,7 +335,16 @@ def load_model(bundle: Path) -> tuple[Denoiser, StreamConfig, GuideStage | None]
     stage = None
     if stage_info and (bundle / "guide.pt").is_file():
         stage = load_stage(bundle / "guide.pt", steps=int(stage_info.get("steps", 1))).eval()
-    return denoiser, stream, stage
+    section = manifest.get("excitation")
+    excitation = ExcitationConfig(**section) if section is not None and stage is not None else None
+    return ModelUnderTest(label, denoiser, stream, stage, excitation)
+
+
+def describe(model: ModelUnderTest, bundle: Path) -> dict[str, Any]:
+    s = model.stream
+    return {"bundle": str(bundle), "emit": s.emit, "steps": s.steps, "strength": s.strength, "sampler": s.sampler,
+            "stage": None if model.stage is None else str(bundle / "guide.pt"),
+            "excitation": None if model.excitation is None else model.excitation.to_dict()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="clips (of --clips) that today's model restyles")
     p.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="bundle whose model.pt/guide.pt to run")
     p.add_argument("--no-model", action="store_true", help="skip today's model (baselines only)")
+    p.add_argument("--compare", action="append", default=[], metavar="NAME=FOLDER",
+                   help="also score this bundle, its rows labelled NAME (repeatable)")
     p.add_argument("--targets", default=None, help="comma-separated target styles (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dynamic-range-db", type=float, default=HarmonicConfig.dynamic_range_db,
@@ -324,23 +371,22 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip()) if args.targets else None
     cfg = TimbreConfig(clips=args.clips, model_clips=args.model_clips, seed=args.seed, targets=targets)
-    model: tuple[Denoiser, StreamConfig, GuideStage | None] | None = None
+    models: list[tuple[ModelUnderTest, Path]] = []
     try:
         if not args.no_model and args.model_clips > 0:
-            model = load_model(args.bundle)
-        denoiser, stream, stage = model if model is not None else (None, None, None)
+            models.append((load_model(args.bundle), args.bundle))
+            for item in args.compare:
+                name, sep, folder = item.partition("=")
+                if not sep or not name.strip():
+                    raise StylehostError(f"--compare expects NAME=FOLDER, got {item!r}")
+                models.append((load_model(Path(folder), name.strip()), Path(folder)))
         hcfg = HarmonicConfig(dynamic_range_db=args.dynamic_range_db)
-        report = calibrate(args.data, cfg, denoiser, stream, stage, hcfg, progress=not args.quiet)
+        report = calibrate(args.data, cfg, hcfg=hcfg, progress=not args.quiet, models=tuple(m for m, _ in models))
     except StylehostError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if model is not None:
-        _, stream, stage = model
-        report["model"] = {"bundle": str(args.bundle), "emit": stream.emit, "steps": stream.steps,
-                           "strength": stream.strength, "sampler": stream.sampler,
-                           "stage": None if stage is None else str(args.bundle / "guide.pt")}
-    else:
-        report["model"] = None
+    report["model"] = describe(*models[0]) if models else None
+    report["compared"] = {m.label: describe(m, folder) for m, folder in models[1:]}
     report["command"] = " ".join(["python", "-m", "benchmarks.timbre", *(argv if argv is not None else sys.argv[1:])])
     report["git_commit"] = git_commit()
     table = markdown(report)

@@ -32,10 +32,11 @@ import torch
 
 from diffusion.classifier import ClassifierConfig, embed_clip, load_classifier, train_classifier
 from diffusion.config import parse_list
-from diffusion.data import load_manifest
+from diffusion.data import Note, load_manifest
 from diffusion.errors import StylehostError
 from diffusion.excitation import ExcitationConfig
 from diffusion.guide import GuideStage, load_stage
+from diffusion.harmonics import harmonic_distance
 from diffusion.metrics import chroma_similarity, frechet_distance, log_mel_distance, static_eq_log_gain
 from diffusion.model import Denoiser
 from diffusion.provenance import command_line, git_commit
@@ -43,7 +44,8 @@ from diffusion.resynth import PhaseGuidedResynth
 from diffusion.stream import StreamConfig, resynthesize, stream_audio
 
 SYSTEMS = ("source", "static_eq", "model")
-METRICS = ("log_mel_db", "chroma", "style_acc", "frechet")
+METRICS = ("log_mel_db", "harmonic_db", "chroma", "style_acc", "frechet")
+PAIR_METRICS = ("log_mel_db", "harmonic_db", "chroma", "style_acc")  # per (clip, pair); Frechet needs a population
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ def evaluate(
             clip = clips[int(index)]
             source = _read(data_dir, clip["audio"]["fluidr3"][src])
             target = _read(data_dir, clip["audio"]["fluidr3"][tgt])
+            notes = [Note(*n) for n in clip.get("notes", [])]  # datasets rendered before issue 15 have none
             gain = torch.from_numpy(static_eq_log_gain(logmel(source), logmel(target))).float()
             outputs = {"source": source, "static_eq": resynthesize(resynth, source, lambda s, g=gain: s + g)}
             for name, (denoiser, scfg) in denoisers.items():
@@ -121,6 +124,7 @@ def evaluate(
                 embeddings[name, tgt].append(emb)
                 scores[name, src, tgt].append({
                     "log_mel_db": log_mel_distance(out, target, transform),
+                    "harmonic_db": harmonic_distance(out, target, notes, spec.sample_rate) if notes else float("nan"),
                     "chroma": chroma_similarity(out, target, spec),
                     "style_acc": float(np.mean(probs.argmax(1) == cinfo["styles"].index(tgt))),
                 })
@@ -134,35 +138,44 @@ def _report(systems, styles, pairs, scores, embeddings, real, cfg, seconds, cinf
         per_style[name] = {}
         for tgt in styles:
             rows = [r for (n, s, t), rs in scores.items() if n == name and t == tgt for r in rs]
-            entry = {m: float(np.mean([r[m] for r in rows])) for m in ("log_mel_db", "chroma", "style_acc")}
+            entry = {m: _mean([r[m] for r in rows]) for m in PAIR_METRICS}
             entry["frechet"] = frechet_distance(np.concatenate(embeddings[name, tgt]), np.concatenate(real[tgt]))
             per_style[name][tgt] = entry
-    overall = {name: {m: float(np.mean([per_style[name][t][m] for t in styles])) for m in METRICS} for name in systems}
-    per_pair = {f"{s}->{t}": {name: {m: float(np.mean([r[m] for r in scores[name, s, t]]))
-                                     for m in ("log_mel_db", "chroma", "style_acc")} for name in systems}
+    overall = {name: {m: _mean([per_style[name][t][m] for t in styles]) for m in METRICS} for name in systems}
+    per_pair = {f"{s}->{t}": {name: {m: _mean([r[m] for r in scores[name, s, t]]) for m in PAIR_METRICS}
+                              for name in systems}
                 for s, t in pairs}
     return {"split": cfg.split, "clips_per_pair": cfg.clips_per_pair, "pairs": len(pairs), "seed": cfg.seed,
             "seconds": round(seconds, 1), "classifier_val_accuracy": cinfo["val_accuracy"],
             "overall": overall, "per_target_style": per_style, "per_pair": per_pair}
 
 
+def _mean(values: list[float]) -> float:
+    """Mean over the finite values (harmonic distance is NaN for a clip without monophonic note frames)."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
+
+
 def markdown_table(report: dict[str, Any]) -> str:
     """Overall table plus the model-vs-baseline margins per target style."""
     systems = list(report["overall"])
-    lines = ["| system | log-mel dist (dB) ↓ | chroma sim ↑ | style acc ↑ | Frechet ↓ |", "|---|---|---|---|---|"]
+    lines = ["| system | log-mel dist (dB) ↓ | harmonic dist (dB) ↓ | chroma sim ↑ | style acc ↑ | Frechet ↓ |",
+             "|---|---|---|---|---|---|"]
     for name in systems:
         o = report["overall"][name]
-        lines.append(f"| {name} | {o['log_mel_db']:.2f} | {o['chroma']:.3f} | {o['style_acc']:.3f} "
-                     f"| {o['frechet']:.2f} |")
+        lines.append(f"| {name} | {o['log_mel_db']:.2f} | {o.get('harmonic_db', float('nan')):.2f} | "
+                     f"{o['chroma']:.3f} | {o['style_acc']:.3f} | {o['frechet']:.2f} |")
     models = [s for s in systems if s not in ("source", "static_eq")]
     for model in models:
         lines += ["", f"Per target style, {model} (margin vs source / vs static EQ on log-mel dB; style acc):", "",
-                  "| target | model dB | vs source | vs static EQ | style acc | Frechet |", "|---|---|---|---|---|---|"]
+                  "| target | model dB | vs source | vs static EQ | harmonic dB | style acc | Frechet |",
+                  "|---|---|---|---|---|---|---|"]
         for tgt, row in report["per_target_style"][model].items():
             src = report["per_target_style"]["source"][tgt]["log_mel_db"]
             eq = report["per_target_style"]["static_eq"][tgt]["log_mel_db"]
             lines.append(f"| {tgt} | {row['log_mel_db']:.2f} | {src - row['log_mel_db']:+.2f} | "
-                         f"{eq - row['log_mel_db']:+.2f} | {row['style_acc']:.3f} | {row['frechet']:.2f} |")
+                         f"{eq - row['log_mel_db']:+.2f} | {row.get('harmonic_db', float('nan')):.2f} | "
+                         f"{row['style_acc']:.3f} | {row['frechet']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

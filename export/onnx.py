@@ -24,6 +24,7 @@ import torch
 
 from diffusion.checkpoint import load_checkpoint, load_denoiser, model_sampler
 from diffusion.errors import StylehostError
+from diffusion.excitation import ExcitationConfig
 from diffusion.guide import GuideStage, load_stage
 from diffusion.guide import parameter_count as stage_parameters
 from diffusion.model import Denoiser, count_macs, parameter_count
@@ -227,6 +228,14 @@ def build_manifest(denoiser: Denoiser, name: str, version: str, source: Path, sa
     }
 
 
+def stage_excitation(path: Path) -> dict[str, Any] | None:
+    """The ExcitationConfig a stage file was trained to shape (guide-train ``excitation=true``), else None."""
+    config = (load_checkpoint(path).get("meta") or {}).get("config") or {}
+    if not config.get("excitation"):
+        return None
+    return ExcitationConfig(**config.get("harmonic", {})).to_dict()
+
+
 def export_bundle(model_path: Path, out: Path, name: str | None = None, version: str | None = None,
                   audio_path: Path | None = None, torch_weights: bool = True, force: bool = False,
                   stage_path: Path | None = None, stage_steps: int = 1) -> B.Bundle:
@@ -249,6 +258,9 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
     if stage_path is not None:
         stage = load_stage(stage_path, steps=stage_steps)
         extra["resynth_stage"] = stage_section(stage, Path(stage_path), denoiser.cfg.lookahead)
+        excitation = stage_excitation(Path(stage_path))
+        if excitation is not None:  # a stage trained on the harmonic excitation must be played with it
+            extra["excitation"] = excitation
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

@@ -23,7 +23,7 @@ def test_evaluate_reports_every_system_and_metric(small_dataset: Path, tmp_path:
     assert set(report["overall"]) == {"source", "static_eq", "tiny"}
     assert report["pairs"] == 6  # 3 styles: every ordered pair with source != target
     for system in report["overall"].values():
-        assert set(system) == {"log_mel_db", "chroma", "style_acc", "frechet"}
+        assert set(system) == {"log_mel_db", "harmonic_db", "chroma", "style_acc", "frechet"}
         assert all(np.isfinite(v) for v in system.values())
     # The oracle EQ is fitted to each pair, so it is never further from the target than the raw source.
     assert report["overall"]["static_eq"]["log_mel_db"] <= report["overall"]["source"]["log_mel_db"]

@@ -132,3 +132,19 @@ def test_export_cli_picks_the_stage_and_keeps_sections(tmp_path: Path, capsys: p
     assert again.resynth_context == (4, 2) and again.manifest["eval"] == {"note": "kept"}
     assert again.defaults["emit"] == 2 and "distill" not in again.manifest
     assert "learned stage, 2 step(s)" in capsys.readouterr().out
+
+
+def test_a_stage_trained_on_the_excitation_exports_with_its_excitation_section(tmp_path: Path) -> None:
+    """A stage trained (guide-train excitation=true) to shape the harmonic excitation would be fed the
+    wrong frames without it: its bundle's manifest carries the excitation the engine then plays."""
+    from diffusion.excitation import ExcitationConfig
+    from export.onnx import stage_excitation
+
+    plain = tiny_stage_file(tmp_path / "plain.pt")
+    assert stage_excitation(plain) is None
+    assert export_bundle(tiny_model(tmp_path / "m.pt"), tmp_path / "b0", stage_path=plain).excitation is None
+    stage = load_stage(plain)
+    trained = tmp_path / "exc.pt"
+    save_stage(trained, stage, {"step": 0, "config": {"excitation": True, "harmonic": {"noise_db": -36.0}}})
+    bundle = export_bundle(tiny_model(tmp_path / "m.pt"), tmp_path / "b1", stage_path=trained)
+    assert bundle.excitation == ExcitationConfig(noise_db=-36.0).to_dict()
