@@ -13,6 +13,9 @@ target rendering (FluidR3) of:
   spectrum with the target's peaks and no harmonic series at all: the metric must not pass it.
 - **unchanged source**: every other style (FluidR3), and the four synthesized sources of
   ``diffusion/synth_sources.py`` rendered from the clip's notes (whistle, pluck, voice, square).
+- **piano duet** (with a model): two test clips' piano renderings mixed, against the same two clips'
+  target renderings mixed: a polyphonic source with a true target, scored on log-mel distance only
+  (the harmonic metric needs one note at a time). A new stage must not make chords worse.
 - **static EQ (oracle)**: each of those sources with the best fixed per-band gain towards this
   target, fitted on the pair itself (``metrics.static_eq_log_gain``), through source-phase
   resynthesis, exactly the ``static_eq`` baseline of ``diffusion/eval.py``.
@@ -71,6 +74,8 @@ from diffusion.synth_sources import SOURCES
 DEFAULT_BUNDLE = Path("models/default")
 OTHER_STYLES = "other styles"
 NOISE_DBFS = -70.0
+DUET_SOURCE = "piano"
+DUET_GROUP = "piano duet"  # two lines at once: the polyphonic source, scored on log-mel distance only
 SINGLE_GROUPS = ("natural spread", "noise check", "noise comb")  # rows with one source each
 
 
@@ -255,6 +260,22 @@ def calibrate(data_dir: Path, cfg: TimbreConfig = TimbreConfig(), denoiser: Deno
             rows.append({"system": system, "source": source, "target": tgt, "clip": cid,
                          "harmonic_db": harmonic_distance(audio, target, notes[cid], sr, hcfg),
                          "log_mel_db": log_mel_distance(audio, target, transform)})
+        partner = next((c for c in candidates if c["id"] != cid and c["samples"] == record["samples"]), None)
+        if DUET_SOURCE in styles and tgt != DUET_SOURCE and partner is not None and run_model:
+            # Polyphony with a true target: two test clips' lines played together by the piano, against the
+            # same two lines played together by the target instrument. Log-mel distance only (no note is alone).
+            duet = 0.5 * (sources[DUET_SOURCE] + _read(data_dir, partner["audio"]["fluidr3"][DUET_SOURCE]))
+            duet_target = 0.5 * (target + _read(data_dir, partner["audio"]["fluidr3"][tgt]))
+            duets = [("unchanged", duet)]
+            if denoiser is not None and stream is not None:
+                duets.append(("today's model", stream_audio(denoiser, resynth, duet, denoiser.style_vector({tgt: 1.0}),
+                                                            stream, stage)))
+            duets += [(m.label, stream_audio(m.denoiser, resynth, duet, m.denoiser.style_vector({tgt: 1.0}), m.stream,
+                                             m.stage, m.excitation)) for m in models]
+            for system, audio in duets:  # harmonic_db: no note is alone
+                rows.append({"system": system, "source": DUET_GROUP, "target": tgt, "clip": cid,
+                             "harmonic_db": float("nan"),
+                             "log_mel_db": log_mel_distance(audio, duet_target, transform)})
     return {"split": cfg.split, "sample_rate": sr, "clips": chosen, "styles": styles, "targets": targets,
             "synth_sources": list(SOURCES), "config": {f.name: getattr(cfg, f.name) for f in fields(cfg)},
             "harmonic_config": {f.name: getattr(hcfg, f.name) for f in fields(hcfg)},

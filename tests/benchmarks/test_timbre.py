@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from benchmarks.timbre import (
+    DUET_GROUP,
     OTHER_STYLES,
     SINGLE_GROUPS,
     ModelUnderTest,
@@ -40,12 +41,16 @@ def test_calibration_has_every_row_and_orders_the_obvious_ones(small_dataset: Pa
     groups = [OTHER_STYLES, *SOURCES]
     systems = ("unchanged", "static EQ", "oracle log-mel, source-phase", "oracle log-mel, GuideDiff stage",
                "today's model", "harmonic", "oracle log-mel, harmonic stage")
-    assert set(summary) == set(SINGLE_GROUPS) | {f"{s}: {g}" for s in systems for g in groups}
+    duets = {f"{s}: {DUET_GROUP}" for s in ("unchanged", "today's model", "harmonic")}
+    assert set(summary) == set(SINGLE_GROUPS) | {f"{s}: {g}" for s in systems for g in groups} | duets
+    for key in duets:  # polyphonic: log-mel distance only
+        assert summary[key]["harmonic_db"]["n"] == 0 and np.isfinite(summary[key]["log_mel_db"]["mean"])
     for row in report["rows"]:
-        assert np.isfinite(row["harmonic_db"]) and np.isfinite(row["log_mel_db"]), row
+        assert (row["source"] == DUET_GROUP or np.isfinite(row["harmonic_db"])) and np.isfinite(row["log_mel_db"]), row
     assert len(report["clips"]) == 1 and report["styles"] == ["piano", "guitar", "flute"]
     assert {r["target"] for r in report["rows"]} == {"flute"}
-    assert {r["source"] for r in report["rows"] if r["system"] == "unchanged"} == {"piano", "guitar", *SOURCES}
+    assert {r["source"] for r in report["rows"] if r["system"] == "unchanged"} == {"piano", "guitar", *SOURCES,
+                                                                                 DUET_GROUP}
 
     def mean(key: str) -> float:
         return summary[key]["harmonic_db"]["mean"]
