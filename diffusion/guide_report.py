@@ -10,10 +10,19 @@ the true target rendering of the same notes:
   the stage reads), i.e. the end-to-end quality.
 
 Figures: log-mel distance (dB, metrics.log_mel_distance), multi-resolution STFT distance
-(guide_loss.mrstft_distance), ms per call of the stage's ONNX graph (ONNX Runtime CPU, 1 intra-op
-thread, batch 1, ``emit`` frames; median and p99) and the latency it adds (frames it reads beyond
-the model window's look-ahead). Pairs: random (clip, source style, target style != source) of the
-test split, fluidr3 on both sides as in ``stylehost eval``, cropped to ``seconds``.
+(guide_loss.mrstft_distance), harmonic distance (dB, harmonics.harmonic_distance: the comb of the first
+10 harmonics on the monophonic frames of the notes the manifest stores; NaN for a dataset rendered
+before issue 15, which stores none, and averaged over the pairs that have it), ms per call of the
+stage's ONNX graph (ONNX Runtime CPU, 1 intra-op thread, batch 1, ``emit`` frames; median and p99) and
+the latency it adds (frames it reads beyond the model window's look-ahead). Pairs: random (clip, source
+style, target style != source) of the test split, fluidr3 on both sides as in ``stylehost eval``,
+cropped to their first ``seconds``.
+
+Input (issue 15): a stage trained with ``excitation=true`` (guide_train.py) restores the frames of the
+source's harmonic excitation (excitation.py, computed over the whole crop), not the source's; the
+learned-stage rows feed it those (``excitation``; the CLI's ``--excitation auto`` reads it from the stage
+file), as stream.stream_audio does. The denoiser still sees the source's log-mel, and the source-phase
+and RTISI-LA baselines keep the source. ``systems[name]["input"]`` records which one each system read.
 """
 
 from __future__ import annotations
@@ -31,11 +40,13 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from diffusion.data import load_manifest
+from diffusion.data import Note, load_manifest
 from diffusion.errors import StylehostError
+from diffusion.excitation import ExcitationConfig, excite
 from diffusion.features import SpectrogramConfig, SpectrogramTransform
 from diffusion.guide import GuideConfig, GuideStage, load_stage, restore_windows
 from diffusion.guide_loss import mrstft_distance
+from diffusion.harmonics import harmonic_distance
 from diffusion.metrics import log_mel_distance
 from diffusion.model import Denoiser
 from diffusion.phase import RtisiLa, rtisi_clip
@@ -75,16 +86,19 @@ class _SourcePhase(nn.Module):
 
 
 def systems_of(stage: GuideStage | None, rtisi_iters: list[int], lookahead: int, rtisi_lookahead: int,
-               stage_steps: list[int]) -> dict[str, dict[str, Any]]:
-    """name -> {kind, steps/iterations, before, after} of every compared system."""
-    out: dict[str, dict[str, Any]] = {"source-phase iSTFT": {"kind": "source", "before": 0, "after": 0}}
+               stage_steps: list[int], excitation: bool = False) -> dict[str, dict[str, Any]]:
+    """name -> {kind, steps/iterations, before, after, input} of every compared system; ``input`` is the
+    audio whose frames it restores: "source", or "excitation" for the learned stage when ``excitation``."""
+    out: dict[str, dict[str, Any]] = {"source-phase iSTFT": {"kind": "source", "before": 0, "after": 0,
+                                                             "input": "source"}}
     for k in rtisi_iters:
         out[f"RTISI-LA {k} it, LA {rtisi_lookahead}"] = {"kind": "rtisi", "iterations": k, "before": 0,
-                                                         "after": rtisi_lookahead}
+                                                         "after": rtisi_lookahead, "input": "source"}
     if stage is not None:
         for s in stage_steps:
             out[f"GuideDiff stage {s} step{'s' if s > 1 else ''}"] = {
-                "kind": "stage", "steps": s, "before": s * stage.cfg.context, "after": s * stage.cfg.lookahead}
+                "kind": "stage", "steps": s, "before": s * stage.cfg.context, "after": s * stage.cfg.lookahead,
+                "input": "excitation" if excitation else "source"}
     for v in out.values():
         v["added_latency_frames"] = max(0, v["after"] - lookahead)
     return out
@@ -115,6 +129,24 @@ def _read(data_dir: Path, clip: dict[str, Any], style: str) -> np.ndarray:
     return sf.read(Path(data_dir) / clip["audio"]["fluidr3"][style]["path"], dtype="float32")[0]
 
 
+def crop_notes(notes: list[Note], start: float, seconds: float) -> list[Note]:
+    """The notes of the crop [start, start + seconds) of a clip, in the crop's time (shifted by ``start``).
+
+    Notes wholly outside the crop are dropped; one that straddles an edge keeps its true times (a start
+    before 0 is an attack before the crop: its frames there are sustain, not onset), and the harmonic
+    metric only takes frames that lie inside the audio it is given.
+    """
+    end = start + seconds
+    return [Note(n.pitch, n.start - start, n.end - start, n.velocity) for n in notes if n.end > start and n.start < end]
+
+
+def nan_mean(values: np.ndarray) -> float:
+    """Mean over the finite values; NaN when there are none (the harmonic metric without notes)."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    return float(v[finite].mean()) if finite.any() else float("nan")
+
+
 def oracle_contexts(logmel: torch.Tensor, emit: int, before: int, after: int, floor: float) -> torch.Tensor:
     """(mels, F) true log-mel -> (W, mels, before + emit + after) windows as stream_contexts lays them out."""
     mels, frames = logmel.shape
@@ -128,7 +160,10 @@ def oracle_contexts(logmel: torch.Tensor, emit: int, before: int, after: int, fl
 def guide_report(denoiser: Denoiser, stage: GuideStage | None, data_dir: Path, *, pairs: int = 24,
                  seconds: float = 4.0, emit: int = 2, steps: int = 1, strength: float = 0.7,
                  rtisi_iters: tuple[int, ...] = (2, 8), rtisi_lookahead: int = 2, stage_steps: tuple[int, ...] = (1, 2),
-                 seed: int = 0, sampler: str = "euler", progress: bool = True) -> dict[str, Any]:
+                 seed: int = 0, sampler: str = "euler", progress: bool = True,
+                 excitation: ExcitationConfig | None = None) -> dict[str, Any]:
+    """The comparison (module docstring). ``excitation``: the learned-stage systems restore the frames of the
+    source crop's harmonic excitation with this config (a stage trained with ``excitation=true``)."""
     from tqdm import tqdm
 
     mcfg = denoiser.cfg
@@ -138,7 +173,9 @@ def guide_report(denoiser: Denoiser, stage: GuideStage | None, data_dir: Path, *
     if not clips:
         raise StylehostError(f"no test clips in {data_dir}")
     styles = [s for s in mcfg.styles if s in manifest["styles"]]
-    systems = systems_of(stage, list(rtisi_iters), mcfg.lookahead, rtisi_lookahead, list(stage_steps))
+    excite_stage = excitation is not None and stage is not None
+    systems = systems_of(stage, list(rtisi_iters), mcfg.lookahead, rtisi_lookahead, list(stage_steps),
+                         excite_stage)
     before = max(v["before"] for v in systems.values())
     after = max(v["after"] for v in systems.values())
     if after > mcfg.lookahead:
@@ -147,7 +184,8 @@ def guide_report(denoiser: Denoiser, stage: GuideStage | None, data_dir: Path, *
     scfg = StreamConfig(emit=emit, steps=steps, strength=strength, sampler=sampler, seed=seed)
     rng = np.random.default_rng(seed)
     floor = float(np.log(spec.log_floor))
-    scores: dict[str, dict[str, list[tuple[float, float]]]] = {"oracle": {}, "model": {}}
+    scores: dict[str, dict[str, list[tuple[float, float, float]]]] = {"oracle": {}, "model": {}}
+    without_notes = 0  # pairs whose clip stores no notes (a dataset rendered before issue 15)
     t0 = time.time()
     for _ in tqdm(range(pairs), desc="guide-report", disable=not progress):
         clip = clips[int(rng.integers(len(clips)))]
@@ -155,6 +193,14 @@ def guide_report(denoiser: Denoiser, stage: GuideStage | None, data_dir: Path, *
         n = int(seconds * spec.sample_rate)
         source, target = (_read(data_dir, clip, styles[i])[:n] for i in (src, tgt))
         wave = torch.from_numpy(np.ascontiguousarray(source))
+        inputs_audio = {"source": wave}
+        if excitation is not None and stage is not None:  # the stage's input: the whole crop's excitation
+            inputs_audio["excitation"] = torch.from_numpy(
+                excite(source, stage.spec.sample_rate, stage.spec.hop, excitation))
+        if "notes" in clip:  # crops are the clip's first `seconds`: notes shift by 0, later ones drop
+            notes = crop_notes([Note(*x) for x in clip["notes"]], 0.0, len(source) / spec.sample_rate)
+        else:
+            notes, without_notes = [], without_notes + 1
         with torch.no_grad():
             transform = SpectrogramTransform(spec)
             src_logmel = transform.log_mel(wave[None])[0]
@@ -165,9 +211,10 @@ def guide_report(denoiser: Denoiser, stage: GuideStage | None, data_dir: Path, *
         for cond, ctx in inputs.items():
             for name, system in systems.items():
                 with torch.no_grad():
-                    out = _run(system, stage, rtisi, wave, ctx, before, emit, spec)
+                    out = _run(system, stage, rtisi, inputs_audio[system["input"]], ctx, before, emit, spec)
+                harmonic = harmonic_distance(out, target, notes, spec.sample_rate) if notes else float("nan")
                 scores[cond].setdefault(name, []).append(
-                    (log_mel_distance(out, target, transform), mrstft_distance(out, target)))
+                    (log_mel_distance(out, target, transform), mrstft_distance(out, target), harmonic))
     seconds_taken = time.time() - t0
     timing = time_systems(denoiser, stage, systems, rtisi, emit)
     hop_ms = 1000.0 * spec.hop / spec.sample_rate
@@ -178,6 +225,7 @@ def guide_report(denoiser: Denoiser, stage: GuideStage | None, data_dir: Path, *
             vals = np.array(scores[cond][name])
             row[f"{cond}_log_mel_db"] = float(vals[:, 0].mean())
             row[f"{cond}_mrstft"] = float(vals[:, 1].mean())
+            row[f"{cond}_harmonic_db"] = nan_mean(vals[:, 2])
         table[name] = row
     per_pair = {cond: {name: [list(v) for v in vals] for name, vals in by.items()} for cond, by in scores.items()}
     base = np.array(per_pair["model"]["source-phase iSTFT"])[:, 1]
@@ -186,7 +234,18 @@ def guide_report(denoiser: Denoiser, stage: GuideStage | None, data_dir: Path, *
         row["model_mrstft_vs_source_phase"] = float(diff.mean())
         row["model_mrstft_vs_source_phase_stderr"] = float(diff.std(ddof=1) / np.sqrt(len(diff))) if pairs > 1 else 0.0
     chosen, margins = choose(table, systems, per_pair["model"])
-    return {"per_pair": per_pair, "choice_margins": margins,
+    measured = int(np.isfinite(np.array(per_pair["oracle"]["source-phase iSTFT"])[:, 2]).sum())
+    if without_notes == pairs:
+        note = ("the dataset stores no notes (rendered before issue 15): no harmonic distance (NaN); "
+                "re-render it with `stylehost data render` to measure it")
+    elif without_notes:
+        note = f"{without_notes} of {pairs} pairs' clips store no notes: the harmonic distance averages the others"
+    else:
+        note = None
+    return {"per_pair": per_pair, "per_pair_columns": ["log_mel_db", "mrstft", "harmonic_db"],
+            "choice_margins": margins,
+            "excitation": excitation.to_dict() if excitation is not None and excite_stage else None,
+            "harmonic": {"pairs_measured": measured, "pairs_without_notes": without_notes, "note": note},
             "split": "test", "pairs": pairs, "seconds_per_clip": seconds, "seed": seed,
             "stream": {"emit": emit, "steps": steps, "strength": strength, "sampler": sampler},
             "rtisi_lookahead": rtisi_lookahead, "systems": systems, "table": table, "chosen": chosen,
@@ -238,15 +297,19 @@ def markdown_table(report: dict[str, Any]) -> str:
     lines = [
         f"Test split, {report['pairs']} random (clip, source style -> target style) pairs of "
         f"{report['seconds_per_clip']:g} s; model predictions streamed with emit {s['emit']}, {s['steps']} step(s), "
-        f"strength {s['strength']:g}. ms: {report['timing_runtime']}, {s['emit']} frames per call.", "",
-        "| system | log-mel dB (true log-mel) | MR-STFT (true log-mel) | log-mel dB (model) | MR-STFT (model) "
+        f"strength {s['strength']:g}. ms: {report['timing_runtime']}, {s['emit']} frames per call. "
+        f"Input: the audio whose frames each system restores ({_input_line(report)}).", "",
+        "| system | input | log-mel dB (true log-mel) | MR-STFT (true log-mel) | harmonic dB (true log-mel) "
+        "| log-mel dB (model) | MR-STFT (model) | harmonic dB (model) "
         "| MR-STFT (model) vs source-phase, paired mean ± s.e. | ms p50 | ms p99 | added latency ms |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in report["table"].items():
         mark = " **(default)**" if name == report["chosen"] else ""
-        lines.append(f"| {name}{mark} | {r['oracle_log_mel_db']:.2f} | {r['oracle_mrstft']:.3f} | "
-                     f"{r['model_log_mel_db']:.2f} | {r['model_mrstft']:.3f} | "
+        given = report["systems"][name].get("input", "source")
+        lines.append(f"| {name}{mark} | {given} | {r['oracle_log_mel_db']:.2f} | {r['oracle_mrstft']:.3f} | "
+                     f"{_db(r.get('oracle_harmonic_db'))} | "
+                     f"{r['model_log_mel_db']:.2f} | {r['model_mrstft']:.3f} | {_db(r.get('model_harmonic_db'))} | "
                      f"{r['model_mrstft_vs_source_phase']:+.4f} ± {r['model_mrstft_vs_source_phase_stderr']:.4f} | "
                      f"{r['ms_p50']:.3f} | "
                      f"{r['ms_p99']:.3f} | {r['added_latency_ms']:.0f} |")
@@ -255,7 +318,23 @@ def markdown_table(report: dict[str, Any]) -> str:
               f"{report['budget_ms']:g} ms and +{report['max_added_latency_ms']:g} ms latency, whose "
               "end-to-end MR-STFT is within 2 standard errors of the best (paired over the pairs): "
               + "; ".join(f"{n} {v['mean_diff_vs_best']:+.4f} ± {v['stderr']:.4f}" for n, v in m.items()) + "."]
+    harmonic = report.get("harmonic") or {}
+    lines += ["", "Harmonic dB: mean |difference| of the first 10 harmonics' prominence to the target's, on the "
+              "monophonic frames of the stored notes (diffusion/harmonics.py), over "
+              f"{harmonic.get('pairs_measured', 0)} of {report['pairs']} pairs."
+              + (f" Note: {harmonic['note']}." if harmonic.get("note") else "")]
     return "\n".join(lines) + "\n"
+
+
+def _db(value: float | None) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.2f}"
+
+
+def _input_line(report: dict[str, Any]) -> str:
+    if report.get("excitation") is None:
+        return "every system the source"
+    return ("the learned stage the source's harmonic excitation (diffusion/excitation.py, whole crop), "
+            "the baselines the source; the denoiser always sees the source")
 
 
 def add_report_arguments(p: argparse.ArgumentParser) -> None:
@@ -270,8 +349,28 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=float, default=0.7, help="transfer strength (the shipped defaults: 0.7)")
     p.add_argument("--rtisi", default="2,8", help="RTISI-LA iteration counts to compare")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--excitation", default="auto", choices=["off", "on", "auto"],
+                   help="the learned stage restores the source's frames (off) or its harmonic excitation's (on); "
+                        "auto: as the stage file was trained (guide-train excitation=true)")
     p.add_argument("--manifest", type=Path, default=None,
                    help="bundle folder whose manifest gets the table as its 'reconstruction' section")
+
+
+def resolve_excitation(mode: str, stage_path: Path | None) -> ExcitationConfig | None:
+    """``--excitation``: off -> None; auto -> the stage file's training config (export.onnx.stage_excitation);
+    on -> that config, or the default ExcitationConfig for a stage trained on the source. None without a stage."""
+    if mode not in ("off", "on", "auto"):
+        raise StylehostError(f"--excitation must be off, on or auto, got {mode!r}")
+    if mode == "off" or stage_path is None:
+        return None
+    from export.onnx import stage_excitation
+
+    trained = stage_excitation(stage_path)
+    if trained is None and mode == "auto":
+        return None
+    if trained is None:
+        print(f"note: {stage_path} was trained on the source; --excitation on scores it on the default excitation")
+    return ExcitationConfig(**(trained or {}))
 
 
 def cli_guide_report(args: argparse.Namespace) -> int:
@@ -281,12 +380,13 @@ def cli_guide_report(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     denoiser = load_denoiser(args.model).eval()
     stage = load_stage(args.stage) if args.stage else None
+    excitation = resolve_excitation(args.excitation, args.stage)
     report = guide_report(denoiser, stage, args.data, pairs=args.pairs, seconds=args.seconds, emit=args.emit,
                           steps=args.steps, strength=args.strength,
                           rtisi_iters=tuple(parse_list(args.rtisi, int, "rtisi")), seed=args.seed,
-                          sampler=model_sampler(args.model))
+                          sampler=model_sampler(args.model), excitation=excitation)
     report.update({"command": command_line(), "git_commit": git_commit(), "model": str(args.model),
-                   "stage": str(args.stage) if args.stage else None})
+                   "stage": str(args.stage) if args.stage else None, "excitation_mode": args.excitation})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=1))
     table = markdown_table(report)
