@@ -77,6 +77,7 @@ def server_running(name: str, timeout: float = 10.0) -> bool:
     segfaulted: `bench latency --server NAME` crashed with rc 139 whenever another server (``default``,
     or JACK_DEFAULT_SERVER) was running. A child process has its own libjack.
     """
+    # audit: jack-probe-in-child
     cmd = [sys.executable, "-c", _PROBE_CODE, name, f"stylehost-probe-{uuid.uuid4().hex[:6]}"]
     try:
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -372,6 +373,7 @@ def find_arrivals(recorded: np.ndarray, pulse: np.ndarray, expected: int, search
     seg = recorded[lo : hi + len(pulse)]
     corr = np.correlate(seg, pulse, mode="valid")
     k = int(np.argmax(corr))
+    # audit: no-pulse-is-nan
     if not corr[k] >= MIN_PULSE_LEVEL * float(np.dot(pulse, pulse)):  # `not >=`: a NaN peak is no pulse either
         return float("nan")
     if 0 < k < len(corr) - 1:

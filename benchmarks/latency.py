@@ -63,6 +63,7 @@ def _pulse_starts(seconds: float, rate: int) -> list[int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     blocks = ranged_int_list(*BLOCKSIZE_RANGE)
+    # audit: bench-latency-seconds-range
     p.add_argument("--seconds", type=ranged_float(MIN_SECONDS, MAX_SECONDS), default=None,
                    help=f"how long to stream pulses per run, {MIN_SECONDS:g} to {MAX_SECONDS:g} (default 20; "
                         f"{FIND_SECONDS:g} with --find-blocksize)")
@@ -143,7 +144,7 @@ def cli_latency(args: argparse.Namespace) -> int:
         out["machine"] = machine_info()
         write_json(Path(args.json), out)
         print(f"wrote {args.json}")
-    if failed:  # after the JSON: the runs that did measure keep their figures
+    if failed:  # after the JSON: the runs that did measure keep their figures  # audit: no-pulse-fails-the-command
         raise StylehostError("; ".join(failed) + (f" (recorded as errors in {args.json})" if args.json else ""))
     return 0
 
@@ -228,7 +229,7 @@ def require_audio_server(server: str | None) -> str:
     """
     from benchmarks.jackserver import running_servers, server_running
 
-    if server is not None:
+    if server is not None:  # audit: bench-named-server-must-run
         if _quiet_running(server_running, server):
             return server
         others = running_servers(exclude=server)

@@ -3,11 +3,15 @@
     python -m benchmarks.mutation_audit                      # every mutation (~15 min: JACK tests, 3-min hangs)
     python -m benchmarks.mutation_audit --only bundle-hash-check --only output-soft-clip
     python -m benchmarks.mutation_audit --list               # names, files, tests
-    python -m benchmarks.mutation_audit --check              # every search string still found exactly once
+    python -m benchmarks.mutation_audit --check              # every marker still found exactly once
 
-Each mutation is a text patch: (search, replace) pairs on one named file, where the search string must
-occur exactly once (so the audit breaks loudly when the code moves; tests/benchmarks/test_mutation_audit.py
-checks that in CI without running anything). The patches are applied to a temporary copy of the working
+Each mutation is a text patch on one named file, found by named markers in the code, never by quoting
+it: a comment ``# audit: NAME`` at the end of the line to patch, or alone on the line before it (several
+names, comma-separated, where rows patch one line). An ``Edit`` replaces that line (indented like it; ""
+drops it), or only a fragment of it, or inserts lines before or after it. A marker must occur exactly once
+in its file, so the audit breaks loudly when a marker is lost, and not when code around it moves or is
+reformatted (tests/benchmarks/test_mutation_audit.py checks that in CI without running anything, and that
+no marker is left without a row). The patches are applied to a temporary copy of the working
 tree (tracked and untracked, not ignored files), never to the checkout itself; the named tests run there
 with ``PYTHONPATH`` pointing at the copy, first without the mutation (they must pass: "with protection"),
 then with it (they must fail: "without protection"). A mutation counts as caught only if a test fails and
@@ -61,26 +65,44 @@ NOTORCH = "tests/realtime/test_no_torch.py"
 LIVEJACK = "tests/realtime/test_live_jack.py"
 
 
+MARKER = re.compile(r"#\s*audit:\s*([a-z0-9-]+(?:\s*,\s*[a-z0-9-]+)*)\s*$")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One patch at the line a ``# audit: MARKER`` comment names (module docstring)."""
+
+    marker: str
+    new: str  # the marked line's replacement, one or more lines, indented like it ("" drops the line)
+    old: str = ""  # replace only this fragment of the marked line (it must occur there exactly once)
+    insert: str = ""  # "before" or "after": insert ``new`` beside the marked line, which stays
+
+
 @dataclass(frozen=True)
 class Mutation:
     name: str
     item: str  # the line of issue 10 it belongs to
     protection: str  # what the code does, in a few words
     file: str  # relative to the repo root
-    edits: tuple[tuple[str, str], ...]  # (search, replace); each search must occur exactly once in ``file``
+    edits: tuple[Edit, ...]  # each found by its marker in ``file``
     tests: tuple[str, ...]  # pytest node ids (a whole test function runs all its parameters)
     reason: str = ""  # regex that the failure text must match (empty: any failure)
     note: str = ""
 
-    @property
-    def summary(self) -> str:
+    def summary(self, root: Path = ROOT) -> str:
         """The changed lines of every edit, for the table: `old` -> `new`, or drop `old`."""
+        lines = _lines(root / self.file)
         parts = []
-        for search, replace in self.edits:
-            before, after = search.strip("\n").splitlines(), replace.strip("\n").splitlines()
-            gone = " ".join(ln.strip() for ln in before if ln not in after)
-            came = " ".join(ln.strip() for ln in after if ln not in before)
-            parts.append(f"`{gone}` -> `{came}`" if came else f"drop `{gone}`")
+        for e in self.edits:
+            found = _marked(lines, e.marker)
+            line = _code(lines[found[0]]).strip() if len(found) == 1 else f"(marker {e.marker}?)"
+            new = " ".join(ln.strip() for ln in e.new.splitlines())
+            if e.insert:
+                parts.append(f"`{new}` {e.insert} `{line}`")
+            elif e.old:
+                parts.append(f"`{line}` -> `{line.replace(e.old, e.new, 1)}`")
+            else:
+                parts.append(f"`{line}` -> `{new}`" if new else f"drop `{line}`")
         return "; ".join(parts)
 
 
@@ -94,55 +116,54 @@ class Outcome:
 
 
 E = "realtime/engine.py"
+W = "realtime/worker.py"
+F = "realtime/faults.py"
+MIX = "realtime/mix.py"
+S = "realtime/session.py"
 MUTATIONS: tuple[Mutation, ...] = (
     # ---- bad audio ----------------------------------------------------------------------------------
     Mutation(
         "input-sanitiser", "bad audio: NaN/inf input; state recovers",
-        "non-finite input samples become 0 (counted) before the dry line, resampler and processor", E,
-        (("        if not np.isfinite(block).all():  # NaN/inf from a driver or a file: never into a model's history",
-          "        if False:  # MUTATION"),),
+        "non-finite input samples become 0 (counted) before the dry line, resampler and processor", F,
+        (Edit("input-sanitiser", "if False:  # MUTATION"),),
         (f"{BAD}::test_nan_and_inf_burst_never_reach_the_output_and_the_history_recovers",
          f"{RENDER}::test_nan_in_a_float_file_renders_finite_and_is_reported"),
         reason=r"a NaN reached the processor|assert 0 == 101",
     ),
     Mutation(
         "input-ceiling-before-gain", "bad audio: loud transients, huge values",
-        "input clipped to +-8 before the gain (3e38 x gain would overflow to inf)", E,
-        (("        np.clip(block, -INPUT_CEILING, INPUT_CEILING, out=block)  # before the gain too: 3e38 * 2 overflows",
-          "        pass  # MUTATION"),),
+        "input clipped to +-8 before the gain (3e38 x gain would overflow to inf)", F,
+        (Edit("input-ceiling-before-gain", "pass  # MUTATION"),),
         (f"{BAD}::test_hostile_signals_give_finite_output_within_full_scale",),
         reason=r"overflow encountered",
     ),
     Mutation(
         "input-ceiling-after-gain", "bad audio: loud transients, +24 dB gain",
-        "input clipped to +-8 after the gain, so no model ever sees more", E,
-        (("        block *= self._gain.next(len(block))[:, None]\n"
-          "        np.clip(block, -INPUT_CEILING, INPUT_CEILING, out=block)\n",
-          "        block *= self._gain.next(len(block))[:, None]\n"),),
+        "input clipped to +-8 after the gain, so no model ever sees more", F,
+        (Edit("input-ceiling-after-gain", ""),),
         (f"{BAD}::test_hostile_signals_give_finite_output_within_full_scale",
          f"{BAD}::test_the_model_never_sees_more_than_the_input_ceiling"),
         reason=r"INPUT_CEILING|<= 8",
     ),
     Mutation(
         "processor-ceiling", "bad audio: model output blow-up",
-        "wet samples clipped to +-8 before the mix", E,
-        (("        np.clip(out, -PROCESSOR_CEILING, PROCESSOR_CEILING, out=out)\n", ""),),
+        "wet samples clipped to +-8 before the mix", F,
+        (Edit("processor-ceiling", ""),),
         (f"{BAD}::test_hostile_signals_give_finite_output_within_full_scale",
          f"{BAD}::test_huge_finite_model_output_is_bounded_without_overflow"),
         reason=r"overflow encountered",
     ),
     Mutation(
         "output-soft-clip", "bad audio: finite, bounded output",
-        "soft clip on the mixed output (identity below 0.9, never beyond 1.0)", E,
-        (("        self.limited += soft_clip(out)", "        self.limited += 0  # MUTATION"),),
+        "soft clip on the mixed output (identity below 0.9, never beyond 1.0)", MIX,
+        (Edit("output-soft-clip", "self.limited += 0  # MUTATION"),),
         (f"{BAD}::test_hostile_signals_give_finite_output_within_full_scale",),
         reason=r"<= 1\.0",
     ),
     Mutation(
         "output-nan-guard", "bad audio: NaN never reaches the device",
-        "last guard in _emit: a non-finite mix becomes 0 before the output ring", E,
-        (("            np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)",
-          "            pass  # MUTATION"),),
+        "last guard in _emit: a non-finite mix becomes 0 before the output ring", MIX,
+        (Edit("output-nan-guard", "pass  # MUTATION"),),
         (f"{BAD}::test_nan_and_inf_burst_never_reach_the_output_and_the_history_recovers",
          f"{BAD}::test_model_fault_falls_back_to_dry_at_the_same_latency_and_recovers",
          f"{BAD}::test_non_finite_mix_never_reaches_the_output_ring"),
@@ -150,10 +171,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "processor-raise-fallback", "faults: backend raises mid-run -> dry fallback + report",
-        "a processor that raises is caught in the worker: zeroed, reset, dry at the same latency", E,
-        (("            except Exception as exc:  # a backend failing mid-run: dry at the same latency, "
-          "never a dead worker",
-          "            except ZeroDivisionError as exc:  # MUTATION"),),
+        "a processor that raises is caught in the worker: zeroed, reset, dry at the same latency", W,
+        (Edit("processor-raise-fallback", "except ZeroDivisionError as exc:  # MUTATION"),),
         (f"{BAD}::test_model_fault_falls_back_to_dry_at_the_same_latency_and_recovers",
          f"{RENDER}::test_render_survives_model_faults_and_says_so",
          f"{FAULTS}::test_backend_raising_mid_stream_falls_back_to_dry_at_the_same_latency",
@@ -162,42 +181,37 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "processor-nan-check", "bad audio: model returns NaN -> dry fallback",
-        "a processor output with NaN/inf is a fault: zeroed, reset, dry", E,
-        (("        if not np.isfinite(out).all():\n            for c in np.flatnonzero(",
-          "        if False:  # MUTATION\n            for c in np.flatnonzero("),),
+        "a processor output with NaN/inf is a fault: zeroed, reset, dry", F,
+        (Edit("processor-nan-check", "if False:  # MUTATION"),),
         (f"{BAD}::test_model_fault_falls_back_to_dry_at_the_same_latency_and_recovers",),
         reason=r"samples differ from the dry line",
     ),
     Mutation(
         "fault-resets-processor", "bad audio / faults: model state recovers",
-        "the faulty processor is reset (its overlap-add tail holds NaN)", E,
-        (("            self.processors[c].reset()\n", "            pass  # MUTATION\n"),),
+        "the faulty processor is reset (its overlap-add tail holds NaN)", F,
+        (Edit("fault-resets-processor", "pass  # MUTATION"),),
         (f"{BAD}::test_model_fault_falls_back_to_dry_at_the_same_latency_and_recovers",),
         reason=r"fallback=True|== 3",
     ),
     Mutation(
         "fault-falls-back-to-dry", "faults: backend raises mid-run -> dry fallback",
-        "on a fault the mix jumps to the dry line (same latency) instead of playing the zeroed wet", E,
-        (("        self._fallback.set(0.0, immediate=True)  # this stride's wet is zeros: a ramp would be a 5 ms dip",
-          "        pass  # MUTATION"),),
+        "on a fault the mix jumps to the dry line (same latency) instead of playing the zeroed wet", F,
+        (Edit("fault-falls-back-to-dry", "pass  # MUTATION"),),
         (f"{BAD}::test_model_fault_falls_back_to_dry_at_the_same_latency_and_recovers",
          f"{FAULTS}::test_backend_raising_mid_stream_falls_back_to_dry_at_the_same_latency"),
         reason=r"> 0\.4|samples differ from the dry line",
     ),
     Mutation(
         "set-params-refusal", "faults: a processor refusing parameters",
-        "set_params exceptions are counted, the worker keeps running", E,
-        (("            except Exception as exc:  # a processor refusing a value must not kill the worker",
-          "            except ZeroDivisionError as exc:  # MUTATION"),),
+        "set_params exceptions are counted, the worker keeps running", W,
+        (Edit("set-params-refusal", "except ZeroDivisionError as exc:  # MUTATION"),),
         (f"{BAD}::test_processor_refusing_params_does_not_kill_the_worker",),
         reason=r"steps 3 unsupported",
     ),
     Mutation(
         "worker-survives-exceptions", "faults: the worker outlives any bug",
-        "the worker loop counts any exception and keeps pumping", E,
-        (("            except Exception as exc:  # the worker must outlive any bug: the callback keeps "
-          "playing (dropouts)",
-          "            except ZeroDivisionError as exc:  # MUTATION"),),
+        "the worker loop counts any exception and keeps pumping", W,
+        (Edit("worker-survives-exceptions", "except ZeroDivisionError as exc:  # MUTATION"),),
         (f"{BAD}::test_worker_thread_survives_an_exception_outside_the_processor",),
         reason=r"thread died|worker_errors",
     ),
@@ -205,39 +219,35 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "render-input-is-file", "bad files: unreadable",
         "missing file / folder named before libsndfile ('System error')", "realtime/render.py",
-        (("    if not in_path.is_file():  # libsndfile would only say \"System error\"", "    if False:  # MUTATION"),),
+        (Edit("render-input-is-file", "if False:  # MUTATION"),),
         (f"{RENDER}::test_unreadable_inputs_are_one_line_errors_and_out_is_untouched",),
         reason=r"no such file|it is a folder",
     ),
     Mutation(
         "render-libsndfile-errors-wrapped", "bad files: empty, wrong format",
         "libsndfile's refusal becomes one StylehostError line (exit 2)", "realtime/render.py",
-        (("    except (sf.LibsndfileError, RuntimeError, OSError) as exc:\n"
-          "        raise StylehostError(f\"cannot read {in_path}: {exc}\") from exc",
-          "    except ZeroDivisionError as exc:  # MUTATION\n"
-          "        raise StylehostError(f\"cannot read {in_path}: {exc}\") from exc"),),
+        (Edit("render-libsndfile-errors-wrapped", "except ZeroDivisionError as exc:  # MUTATION"),),
         (f"{RENDER}::test_unreadable_inputs_are_one_line_errors_and_out_is_untouched",),
         reason=r"LibsndfileError|Format not recognised|Error opening",
     ),
     Mutation(
         "render-zero-frames", "bad files: empty (0 frames)",
         "a 0-frame file is refused instead of replacing OUT with an empty file", "realtime/render.py",
-        (("    if frames <= 0:", "    if False:  # MUTATION"),),
+        (Edit("render-zero-frames", "if False:  # MUTATION"),),
         (f"{RENDER}::test_unreadable_inputs_are_one_line_errors_and_out_is_untouched",),
         reason=r"\(0 == 2\)",
     ),
     Mutation(
         "render-out-folder", "bad files: OUT in a missing folder",
         "a missing OUT folder is named before rendering", "realtime/render.py",
-        (("    if not out_path.parent.is_dir():", "    if False:  # MUTATION"),),
+        (Edit("render-out-folder", "if False:  # MUTATION"),),
         (f"{RENDER}::test_render_in_place_and_into_a_missing_folder",),
         reason=r"does not exist",
     ),
     Mutation(
         "render-atomic-write", "bad files: OUT written atomically",
         "write to a temp file beside OUT, then os.replace", "realtime/render.py",
-        (("sf.SoundFile(str(tmp), \"w\"", "sf.SoundFile(str(out_path), \"w\""),
-         ("        os.replace(tmp, out_path)\n", "")),
+        (Edit("render-temp-write", "str(out_path)", old="str(tmp)"), Edit("render-replace", ""),),
         (f"{RENDER}::test_interrupted_render_keeps_the_old_out_and_leaves_no_temp",
          f"{RENDER}::test_render_in_place_and_into_a_missing_folder"),
         reason=r"read_bytes\(\) == before|shape|Not equal|Mismatch",
@@ -245,33 +255,29 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "render-temp-cleanup", "bad files: no temp file left behind",
         "the temp file is removed when a render fails", "realtime/render.py",
-        (("        if tmp.exists():\n            tmp.unlink()",
-          "        if False:  # MUTATION\n            tmp.unlink()"),),
+        (Edit("render-temp-cleanup", "if False:  # MUTATION"),),
         (f"{RENDER}::test_interrupted_render_keeps_the_old_out_and_leaves_no_temp",),
         reason=r"leftovers",
     ),
     Mutation(
         "render-keeps-subtype", "bad files: 8-bit",
         "OUT keeps IN's subtype (8-bit stays 8-bit)", "realtime/render.py",
-        (("    if fmt == info.format and sf.check_format(fmt, info.subtype):", "    if False:  # MUTATION"),),
+        (Edit("render-keeps-subtype", "if False:  # MUTATION"),),
         (f"{RENDER}::test_unusual_formats_render_correctly",),
         reason=r"PCM_U8",
     ),
     Mutation(
         "render-per-channel", "bad files: 6 channels",
         "--stereo per-channel reaches the engine (one processor per channel)", "realtime/render.py",
-        (("        stereo_mode=stereo_mode,\n        margin_ms=0.0,",
-          "        stereo_mode=\"mid\",\n        margin_ms=0.0,"),),
+        (Edit("render-stereo-mode", "\"mid\",", old="stereo_mode,"),),
         (f"{RENDER}::test_unusual_formats_render_correctly",),
         reason=r"Not equal to tolerance",
     ),
     Mutation(
         "render-streamed-reads", "bad files: hours long",
         "the input is read block by block (injected: a whole-file read)", "realtime/render.py",
-        (("            _stream(engine, src, dst, frames, shift,",
-          "            _whole = src.read(dtype=\"float32\", always_2d=True)  # MUTATION\n"
-          "            src.seek(0)\n"
-          "            _stream(engine, src, dst, frames, shift,"),),
+        (Edit("render-stream", "_whole = src.read(dtype=\"float32\", always_2d=True)  # MUTATION\nsrc.seek(0)",
+              insert="before"),),
         (f"{RENDER}::test_long_files_are_streamed_not_loaded",),
         reason=r"< 8000000",
     ),
@@ -279,8 +285,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "stream-death-detection", "faults: device/server disappears -> reported",
         "LiveSession.active: PortAudio's flag and the 2 s callback stall", "realtime/audio.py",
-        (("        return self._stream is not None and self._stream.active and not self._stalled()",
-          "        return self._stream is not None  # MUTATION"),),
+        (Edit("stream-alive", "return self._stream is not None  # MUTATION"),),
         (f"{FAULTS}::test_server_stop_mid_stream_is_reported_to_the_controller_and_leaks_no_thread",
          f"{FAULTS}::test_live_command_exits_with_one_line_when_the_server_stops"),
         reason=r"message|TimeoutExpired|returncode",
@@ -289,15 +294,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "stall-detection", "faults: device/server disappears -> reported",
         "no callback for 2 s counts as dead (alone, without PortAudio's flag)", "realtime/audio.py",
-        (("        return self._stream is not None and self._stream.active and not self._stalled()",
-          "        return self._stream is not None and self._stream.active  # MUTATION"),),
+        (Edit("stream-alive", "", old=" and not self._stalled()"),),
         (f"{FAULTS}::test_server_stop_mid_stream_is_reported_to_the_controller_and_leaks_no_thread",),
         reason=r"message|TimeoutExpired|detected_s",
     ),
     Mutation(
         "abandon-dead-stream", "faults: server disappears -> no 10-minute hang",
         "a dead stream is abandoned, not stopped (PortAudio 19.6 JACK would wait 10 min)", "realtime/audio.py",
-        (("            if stream.active and not self._stalled():", "            if True:  # MUTATION"),),
+        (Edit("abandon-dead-stream", "if True:  # MUTATION"),),
         (f"{FAULTS}::test_server_stop_mid_stream_is_reported_to_the_controller_and_leaks_no_thread",),
         reason=r"TimeoutExpired|timed out",
         note="the child hangs in Pa_StopStream until the test's 180 s timeout",
@@ -305,7 +309,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "skip-pa-terminate", "faults: server disappears -> the process exits",
         "sounddevice's exit handler (Pa_Terminate) is skipped after an abandon", "realtime/audio.py",
-        (("    atexit.unregister(sd._exit_handler)", "    pass  # MUTATION"),),
+        (Edit("skip-pa-terminate", "pass  # MUTATION"),),
         (f"{FAULTS}::test_server_stop_mid_stream_is_reported_to_the_controller_and_leaks_no_thread",),
         reason=r"TimeoutExpired|timed out",
         note="the child hangs in Pa_Terminate at exit until the test's 180 s timeout",
@@ -313,7 +317,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "worker-joined-on-stop", "faults: restart without thread leaks",
         "LiveSession.stop always stops and joins the engine's worker", "realtime/audio.py",
-        (("        finally:\n            self.engine.stop()", "        finally:\n            pass  # MUTATION"),),
+        (Edit("worker-joined-on-stop", "pass  # MUTATION"),),
         (f"{FAULTS}::test_server_stop_mid_stream_is_reported_to_the_controller_and_leaks_no_thread",
          f"{FAULTS}::test_start_stop_cycles_and_a_fault_leak_no_threads"),
         reason=r"active_count|after",
@@ -322,7 +326,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "bundle-hash-check", "faults: hash mismatch refused",
         "every file's sha256 checked against the manifest", "export/bundle.py",
-        (("        if verify_hashes and sha256_file(file) != entry[\"sha256\"]:", "        if False:  # MUTATION"),),
+        (Edit("bundle-hash-check", "if False:  # MUTATION"),),
         (f"{BUNDLE}::test_damaged_bundles_are_refused_with_one_clear_error",
          f"{BUNDLE}::test_tampered_bundle_is_refused_before_any_stream"),
         reason=r"does not match its sha256|DID NOT RAISE",
@@ -330,44 +334,42 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "bundle-newer-format", "faults: newer-format bundle refused",
         "format_version > FORMAT_VERSION refused with 'upgrade stylehost'", "export/bundle.py",
-        (("    if version > FORMAT_VERSION:", "    if False:  # MUTATION"),),
+        (Edit("bundle-newer-format", "if False:  # MUTATION"),),
         (f"{BUNDLE}::test_damaged_bundles_are_refused_with_one_clear_error",),
         reason=r"DID NOT RAISE|format version 2",
     ),
     Mutation(
         "bundle-missing-file", "faults: truncated bundle (file missing) refused",
         "every listed file must exist", "export/bundle.py",
-        (("        if not file.is_file():", "        if False:  # MUTATION"),),
+        (Edit("bundle-missing-file", "if False:  # MUTATION"),),
         (f"{BUNDLE}::test_damaged_bundles_are_refused_with_one_clear_error",),
         reason=r"missing resynth|No such file|FileNotFoundError",
     ),
     Mutation(
         "bundle-required-keys", "security: manifest validation",
         "every required manifest key present with its type", "export/bundle.py",
-        (("        if key not in m:\n            raise bad(f\"missing key {key!r}\")",
-          "        if key not in m:\n            continue  # MUTATION"),),
+        (Edit("bundle-required-keys", "continue  # MUTATION"),),
         (f"{BUNDLE}::test_damaged_bundles_are_refused_with_one_clear_error",),
         reason=r"missing key|KeyError",
     ),
     Mutation(
         "bundle-manifest-json", "faults: corrupt bundle refused",
         "a manifest that is not JSON is one line, not a traceback", "export/bundle.py",
-        (("    except (json.JSONDecodeError, UnicodeDecodeError) as exc:",
-          "    except ZeroDivisionError as exc:  # MUTATION"),),
+        (Edit("bundle-manifest-json", "except ZeroDivisionError as exc:  # MUTATION"),),
         (f"{BUNDLE}::test_damaged_bundles_are_refused_with_one_clear_error",),
         reason=r"JSONDecodeError",
     ),
     Mutation(
         "bundle-graph-in-files", "faults: corrupt bundle refused",
         "every graph must be listed (and so hashed) in 'files'", "export/bundle.py",
-        (("        if spec[\"file\"] not in m[\"files\"]:", "        if False:  # MUTATION"),),
+        (Edit("bundle-graph-in-files", "if False:  # MUTATION"),),
         (f"{SECURITY}::test_a_graph_missing_from_files_is_refused",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "bundle-plain-names", "security: manifest validation (paths)",
         "file names are plain names inside the bundle (no '/', '..', absolute paths)", "export/bundle.py",
-        (("        if \"/\" in name or \"\\\\\" in name or name.startswith(\".\"):", "        if False:  # MUTATION"),),
+        (Edit("bundle-plain-names", "if False:  # MUTATION"),),
         (f"{SECURITY}::test_manifest_pointing_outside_the_folder_is_refused",
          f"{BUNDLE}::test_damaged_bundles_are_refused_with_one_clear_error"),
         reason=r"plain name|DID NOT RAISE",
@@ -376,31 +378,28 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "bundle-link-or-outside", "security: manifest validation (links)",
         "a listed file that is a symlink or resolves outside the folder is refused", "export/bundle.py",
-        (("        if file.is_symlink() or not file.resolve().is_relative_to(root):",
-          "        if False:  # MUTATION"),),
+        (Edit("bundle-link-or-outside", "if False:  # MUTATION"),),
         (f"{SECURITY}::test_manifest_pointing_outside_the_folder_is_refused",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "bundle-finite-sampler", "security: manifest validation (numbers)",
         "sampler constants must be finite (JSON allows NaN/Infinity)", "export/bundle.py",
-        (("        if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value):",
-          "        if not isinstance(value, int | float) or isinstance(value, bool):  # MUTATION"),),
+        (Edit("bundle-finite-sampler", "", old=" or not np.isfinite(value)"),),
         (f"{SECURITY}::test_non_finite_manifest_numbers_are_refused",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "bundle-finite-style-table", "security: manifest validation (numbers)",
         "the style table must hold finite numbers", "export/bundle.py",
-        (("    if not numeric or not np.isfinite(table.astype(np.float64)).all():", "    if False:  # MUTATION"),),
+        (Edit("bundle-finite-style-table", "if False:  # MUTATION"),),
         (f"{SECURITY}::test_non_finite_manifest_numbers_are_refused",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "ort-load-wrapped", "faults: truncated ONNX (hash rewritten to match) refused",
         "ONNX Runtime's load error becomes one StylehostError line before any stream", "realtime/backends/ort.py",
-        (("            except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)",
-          "            except ZeroDivisionError as exc:  # MUTATION"),),
+        (Edit("ort-load-wrapped", "except ZeroDivisionError as exc:  # MUTATION"),),
         (f"{SECURITY}::test_truncated_onnx_with_a_matching_hash_is_refused_before_any_stream",),
         reason=r"onnxruntime|InvalidProtobuf|Fail|Load model",
     ),
@@ -408,8 +407,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "torch-weights-only", "security: no unsafe torch.load",
         "torch.load(..., weights_only=True) for the torch backend's model.pt", "diffusion/checkpoint.py",
-        (("torch.load(path, map_location=\"cpu\", weights_only=True)",
-          "torch.load(path, map_location=\"cpu\", weights_only=False)  # MUTATION"),),
+        (Edit("torch-weights-only", "weights_only=False", old="weights_only=True"),),
         (f"{SECURITY}::test_malicious_model_pt_with_matching_hash_is_refused_and_runs_nothing",
          f"{SECURITY}::test_runtime_never_unpickles"),
         reason=r"TextIOWrapper|DID NOT RAISE|marker",
@@ -418,36 +416,36 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "no-pickle-in-runtime", "security: no pickle in the runtime path",
         "(injected) `import pickle` in a runtime module is caught by the source check", "realtime/backends/torch.py",
-        (("import numpy as np\n", "import numpy as np\nimport pickle  # noqa: F401  MUTATION\n"),),
+        (Edit("runtime-imports", "import pickle  # noqa: F401  MUTATION", insert="after"),),
         (f"{SECURITY}::test_runtime_never_unpickles",),
         reason=r"import pickle",
     ),
     Mutation(
         "params-finite-weights", "security: preset validation",
         "style weights must be finite (NaN passes every comparison)", "realtime/params.py",
-        (("            if not math.isfinite(weight):", "            if False:  # MUTATION"),),
+        (Edit("params-finite-weights", "if False:  # MUTATION"),),
         (f"{SECURITY}::test_hostile_preset_values_are_refused",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "params-strength-range", "security: preset validation",
         "strength in [0, 1] (NaN refused)", "realtime/params.py",
-        (("        if not 0.0 <= self.strength <= 1.0:", "        if False:  # MUTATION"),),
+        (Edit("params-strength-range", "if False:  # MUTATION"),),
         (f"{SECURITY}::test_hostile_preset_values_are_refused",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "params-known-styles", "security: preset validation",
-        "style names must be known styles", "realtime/params.py",
-        (("            get_style(name)  # raises with the list of valid styles", "            pass  # MUTATION"),),
+        "a preset's style names must be the panel's (built-in) styles; a bundle's own are checked when it runs",
+        "gui/presets.py",
+        (Edit("preset-known-styles", "pass  # MUTATION"),),
         (f"{SECURITY}::test_hostile_preset_values_are_refused",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "preset-steps-not-bool", "security: preset validation",
         "`steps: true` refused (True == 1 in Python)", "gui/presets.py",
-        (("    if isinstance(steps, bool) or steps not in STEP_CHOICES:",
-          "    if steps not in STEP_CHOICES:  # MUTATION"),),
+        (Edit("preset-steps-not-bool", "", old="isinstance(steps, bool) or "),),
         (f"{SECURITY}::test_hostile_preset_values_are_refused",),
         reason=r"steps must be one of",
         note="EngineParams refuses bool steps too, so the preset is still refused; the test sees the other message",
@@ -455,8 +453,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "preset-pad-finite", "security: preset validation",
         "the pad position must be two finite numbers", "gui/presets.py",
-        (("and not isinstance(v, bool) and math.isfinite(v) for v in pad)",
-          "and not isinstance(v, bool) for v in pad)"),),
+        (Edit("preset-pad-finite", "", old=" and math.isfinite(v)"),),
         (f"{SECURITY}::test_hostile_preset_pad_is_refused",),
         reason=r"DID NOT RAISE",
     ),
@@ -464,18 +461,16 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "params-writer-lock", "load: parameters hammered from several threads",
         "set_params serialises writers, so a partial update never rebases on a stale snapshot", E,
-        (("        with self._params_lock:\n            base = params",
-          "        if True:  # MUTATION\n            base = params"),),
+        (Edit("params-writer-lock", "if True:  # MUTATION"),),
         (f"{LOAD}::test_params_hammered_from_threads_while_streaming",
          f"{LOAD}::test_partial_updates_from_threads_are_never_lost"),
         reason=r"lost",
     ),
     Mutation(
         "soak-leak", "load: soak, no growth in memory",
-        "(injected) every output block kept: the short soak's memory check catches it", E,
-        (("        self.output_tap.write(out)\n",
-          "        self.output_tap.write(out)\n"
-          "        self.__dict__.setdefault(\"_leak\", []).append(out.copy())  # MUTATION\n"),),
+        "(injected) every output block kept: the short soak's memory check catches it", MIX,
+        (Edit("output-tap-write", "self.__dict__.setdefault(\"_leak\", []).append(out.copy())  # MUTATION",
+              insert="after"),),
         (f"{LOAD}::test_short_soak_no_growth_in_memory_latency_or_dropouts",),
         reason=r"< \(64 \* 1024\)",
     ),
@@ -484,14 +479,12 @@ MUTATIONS: tuple[Mutation, ...] = (
         "jack-probe-in-child", "issue 19: bench latency --server NAME segfaulted (rc 139) with another server up",
         "server_running probes in a child process: a libjack client here on a second server broke Pa_Terminate",
         "benchmarks/jackserver.py",
-        (('    cmd = [sys.executable, "-c", _PROBE_CODE, name, f"stylehost-probe-{uuid.uuid4().hex[:6]}"]\n',
-          '    jack = _jack()  # MUTATION: the probe client in this process\n'
-          '    try:\n'
-          '        jack.Client(f"probe-{uuid.uuid4().hex[:6]}", no_start_server=True, servername=name).close()\n'
-          '    except jack.JackOpenError:\n'
-          '        return False\n'
-          '    return True\n'
-          '    cmd = [sys.executable, "-c", _PROBE_CODE, name, f"stylehost-probe-{uuid.uuid4().hex[:6]}"]\n'),),
+        (Edit("jack-probe-in-child", "jack = _jack()  # MUTATION: the probe client in this process\n"
+              "try:\n"
+              "    jack.Client(f\"probe-{uuid.uuid4().hex[:6]}\", no_start_server=True, servername=name).close()\n"
+              "except jack.JackOpenError:\n"
+              "    return False\n"
+              "return True", insert="before"),),
         (f"{JACKSRV}::test_bench_latency_through_a_named_server_while_portaudio_sits_on_another",),
         reason=r"rc -11|assert -11 == 0",
         # failure seen: AssertionError: rc -11 (a segfault is -11) | assert -11 == 0
@@ -500,7 +493,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "bench-named-server-must-run", "issue 19: bench latency --server NAME when NAME is not running",
         "a --server that does not answer is one error line naming the running ones, never another server",
         "benchmarks/latency.py",
-        (("    if server is not None:\n", "    if False:  # MUTATION\n"),),
+        (Edit("bench-named-server-must-run", "if False:  # MUTATION"),),
         (f"{JACKSRV}::test_bench_latency_names_a_server_that_is_not_running_instead_of_crashing",),
         reason=r"assert 0 == 2",
         # failure seen: AssertionError: rc 0 | assert 0 == 2 (it measured JACK_DEFAULT_SERVER instead)
@@ -509,7 +502,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "no-pulse-is-nan", "issue 19: bench latency reported 0.000 ms when no pulse came back",
         "find_arrivals returns NaN when the best match holds < 1e-3 of the pulse's energy (silence is no arrival)",
         "benchmarks/jackserver.py",
-        (("    if not corr[k] >= MIN_PULSE_LEVEL * float(np.dot(pulse, pulse)):", "    if False:  # MUTATION"),),
+        (Edit("no-pulse-is-nan", "if False:  # MUTATION"),),
         (f"{LATFAIL}::test_a_recording_without_the_pulse_has_no_arrival",
          f"{LATFAIL}::test_lost_pulses_are_never_counted_as_a_delay",
          f"{LATFAIL}::test_an_engine_returning_silence_is_a_failed_measurement"),
@@ -520,7 +513,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "no-pulse-fails-the-command", "issue 19: no pulse back is a failed measurement, exit non-zero",
         "after writing the JSON (failures recorded as errors), runs without a pulse end the command: one line, exit 2",
         "benchmarks/latency.py",
-        (("    if failed:  # after the JSON", "    if False:  # MUTATION after the JSON"),),
+        (Edit("no-pulse-fails-the-command", "if False:  # MUTATION after the JSON"),),
         (f"{LATFAIL}::test_bench_latency_with_a_silent_model_exits_2_and_writes_no_latency",),
         reason=r"assert 0 == 2",
         # failure seen: AssertionError: assert 0 == 2 (main(['bench', 'latency', ...]) returned 0)
@@ -529,8 +522,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "bench-latency-seconds-range", "issue 19: every numeric option checked at the parser",
         "--seconds is a finite number in [0.5, 3600] (argtypes.ranged_float): nan is argparse's one line, exit 2",
         "benchmarks/latency.py",
-        (('p.add_argument("--seconds", type=ranged_float(MIN_SECONDS, MAX_SECONDS), default=None,',
-          'p.add_argument("--seconds", type=float, default=None,  # MUTATION'),),
+        (Edit("bench-latency-seconds-range", "float", old="ranged_float(MIN_SECONDS, MAX_SECONDS)"),),
         (f"{LATENCY}::test_numeric_options_are_range_checked_at_the_parser",),
         reason=r"cannot convert float NaN|DID NOT RAISE",
         # failure seen: 4 of 16 cases: --seconds nan -> ValueError: cannot convert float NaN to integer (the
@@ -540,14 +532,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "bundle-external-data-listed", "issue 19: ONNX external data bypasses the bundle hashes",
         "every external-data file a graph reads must be listed (and so hashed) in 'files'", "export/bundle.py",
-        (("        if location not in m[\"files\"]:", "        if False:  # MUTATION"),),
+        (Edit("bundle-external-data-listed", "if False:  # MUTATION"),),
         (f"{INTEGRITY}::test_unlisted_external_data_is_refused_before_any_stream",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "bundle-external-data-hashed", "issue 19: ONNX external data bypasses the bundle hashes",
         "a listed external-data file is hashed like the graphs (the sha256 check, for w.bin)", "export/bundle.py",
-        (("        if verify_hashes and sha256_file(file) != entry[\"sha256\"]:", "        if False:  # MUTATION"),),
+        (Edit("bundle-hash-check", "if False:  # MUTATION"),),
         (f"{INTEGRITY}::test_listed_external_data_is_hashed_like_the_graphs",),
         reason=r"DID NOT RAISE",
     ),
@@ -555,7 +547,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "bundle-external-data-inside", "issue 19: ONNX external data outside the bundle folder",
         "an external-data location must be a plain file name in the folder (no '..', absolute path, subfolder, "
         "ORT memory tag)", "export/bundle.py",
-        (("        if not _inside(location):", "        if False:  # MUTATION"),),
+        (Edit("bundle-external-data-inside", "if False:  # MUTATION"),),
         (f"{INTEGRITY}::test_external_data_outside_the_folder_is_refused",),
         reason=r"Regex pattern did not match|DID NOT RAISE",
         note="still refused, as not listed in 'files' (listed names are plain): the test sees that message",
@@ -563,15 +555,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "bundle-epcontext-refused", "issue 19: files a graph can make a provider read",
         "a graph with an EPContext node (a precompiled engine named by path) is refused", "export/bundle.py",
-        (("    if \"EPContext\" in info.op_types:", "    if False:  # MUTATION"),),
+        (Edit("bundle-epcontext-refused", "if False:  # MUTATION"),),
         (f"{INTEGRITY}::test_an_epcontext_node_is_refused",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "bundle-unreadable-graph", "issue 19: a graph the loader cannot read is refused",
         "a graph file that is not a readable ONNX protobuf is one StylehostError line at load", "export/graphfile.py",
-        (("    except (_Unreadable, UnicodeDecodeError, OSError) as exc:",
-          "    except ZeroDivisionError as exc:  # MUTATION"),),
+        (Edit("bundle-unreadable-graph", "except ZeroDivisionError as exc:  # MUTATION"),),
         (f"{SECURITY}::test_truncated_onnx_with_a_matching_hash_is_refused_before_any_stream",
          f"{INTEGRITY}::test_a_graph_that_is_not_onnx_is_refused"),
         reason=r"_Unreadable",
@@ -580,8 +571,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "bundle-array-shapes", "issue 19: manifest arrays that do not fit the graphs",
         "style_table width, window, n_mels, n_fft, emit and the manifest's graph shapes must fit the graph files",
         "export/bundle.py",
-        (("    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))",
-          "    return True  # MUTATION"),),
+        (Edit("bundle-array-shapes", "return True  # MUTATION"),),
         (f"{INTEGRITY}::test_manifest_arrays_that_do_not_fit_the_graphs_are_refused",),
         reason=r"DID NOT RAISE",
     ),
@@ -589,23 +579,21 @@ MUTATIONS: tuple[Mutation, ...] = (
         "bundle-io-names", "issue 19: manifest arrays that do not fit the graphs",
         "the manifest's graph input/output names must be the graph file's, in order (TensorRT binds by them)",
         "export/bundle.py",
-        (("        if [io[0] for io in listed] != [io[0] for io in got]:", "        if False:  # MUTATION"),),
+        (Edit("bundle-io-names", "if False:  # MUTATION"),),
         (f"{INTEGRITY}::test_manifest_arrays_that_do_not_fit_the_graphs_are_refused",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "pump-bounded", "issue 19: an overloaded live engine could not be stopped, then aborted",
-        "the worker's pump handles the blocks waiting when called, then returns (sees stop and the catch-up skip)", E,
-        (("        while done < todo and not self._stop.is_set():",
-          "        while self._in_ring.read_available >= B:  # MUTATION"),),
+        "the worker's pump handles the blocks waiting when called, then returns (sees stop and the catch-up skip)", W,
+        (Edit("pump-bounded", "while self._in_ring.read_available >= B:  # MUTATION"),),
         (f"{GOV}::test_pump_returns_while_input_keeps_arriving",),
         reason=r"< 3\.0",
     ),
     Mutation(
         "governor-steps-down", "issue 19: an overloaded engine degrades (fewer steps, then dry), not crackles",
-        "the load governor judges every call's compute time and caps the steps (0 = dry at the same latency)", E,
-        (("            cap = self.governor.observe(dt, self.dropouts)  # marker: governor-observes",
-          "            cap = None  # MUTATION"),),
+        "the load governor judges every call's compute time and caps the steps (0 = dry at the same latency)", W,
+        (Edit("governor-observes", "cap = None  # MUTATION"),),
         (f"{GOV}::test_overloaded_live_engine_steps_down_stops_dropping_and_stops_at_once",
          f"{GOV}::test_hopeless_model_plays_dry_at_the_same_latency"),
         reason=r"cap <= 2|playing dry|OVERLOAD",
@@ -613,29 +601,29 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "panel-closes-on-signals", "issue 19: the panel aborted on Ctrl-C (SIGABRT)",
         "SIGINT/SIGTERM schedule the window's close instead of raising inside a Qt slot", "gui/app.py",
-        (("    close_on_signals(window)\n", "    pass  # MUTATION\n"),),
+        (Edit("panel-closes-on-signals", "pass  # MUTATION"),),
         (f"{PANELSIG}::test_signal_closes_the_panel_cleanly",),
         reason=r"in poll|-6 == 0|KeyboardInterrupt",
     ),
     Mutation(
         "cli-builds-only-the-chosen-leaf", "issue 19: every command's module imported up front (2 s, PyQt6)",
         "the parser adds arguments (and imports the module) of the chosen command only", "stylehost/cli.py",
-        (("        if argv is None or path == chosen:", "        if True:  # MUTATION"),),
+        (Edit("cli-builds-only-the-chosen-leaf", "if True:  # MUTATION"),),
         (f"{CLISTART}::test_top_level_help_imports_nothing_heavy",),
         reason=r"PyQt6|torch|onnxruntime|sounddevice",
     ),
     Mutation(
         "cli-ctrl-c-while-importing", "issue 19: Ctrl-C in the first 2 s gave a raw traceback",
         "parsing (and the imports it triggers) is inside the KeyboardInterrupt handler", "stylehost/cli.py",
-        (("    try:\n        args = build_parser(argv).parse_args(argv)\n",
-          "    args = build_parser(argv).parse_args(argv)  # MUTATION\n    try:\n"),),
+        (Edit("cli-main-try", "args = build_parser(argv).parse_args(argv)  # MUTATION", insert="before"),
+         Edit("cli-parse", "")),
         (f"{CLISTART}::test_ctrl_c_while_a_command_module_imports_is_one_line",),
         reason=r"KeyboardInterrupt",
     ),
     Mutation(
         "live-channels-refused", "issue 19: --channels 0|99 silently ran with 2",
         "asked-for channels are honoured or refused with the devices' counts", "realtime/audio.py",
-        (("            if not 1 <= channels <= most:", "            if False:  # MUTATION"),),
+        (Edit("live-channels-refused", "if False:  # MUTATION"),),
         (f"{LIVEJACK}::test_channels_the_device_cannot_give_are_refused",),
         reason=r"DID NOT RAISE",
     ),
@@ -643,8 +631,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "no-torch-live-path", "issue 16: no torch on the live path",
         "the processors take the spectrogram config from the numpy-only diffusion/spectrogram.py",
         "realtime/processor.py",
-        (("from diffusion.spectrogram import SpectrogramConfig, hann_window, synthesis_window",
-          "from diffusion.features import SpectrogramConfig, hann_window, synthesis_window  # MUTATION"),),
+        (Edit("no-torch-live-path", "diffusion.features", old="diffusion.spectrogram"),),
         (f"{NOTORCH}::test_no_module_of_the_live_path_imports_torch",
          f"{NOTORCH}::test_render_with_the_shipped_model_loads_no_torch"),
         reason=r"True|libtorch",
@@ -652,86 +639,84 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "render-signal-cleanup", "issue 19: SIGTERM/SIGHUP during render leave no temp file",
         "the CLI turns SIGTERM/SIGHUP into an exception for the render (cleanup runs, exit 128+signum)", C,
-        (("        with terminations_raise():  # SIGTERM/SIGHUP clean up like Ctrl-C: no temp file left beside OUT",
-          "        if True:  # MUTATION"),),
+        (Edit("render-signal-cleanup", "if True:  # MUTATION"),),
         (f"{SIGNALS}::test_sigterm_or_sighup_mid_render_removes_the_temp_and_exits_128_plus_the_signal",),
         reason=r"temp files left behind",
     ),
     Mutation(
         "render-stale-temps", "issue 19: a temp left by a SIGKILLed render is removed",
         "the next render of OUT removes OUT's temps whose PID is not alive", R,
-        (("    remove_stale_temps(out_path)\n", ""),),
+        (Edit("render-stale-temps", ""),),
         (f"{SIGNALS}::test_a_temp_left_by_a_killed_render_is_removed_by_the_next_render_of_that_out",),
         reason=r"\.out\.tmp-\d+\.wav",
     ),
     Mutation(
         "render-stale-temps-live-kept", "issue 19: a running render's temp is never swept",
         "a temp whose PID is alive (another render of the same OUT) is kept", R,
-        (("        if match and entry.is_file(follow_symlinks=False) and not _alive(int(match.group(1))):",
-          "        if match and entry.is_file(follow_symlinks=False):  # MUTATION"),),
+        (Edit("render-stale-temps-live-kept", "", old=" and not _alive(int(match.group(1)))"),),
         (f"{SIGNALS}::test_a_temp_left_by_a_killed_render_is_removed_by_the_next_render_of_that_out",),
         reason=r"assert \[.*\] == \[",
     ),
     Mutation(
         "option-margin-range", "issue 19: --margin-ms nan|inf|-1000 refused",
         "--margin-ms finite in [0, 100], at the parser", C,
-        (("type=ranged_float(*MARGIN_MS)", "type=float"),),
+        (Edit("option-margin-range", "float", old="ranged_float(*MARGIN_MS)"),),
         (f"{OPTIONS}::test_out_of_range_numbers_are_refused_by_the_parser",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "option-strength-range", "issue 19: --strength 0 refused",
         "--strength in (0, 1], at the parser", C,
-        (("type=ranged_float(0.0, 1.0, lo_open=True)", "type=float"),),
+        (Edit("option-strength-range", "float", old="ranged_float(0.0, 1.0, lo_open=True)"),),
         (f"{OPTIONS}::test_out_of_range_numbers_are_refused_by_the_parser",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "option-wet-range", "issue 19: --wet outside [0, 1] refused",
         "--wet in [0, 1], at the parser", C,
-        (("type=ranged_float(0.0, 1.0), default=1.0", "type=float, default=1.0"),),
+        (Edit("option-wet-range", "float", old="ranged_float(0.0, 1.0)"),),
         (f"{OPTIONS}::test_out_of_range_numbers_are_refused_by_the_parser",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "option-channels-range", "issue 19: --channels 0|99 refused (ran as 2)",
         "--channels in [1, 32], at the parser (LiveSession refuses more than the devices have)", C,
-        (("type=ranged_int(*CHANNELS)", "type=int"),),
+        (Edit("option-channels-range", "int", old="ranged_int(*CHANNELS)"),),
         (f"{OPTIONS}::test_out_of_range_numbers_are_refused_by_the_parser",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "option-live-blocksize-range", "issue 19: live --blocksize outside [16, 8192] refused",
         "live --blocksize in [16, 8192], at the parser", C,
-        (("type=ranged_int(*LIVE_BLOCKSIZE)", "type=int"),),
+        (Edit("option-live-blocksize-range", "int", old="ranged_int(*LIVE_BLOCKSIZE)"),),
         (f"{OPTIONS}::test_out_of_range_numbers_are_refused_by_the_parser",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "option-render-blocksize-range", "issue 19: render --blocksize 1000000 refused (83 s, 1.1 GB)",
         "render --blocksize in [16, 65536], at the parser", C,
-        (("type=ranged_int(*RENDER_BLOCKSIZE)", "type=int"),),
+        (Edit("option-render-blocksize-range", "int", old="ranged_int(*RENDER_BLOCKSIZE)"),),
         (f"{OPTIONS}::test_out_of_range_numbers_are_refused_by_the_parser",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "option-samplerate-range", "issue 19: --samplerate outside [8000, 192000] refused",
         "live --samplerate in [8000, 192000], at the parser", C,
-        (("type=ranged_int(*SAMPLE_RATES)", "type=int"),),
+        (Edit("option-samplerate-range", "int", old="ranged_int(*SAMPLE_RATES)"),),
         (f"{OPTIONS}::test_out_of_range_numbers_are_refused_by_the_parser",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "option-seconds-range", "issue 19: --seconds 0|-5|inf|nan refused",
         "live --seconds finite and > 0, at the parser", C,
-        (("type=ranged_float(0.0, None, lo_open=True)", "type=float"),),
+        (Edit("option-seconds-range", "float", old="ranged_float(0.0, None, lo_open=True)"),),
         (f"{OPTIONS}::test_out_of_range_numbers_are_refused_by_the_parser",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "option-steps-range", "issue 19: --steps outside [1, 64] refused",
         "--steps an integer in [1, 64], at the parser", C,
-        (("type=ranged_int(1, STEPS_MAX)", "type=int"),),
+        (Edit("option-steps-range", "int", old="ranged_int(1, STEPS_MAX)"),),
         (f"{OPTIONS}::test_out_of_range_numbers_are_refused_by_the_parser",),
         reason=r"DID NOT RAISE",
     ),
@@ -739,31 +724,30 @@ MUTATIONS: tuple[Mutation, ...] = (
         "render-out-is-folder", "issue 19: OUT is a folder (x.wav, x)",
         "a folder as OUT is named before rendering (was found by os.replace after the render / 'unknown extension')",
         R,
-        (("    if out_path.is_dir():  # else os.replace would find it, after the whole render",
-          "    if False:  # MUTATION"),),
+        (Edit("render-out-is-folder", "if False:  # MUTATION"),),
         (f"{RENDER}::test_out_problems_are_named_before_anything_is_rendered",),
         reason=r"Regex pattern did not match",
     ),
     Mutation(
         "render-out-not-regular", "issue 19: OUT is a FIFO or device",
         "an existing OUT that is not a regular file is refused, never replaced", R,
-        (("    if out_path.exists() and not out_path.is_file():", "    if False:  # MUTATION"),),
+        (Edit("render-out-not-regular", "if False:  # MUTATION"),),
         (f"{RENDER}::test_out_problems_are_named_before_anything_is_rendered",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(
         "render-known-extensions", "issue 19: unknown OUT extension names the known ones",
         "an unknown or missing extension is said as such, with every writable extension listed", R,
-        (("        raise StylehostError(f\"cannot write {out_path}: {said}; known extensions: {known}\")",
-          "        raise StylehostError(f\"cannot write {out_path.name!r}: unknown extension; use one of wav, flac, "
-          "ogg, aiff\")  # MUTATION"),),
+        (Edit("render-known-extensions",
+              "raise StylehostError(f\"cannot write {out_path.name!r}: unknown extension; use one of wav, flac, "
+              "ogg, aiff\")  # MUTATION"),),
         (f"{RENDER}::test_out_problems_are_named_before_anything_is_rendered",),
         reason=r"Regex pattern did not match",
     ),
     Mutation(
         "render-temp-created-first", "issue 19: read-only OUT folder",
         "the temp file is created before rendering, so an unwritable folder is named (was 'System error.')", R,
-        (("        _create(tmp, out_path)  # a folder we cannot write to is named now, not after the render\n", ""),),
+        (Edit("render-temp-created-first", ""),),
         (f"{RENDER}::test_an_unwritable_out_folder_is_named_before_rendering",),
         reason=r"Regex pattern did not match",
         note="needs root and a permitted tmpfs mount (read-only tmpfs); without root the chmod-555 branch runs",
@@ -771,7 +755,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "render-disk-full-libsndfile", "issue 19: full disk during writing",
         "libsndfile's 'System error.' with no space left on OUT's disk is said as 'disk full'", R,
-        (("        full = _free_bytes(out_path.parent) < DISK_FULL_BYTES", "        full = False  # MUTATION"),),
+        (Edit("render-disk-full-libsndfile", "full = False  # MUTATION"),),
         (f"{RENDER}::test_a_full_disk_is_named_and_out_is_kept_without_a_temp",),
         reason=r"System error",
         note="a real 64 KB tmpfs (root); skipped with its reason where mount is refused",
@@ -779,38 +763,37 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "render-disk-full-errno", "issue 19: full disk during writing (ENOSPC/EDQUOT)",
         "an OSError with ENOSPC or EDQUOT is said as 'disk full'", R,
-        (("    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:", "    if False:  # MUTATION"),),
+        (Edit("render-disk-full-errno", "if False:  # MUTATION"),),
         (f"{RENDER}::test_enospc_from_a_write_is_called_disk_full",),
         reason=r"No space left on device",
     ),
     Mutation(
         "render-fifo-input", "issue 19: FIFO input",
         "an input that exists but is not a regular file is said so (was 'no such file')", R,
-        (("    if path.exists():\n        return \"it is not a regular file",
-          "    if False:  # MUTATION\n        return \"it is not a regular file"),),
+        (Edit("render-fifo-input", "if False:  # MUTATION"),),
         (f"{RENDER}::test_a_fifo_input_is_not_a_regular_file",),
         reason=r"no such file",
     ),
     Mutation(
         "render-seek-free-reads", "issue 19: MP3 input rendered near-silence with rc 0",
         "input blocks are read straight on with sf_readf_float (soundfile's read seeks after every block)", R,
-        (("        n = _read_block(src, block) if fed < frames else 0",
-          "        n = len(src.read(B, dtype=\"float32\", always_2d=True, out=block)) if fed < frames else 0"
-          "  # MUTATION"),),
+        (Edit("render-seek-free-reads",
+              "n = len(src.read(B, dtype=\"float32\", always_2d=True, out=block)) if fed < frames else 0"
+              "  # MUTATION"),),
         (f"{RENDER}::test_compressed_input_renders_at_its_level_over_the_whole_file",),
         reason=r"Not equal to tolerance",
     ),
     Mutation(
         "render-reports-bad-input", "issue 19: NaN replacements reported on the command line",
         "render prints the engine's count of replaced non-finite input samples on stderr", C,
-        (("    if result.bad_input:\n", "    if False:  # MUTATION\n"),),
+        (Edit("render-reports-bad-input", "if False:  # MUTATION"),),
         (f"{RENDER}::test_replaced_non_finite_samples_are_reported_on_the_command_line",),
         reason=r"replaced 101 non-finite",
     ),
     Mutation(
         "render-keeps-mode", "issue 19: overwriting OUT keeps its mode",
         "an existing OUT's permission bits are copied to the temp file before the rename", R,
-        (("        _keep_mode(out_path, tmp)\n", ""),),
+        (Edit("render-keeps-mode", ""),),
         (f"{RENDER}::test_replacing_out_keeps_its_permission_bits",),
         reason=r"== 388",
     ),
@@ -818,17 +801,33 @@ MUTATIONS: tuple[Mutation, ...] = (
         "torch-error-no-unsafe-advice", "issue 19: a relayed torch error never advises weights_only=False",
         "torch.load's refusal is reworded to one line naming the refused global, without its advice",
         "diffusion/checkpoint.py",
-        (("{torch_load_reason(exc)}", "{exc}"),),
+        (Edit("torch-error-no-unsafe-advice", "{exc}", old="{torch_load_reason(exc)}"),),
         (f"{CLI}::test_a_refused_checkpoint_is_one_line_that_never_advises_weights_only_false",),
         reason=r"weights_only",
     ),
     Mutation(
         "steps-beyond-bundle-refused", "issue 19: --steps above what the bundle supports",
-        "a --steps beyond Bundle.max_steps is one line naming the supported range", C,
-        (("    if isinstance(factory, ModelFactory) and steps > factory.bundle.max_steps:",
-          "    if False:  # MUTATION"),),
+        "a --steps beyond Bundle.max_steps is one line naming the supported range", S,
+        (Edit("steps-beyond-bundle", "if False:  # MUTATION"),),
         (f"{CLISTART}::test_steps_beyond_what_the_bundle_supports_are_refused_with_the_range",),
         reason=r"0 == 2\)?|supports 1\.\.4",
+    ),
+    # ---- issue 16: one session opener; style names checked once, against the bundle -------------------
+    Mutation(
+        "session-style-check", "issue 16: style names checked once, against the bundle's own list",
+        "open_session's check_params refuses a style the bundle lacks, naming the bundle's styles, before a "
+        "stream starts or a snapshot is sent", S,
+        (Edit("session-style-check", "if False:  # MUTATION"),),
+        ("tests/realtime/test_session.py::test_a_style_the_bundle_lacks_is_refused_naming_its_styles",
+         "tests/realtime/test_model_processor.py::test_unknown_style_for_the_bundle_is_refused"),
+        reason=r"DID NOT RAISE|0 == 2",
+    ),
+    Mutation(
+        "params-style-names", "issue 16: EngineParams takes any style the bundle has",
+        "a style name must be a non-empty string (which names exist is the bundle's to say)", "realtime/params.py",
+        (Edit("params-style-name", "if False:  # MUTATION"),),
+        ("tests/realtime/test_engine.py::test_input_gain_and_params_validation",),
+        reason=r"DID NOT RAISE",
     ),
 )
 
@@ -837,36 +836,100 @@ MUTATIONS: tuple[Mutation, ...] = (
 
 
 def check(root: Path = ROOT, mutations: tuple[Mutation, ...] = MUTATIONS) -> list[str]:
-    """Problems that would make a mutation rot: a search string not found exactly once, a missing test."""
+    """Problems that would make a mutation rot: a marker not found exactly once, an edit that does not apply,
+    a marker no mutation uses (in the files the mutations patch), a missing test."""
     problems = []
     for m in mutations:
-        path = root / m.file
-        text = path.read_text() if path.is_file() else ""
-        for search, _ in m.edits:
-            n = text.count(search)
-            if n != 1:
-                problems.append(f"{m.name}: {m.file} holds the search string {n} times: {search.strip()[:80]!r}")
+        try:
+            patched(m, _lines(root / m.file))
+        except AuditError as exc:
+            problems.append(f"{m.name}: {exc}")
         for node in m.tests:
             file, _, func = node.partition("::")
             src = (root / file).read_text() if (root / file).is_file() else ""
             if not re.search(rf"^def {re.escape(func.split('[')[0])}\(", src, re.M):
                 problems.append(f"{m.name}: no test {node}")
+    if mutations is MUTATIONS:
+        used = {(m.file, e.marker) for m in mutations for e in m.edits}
+        for file in sorted({m.file for m in mutations}):
+            for line in _lines(root / file):
+                for marker in _markers(line):
+                    if (file, marker) not in used:
+                        problems.append(f"{file}: marker `audit: {marker}` has no mutation")
     names = [m.name for m in mutations]
     problems += [f"duplicate mutation name {n}" for n in sorted({n for n in names if names.count(n) > 1})]
     return problems
 
 
+class AuditError(Exception):
+    """A mutation that cannot be applied: its marker is missing or ambiguous, or its fragment is not there."""
+
+
+def patched(m: Mutation, lines: list[str]) -> list[str]:
+    """``lines`` (with their line ends) with every edit of ``m`` applied; AuditError if one cannot be."""
+    targets = []
+    for e in m.edits:
+        found = _marked(lines, e.marker)
+        if len(found) != 1:
+            raise AuditError(f"{m.file} holds the marker `audit: {e.marker}` {len(found)} times (want 1)")
+        line = lines[found[0]]
+        if e.old and _code(line).count(e.old) != 1:
+            raise AuditError(f"{m.file}: the line marked {e.marker} holds {e.old!r} {_code(line).count(e.old)} times "
+                             "(want 1)")
+        targets.append((found[0], e))
+    out = list(lines)
+    for index, e in sorted(targets, key=lambda t: -t[0]):  # bottom up: earlier indices stay valid
+        line = out[index]
+        indent = line[: len(line) - len(line.lstrip())]
+        new = [indent + ln + "\n" for ln in e.new.splitlines()]
+        if e.insert == "before":
+            out[index:index] = new
+        elif e.insert == "after":
+            out[index + 1 : index + 1] = new
+        elif e.old:
+            out[index] = line.replace(e.old, e.new, 1)
+        else:
+            out[index : index + 1] = new
+    return out
+
+
 def apply(m: Mutation, root: Path) -> str:
     """Patch ``root/m.file`` in place; returns the original text (to restore)."""
     path = root / m.file
-    original = text = path.read_text()
-    for search, replace in m.edits:
-        n = text.count(search)
-        if n != 1:
-            raise SystemExit(f"mutation {m.name}: {m.file} holds the search string {n} times (want 1): {search!r}")
-        text = text.replace(search, replace)
+    original = path.read_text()
+    try:
+        text = "".join(patched(m, original.splitlines(keepends=True)))
+    except AuditError as exc:
+        raise SystemExit(f"mutation {m.name}: {exc}") from exc
     path.write_text(text)
     return original
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines(keepends=True) if path.is_file() else []
+
+
+def _markers(line: str) -> list[str]:
+    match = MARKER.search(line)
+    return [n.strip() for n in match.group(1).split(",")] if match else []
+
+
+def _marked(lines: list[str], marker: str) -> list[int]:
+    """Indices of the lines ``marker`` names: its own line, or the next line when the marker stands alone."""
+    found = []
+    for i, line in enumerate(lines):
+        if marker in _markers(line):
+            if line.lstrip().startswith("#"):  # alone on its line: it names the next line of code
+                i += 1
+                while i < len(lines) and lines[i].lstrip().startswith("#"):
+                    i += 1
+            found.append(i)
+    return [i for i in found if i < len(lines)]
+
+
+def _code(line: str) -> str:
+    """The line without its marker comment (what the table shows)."""
+    return MARKER.sub("", line).rstrip()
 
 
 def copy_tree(dst: Path) -> None:
@@ -937,7 +1000,7 @@ def audit(mutations: list[Mutation], keep: bool = False) -> list[dict[str, Any]]
             verdict = ("baseline fails" if not with_ok else "caught" if right
                        else "fails, other reason" if caught else "SURVIVED")
             print(f"  {verdict} ({out.seconds} s){': ' + out.messages[0][:200] if out.messages else ''}", flush=True)
-            rows.append({**asdict(m), "edits": [list(e) for e in m.edits], "with_protection": "pass" if with_ok
+            rows.append({**asdict(m), "with_protection": "pass" if with_ok
                          else "fail", "without_protection": "fail" if caught else "pass", "verdict": verdict,
                          "failed": out.failed, "messages": out.messages, "seconds": out.seconds})
     finally:
@@ -1011,14 +1074,14 @@ def _span(report: dict[str, Any]) -> str:
 
 def _summary(row: dict[str, Any]) -> str:
     m = next((m for m in MUTATIONS if m.name == row["name"]), None)
-    return (m.summary if m else row["name"]).replace("|", "\\|")
+    return (m.summary() if m else row["name"]).replace("|", "\\|")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", default=[], help="run only this mutation (repeatable, or a,b)")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
-    parser.add_argument("--check", action="store_true", help="check every search string is found exactly once")
+    parser.add_argument("--check", action="store_true", help="check every marker is found exactly once")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
     parser.add_argument("--out", type=Path, default=RESULTS / "mutation_audit.json")
     args = parser.parse_args(argv)
@@ -1031,7 +1094,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown mutation(s) {unknown}; --list shows them")
     chosen = [m for m in MUTATIONS if not names or m.name in names]
-    problems = check(mutations=tuple(chosen))
+    problems = check(mutations=tuple(chosen) if names else MUTATIONS)
     if problems or args.check:
         print("\n".join(problems) or f"all {len(chosen)} mutations apply")
         return 1 if problems else 0

@@ -35,8 +35,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise StylehostError(f"no checkpoint at {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # audit: torch-weights-only
     except Exception as exc:  # torch raises many types for corrupt or foreign files
+        # audit: torch-error-no-unsafe-advice
         raise StylehostError(f"cannot load checkpoint {path}: {torch_load_reason(exc)}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model_config" not in ckpt:
         raise StylehostError(f"{path} is not a stylehost checkpoint (format {FORMAT})")

@@ -179,17 +179,18 @@ def load_bundle(spec: str | Path, verify_hashes: bool = True) -> Bundle:
     raw = manifest_path.read_bytes()
     try:
         manifest = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # audit: bundle-manifest-json
         raise StylehostError(f"malformed manifest {manifest_path}: not JSON ({exc})") from exc
     _check_manifest(manifest, manifest_path)
     root = path.resolve()
     for name, entry in manifest["files"].items():
         file = path / name
+        # audit: bundle-link-or-outside
         if file.is_symlink() or not file.resolve().is_relative_to(root):  # a bundle is one self-contained folder
             raise StylehostError(f"bundle {path}: {name} is a link or lies outside the bundle folder; copy the file in")
-        if not file.is_file():
+        if not file.is_file():  # audit: bundle-missing-file
             raise StylehostError(f"bundle {path} is missing {name} (listed in {MANIFEST}); re-export the bundle")
-        if verify_hashes and sha256_file(file) != entry["sha256"]:
+        if verify_hashes and sha256_file(file) != entry["sha256"]:  # audit: bundle-hash-check
             raise StylehostError(
                 f"bundle {path}: {name} does not match its sha256 in {MANIFEST} (corrupt or modified); "
                 "re-export the bundle"
@@ -232,7 +233,7 @@ def _check_manifest(m: Any, where: Path) -> None:
     version = m.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise bad(f"'format_version' must be an integer, got {version!r}")
-    if version > FORMAT_VERSION:
+    if version > FORMAT_VERSION:  # audit: bundle-newer-format
         raise StylehostError(
             f"bundle {where.parent} has format version {version}; this stylehost reads version "
             f"{FORMAT_VERSION}: upgrade stylehost (pip install -U stylehost) or re-export the bundle"
@@ -241,21 +242,22 @@ def _check_manifest(m: Any, where: Path) -> None:
         raise StylehostError(f"bundle {where.parent} has unsupported format version {version}; re-export it")
     for key, kind in _REQUIRED.items():
         if key not in m:
-            raise bad(f"missing key {key!r}")
+            raise bad(f"missing key {key!r}")  # audit: bundle-required-keys
         if not isinstance(m[key], kind) or (kind is int and isinstance(m[key], bool)):
             raise bad(f"{key!r} must be a {kind.__name__}, got {type(m[key]).__name__}")
     for key in _SAMPLER_KEYS:
         value = m["sampler"].get(key)
+        # audit: bundle-finite-sampler
         if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value):
             raise bad(f"sampler.{key} must be a finite number")  # JSON allows NaN; a NaN sigma would be silent garbage
     for graph in GRAPHS:
         spec = m["graphs"].get(graph)
         if not isinstance(spec, dict) or not all(k in spec for k in ("file", "inputs", "outputs")):
             raise bad(f"graphs.{graph} must have 'file', 'inputs' and 'outputs'")
-        if spec["file"] not in m["files"]:
+        if spec["file"] not in m["files"]:  # audit: bundle-graph-in-files
             raise bad(f"graphs.{graph}.file {spec['file']!r} has no entry in 'files'")
     for name, entry in m["files"].items():
-        if "/" in name or "\\" in name or name.startswith("."):
+        if "/" in name or "\\" in name or name.startswith("."):  # audit: bundle-plain-names
             raise bad(f"file name {name!r} must be a plain name inside the bundle")
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
             raise bad(f"files.{name} needs a 'sha256' string")
@@ -267,7 +269,7 @@ def _check_manifest(m: Any, where: Path) -> None:
     if table.ndim != 2 or table.shape[0] != len(m["styles"]) or not m["styles"]:
         raise bad(f"style_table must be one row per style ({len(m['styles'])}), got shape {table.shape}")
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in table.flat)
-    if not numeric or not np.isfinite(table.astype(np.float64)).all():
+    if not numeric or not np.isfinite(table.astype(np.float64)).all():  # audit: bundle-finite-style-table
         raise bad("style_table must hold finite numbers only")
     if not 1 <= m["emit"] <= m["window"] - m["lookahead"] or m["lookahead"] < 0:
         raise bad(f"need 1 <= emit <= window - lookahead, got {m['emit']}, {m['window']}, {m['lookahead']}")
@@ -329,6 +331,7 @@ def _fits(a: list[int | None] | None, b: list[int | None] | None) -> bool:
     """Two shapes agree: same rank, and equal wherever both sizes are fixed (None: named or unknown)."""
     if a is None or b is None:
         return True
+    # audit: bundle-array-shapes
     return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b, strict=True))
 
 
@@ -386,14 +389,15 @@ def _check_graph(path: Path, m: dict[str, Any], graph: str, expected: tuple[_Exp
     info = read_graph(path / file)
     where = f"bundle {path}: the {graph} graph ({file})"
     for location in sorted(info.external):
-        if not _inside(location):
+        if not _inside(location):  # audit: bundle-external-data-inside
             raise StylehostError(f"{where} reads external data from {location!r}, not a plain file name in "
                                  "the bundle folder; refused (a bundle is one folder: re-export it)")
-        if location not in m["files"]:
+        if location not in m["files"]:  # audit: bundle-external-data-listed
             raise StylehostError(f"{where} reads external data from {location!r}, which {MANIFEST} does not list "
                                  "with a sha256; refused (list it under 'files', or re-export the bundle)")
     if info.unlocated:
         raise StylehostError(f"{where} has external tensor {info.unlocated[0]!r} with no location; re-export it")
+    # audit: bundle-epcontext-refused
     if "EPContext" in info.op_types:  # a precompiled engine: its ep_cache_context may name any file
         raise StylehostError(f"{where} holds an EPContext node (a precompiled engine); stylehost runs only the "
                              "exported graphs: re-export the bundle")
@@ -404,7 +408,7 @@ def _check_graph(path: Path, m: dict[str, Any], graph: str, expected: tuple[_Exp
             raise StylehostError(f"{where} has {side} {[io[0] for io in got]}; the runtime "
                                  f"{'feeds' if side == 'inputs' else 'reads'} {[io[0] for io in want]}: "
                                  "re-export the bundle")
-        if [io[0] for io in listed] != [io[0] for io in got]:
+        if [io[0] for io in listed] != [io[0] for io in got]:  # audit: bundle-io-names
             raise StylehostError(f"malformed manifest {manifest_where}: graphs.{graph}.{side} names "
                                  f"{[io[0] for io in listed]}, but {file} has {[io[0] for io in got]}")
         for (name, shape, source), (_, elem, dims), (_, says) in zip(want, got, listed, strict=False):

@@ -56,7 +56,7 @@ def read_graph(path: Path) -> GraphInfo:
                 for n, v in _messages(value):
                     if n in (1, 2):
                         _walk_graph(v, info, None)
-    except (_Unreadable, UnicodeDecodeError, OSError) as exc:
+    except (_Unreadable, UnicodeDecodeError, OSError) as exc:  # audit: bundle-unreadable-graph
         raise StylehostError(f"{path} is not a readable ONNX model ({exc}); re-export the bundle") from exc
     info.inputs = [io for io in info.inputs if io[0] not in initializers]  # IR < 4 lists initializers as inputs
     return info

@@ -344,7 +344,7 @@ def cli_gui(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     controller = EngineController(separate_process=not args.same_process)
     window = PanelWindow(controller, presets=PresetStore(args.presets))
-    close_on_signals(window)
+    close_on_signals(window)  # audit: panel-closes-on-signals
     window.show()
     print("stylehost: panel open (close the window or press Ctrl-C to quit)", flush=True)
     return int(app.exec())  # type: ignore[union-attr]

@@ -1,6 +1,6 @@
 """Model bundles the panel can offer: the DSP passthrough, then what export.bundle.discover finds.
 
-The panel only lists bundles; it loads a choice through realtime.commands.processor_factory, the
+The panel only lists bundles; it loads a choice through realtime.session.open_session, the
 same path `live --model` takes, so a broken bundle is a message when streaming starts, not a crash.
 Bundles that discovery refuses are still listed (marked, with the reason as tooltip) so a performer
 sees why a copied folder does not work instead of wondering where it went.

@@ -1,7 +1,7 @@
 """The panel's only door to the engine: parameter snapshots in, status snapshots and taps out.
 
 No Qt here, so tests and other front ends can drive it. It uses exactly what `stylehost live` uses
-(LiveSession, processor_factory, Engine.set_params/status) plus the engine's lock-free taps; it never
+(LiveSession, realtime.session.open_session, Engine.set_params/status) plus the engine's lock-free taps; it never
 takes a lock the audio path waits on (Engine.set_params' lock is shared with other writers only).
 """
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from diffusion.errors import StylehostError
 from realtime.audio import LiveSession
-from realtime.commands import processor_factory
 from realtime.engine import Engine
 from realtime.params import EngineParams, EngineStatus
 from realtime.remote import RemoteEngine, RemoteSession, SessionSpec
+from realtime.session import Session, SessionConfig, open_session
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class EngineController:
         self.session: LiveSession | RemoteSession | None = None
         self.passthrough = True
         self.separate_process = separate_process
-        self._factory: object = None  # the running processor factory (a ModelFactory checks params)
+        self.opened: Session | None = None  # the in-process session's bundle and factory (it checks params)
 
     @property
     def engine(self) -> Engine | RemoteEngine | None:
@@ -74,15 +74,15 @@ class EngineController:
                                                samplerate=settings.samplerate, blocksize=settings.blocksize),
                                    self.params).start()
             assert remote.started is not None
-            self._factory = None
+            self.opened = None
             self.session, self.passthrough = remote, remote.started.passthrough
             return remote
         # "passthrough", not None: None would let the bundle resolver pick a default model.
-        factory, passthrough = processor_factory(settings.model or "passthrough", settings.backend)
-        self._factory = factory
-        self._check(self.params)
+        opened = open_session(SessionConfig(settings.model or "passthrough", settings.backend))
+        opened.check_params(self.params)
+        self.opened = opened
         session = LiveSession(
-            factory,
+            opened.factory,
             input=settings.input,
             output=settings.output,
             samplerate=settings.samplerate,
@@ -90,7 +90,7 @@ class EngineController:
             params=self.params,
         )
         session.start()
-        self.session, self.passthrough = session, passthrough
+        self.session, self.passthrough = session, opened.passthrough
         return session
 
     @property
@@ -98,13 +98,13 @@ class EngineController:
         """Styles the running bundle knows; None for the passthrough (it ignores styles)."""
         if isinstance(self.session, RemoteSession):
             return self.session.started.styles if self.session.started else None
-        bundle = getattr(self._factory, "bundle", None)
-        return tuple(bundle.styles) if bundle is not None else None
+        return self.opened.styles if self.opened is not None else None
 
     def _check(self, params: EngineParams) -> None:
-        check = getattr(self._factory, "check_params", None)  # ModelFactory: styles the bundle has
-        if check is not None:
-            check(params)
+        """In-process, the opened session refuses styles its bundle lacks; the engine process does the same
+        with each snapshot it receives (realtime/remote.py)."""
+        if self.opened is not None and not isinstance(self.session, RemoteSession):
+            self.opened.check_params(params)
 
     def stop(self) -> None:
         session, self.session = self.session, None

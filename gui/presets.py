@@ -22,6 +22,7 @@ from pathlib import Path
 from platformdirs import user_config_dir
 
 from diffusion.errors import StylehostError
+from diffusion.styles import get_style
 from realtime.params import EngineParams
 
 VERSION = 1
@@ -111,7 +112,12 @@ def parse_preset(name: str, data: object, where: Path | str = "preset") -> Prese
     if not isinstance(mix, dict) or not all(isinstance(w, int | float) for w in mix.values()):
         raise StylehostError(f"preset {name!r}: style_mix must map style names to numbers, got {mix!r}")
     values["style_mix"] = tuple((str(k), float(w)) for k, w in mix.items())
+    for style in values["style_mix"]:
+        # The panel's pad and buttons offer the built-in styles, so a preset holds only those; the running
+        # bundle's own list is checked when the preset is applied (realtime/session.py).
+        get_style(style[0])  # audit: preset-known-styles
     steps = values.get("steps", 4)
+    # audit: preset-steps-not-bool
     if isinstance(steps, bool) or steps not in STEP_CHOICES:  # true == 1 in Python: refuse it explicitly
         raise StylehostError(f"preset {name!r}: steps must be one of {STEP_CHOICES}, got {values.get('steps')!r}")
     for key in ("strength", "wet", "input_gain_db"):
@@ -124,6 +130,7 @@ def parse_preset(name: str, data: object, where: Path | str = "preset") -> Prese
     pad = data.get("pad")
     if pad is not None:
         if not (isinstance(pad, list) and len(pad) == 2
+                # audit: preset-pad-finite
                 and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in pad)):
             raise StylehostError(f"preset {name!r}: pad must be [x, y], got {pad!r}")
         pad = (float(pad[0]), float(pad[1]))

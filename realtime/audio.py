@@ -35,6 +35,7 @@ _ABANDONED: list[sd.Stream] = []  # dead streams, kept referenced so their cffi 
 def _abandon(stream: sd.Stream) -> None:
     """Forget a dead stream without calling into PortAudio (see the module docstring for why)."""
     _ABANDONED.append(stream)
+    # audit: skip-pa-terminate
     atexit.unregister(sd._exit_handler)  # Pa_Terminate would close the dead stream: a 10-minute wait at exit
 
 
@@ -145,7 +146,7 @@ class LiveSession:
         rate = int(samplerate or self.output.default_samplerate)
         if channels is not None:  # asked for: honoured exactly or refused, never silently changed
             most = min(self.input.max_input_channels, self.output.max_output_channels)
-            if not 1 <= channels <= most:
+            if not 1 <= channels <= most:  # audit: live-channels-refused
                 raise StylehostError(f"--channels {channels}: {self.input.name!r} has {self.input.max_input_channels} "
                                      f"input and {self.output.name!r} {self.output.max_output_channels} output "
                                      f"channels; choose 1..{most}")
@@ -205,7 +206,7 @@ class LiveSession:
         if stream is None:
             return
         try:
-            if stream.active and not self._stalled():
+            if stream.active and not self._stalled():  # audit: abandon-dead-stream
                 stream.stop()
                 stream.close()
             else:
@@ -213,7 +214,7 @@ class LiveSession:
         except sd.PortAudioError as exc:
             raise StylehostError(f"error closing {self.device_name}: {exc}") from exc
         finally:
-            self.engine.stop()
+            self.engine.stop()  # audit: worker-joined-on-stop
             gc.unfreeze()  # what the session held (model, buffers) can be collected once it is dropped
 
     def _stalled(self) -> bool:
@@ -227,7 +228,7 @@ class LiveSession:
     @property
     def active(self) -> bool:
         """Streaming and alive: PortAudio says active and callbacks keep coming."""
-        return self._stream is not None and self._stream.active and not self._stalled()
+        return self._stream is not None and self._stream.active and not self._stalled()  # audit: stream-alive
 
     def check(self) -> None:
         """Raise one StylehostError if the stream died under us (the session is then stopped)."""

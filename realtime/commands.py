@@ -3,7 +3,8 @@
 `--model` picks a bundle (a path, a name under models/ or the user folder, or `passthrough`); with
 no `--model`, the repo's `models/default` is used when it exists. Without a bundle, `live` and
 `render` run the STFT passthrough and say so loudly: a user must never mistake the DSP stand-in
-for restyling.
+for restyling. Both open their bundle with realtime.session.open_session, as the panel and its engine
+process do; `--style` is checked there, against the bundle's own styles.
 """
 
 from __future__ import annotations
@@ -12,17 +13,12 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from diffusion.errors import StylehostError
-from diffusion.styles import STYLE_NAMES, get_style
+from diffusion.styles import STYLE_NAMES
 from realtime.argtypes import ranged_float, ranged_int
 from realtime.params import EngineParams
-from realtime.processor import Processor, StftPassthroughProcessor
-
-if TYPE_CHECKING:
-    from export.bundle import Bundle
-    from realtime.backends.base import Backend
+from realtime.processor import Processor
+from realtime.session import ModelFactory, Session, SessionConfig, open_session, passthrough_session
 
 BACKENDS = ("auto", "cpu", "ort", "cuda", "ort-tensorrt", "tensorrt", "torch")  # realtime/backends/choose.py
 PASSTHROUGH_NOTICE = (
@@ -48,16 +44,19 @@ def _span(bounds: tuple[float, float]) -> str:
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments shared by live and render."""
-    p.add_argument("--style", required=True, help=f"target style, one of: {', '.join(STYLE_NAMES)}")
+    p.add_argument("--style", required=True,
+                   help=f"target style: one the bundle has (the built-in ones: {', '.join(STYLE_NAMES)})")
     p.add_argument("--model", default=None,
                    help="model bundle: folder, manifest or name (`stylehost models`); default: models/default if "
                         "it exists; 'passthrough' = DSP passthrough")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend for --model")
-    p.add_argument("--steps", type=ranged_int(1, STEPS_MAX), default=None,
+    p.add_argument("--steps", type=ranged_int(1, STEPS_MAX), default=None,  # audit: option-steps-range
                    help=f"diffusion sampling steps in [1, {STEPS_MAX}] (default: the model's recommended, from its "
                         "manifest)")
+    # audit: option-strength-range
     p.add_argument("--strength", type=ranged_float(0.0, 1.0, lo_open=True), default=None,
                    help="transfer strength in (0, 1] (default: the model's recommended, from its manifest)")
+    # audit: option-wet-range
     p.add_argument("--wet", type=ranged_float(0.0, 1.0), default=1.0, help="wet/dry mix in [0, 1]")
     p.add_argument("--no-match-level", dest="match_level", action="store_false",
                    help="play the model at its own loudness (default: the wet follows the input's level over ~1 s)")
@@ -72,15 +71,15 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
     add_engine_arguments(p)
     p.add_argument("--input", default=None, help="input device: index or name (see `stylehost devices`)")
     p.add_argument("--output", default=None, help="output device: index or name")
-    p.add_argument("--blocksize", type=ranged_int(*LIVE_BLOCKSIZE), default=256,
+    p.add_argument("--blocksize", type=ranged_int(*LIVE_BLOCKSIZE), default=256,  # audit: option-live-blocksize-range
                    help=f"callback block in samples, in {_span(LIVE_BLOCKSIZE)} (latency vs safety)")
-    p.add_argument("--samplerate", type=ranged_int(*SAMPLE_RATES), default=None,
+    p.add_argument("--samplerate", type=ranged_int(*SAMPLE_RATES), default=None,  # audit: option-samplerate-range
                    help=f"device rate in Hz, in {_span(SAMPLE_RATES)} (default: the device's own)")
-    p.add_argument("--channels", type=ranged_int(*CHANNELS), default=None,
+    p.add_argument("--channels", type=ranged_int(*CHANNELS), default=None,  # audit: option-channels-range
                    help=f"channels to open, in {_span(CHANNELS)}; the devices must have them (default: up to 2)")
-    p.add_argument("--margin-ms", type=ranged_float(*MARGIN_MS), default=6.0,
+    p.add_argument("--margin-ms", type=ranged_float(*MARGIN_MS), default=6.0,  # audit: option-margin-range
                    help=f"compute margin added to the latency, in {_span(MARGIN_MS)} ms")
-    p.add_argument("--seconds", type=ranged_float(0.0, None, lo_open=True), default=None,
+    p.add_argument("--seconds", type=ranged_float(0.0, None, lo_open=True), default=None,  # audit: option-seconds-range
                    help="stop after this long, > 0 (default: until Ctrl-C)")
 
 
@@ -88,77 +87,39 @@ def add_render_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="input audio file (any format soundfile reads)")
     p.add_argument("output", help="output audio file, same length and sample rate as the input")
     add_engine_arguments(p)
+    # audit: option-render-blocksize-range
     p.add_argument("--blocksize", type=ranged_int(*RENDER_BLOCKSIZE), default=1024,
                    help=f"block size fed to the engine, in {_span(RENDER_BLOCKSIZE)}")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def params_from_args(args: argparse.Namespace, factory: Callable[[], Processor] | None = None) -> EngineParams:
-    """The user's controls; steps and strength not given on the command line come from the bundle."""
-    get_style(args.style)  # unknown style -> StylehostError listing the valid ones
-    defaults = model_defaults(factory)
-    steps = defaults["steps"] if args.steps is None else args.steps
-    strength = defaults["strength"] if args.strength is None else args.strength
-    if isinstance(factory, ModelFactory) and steps > factory.bundle.max_steps:
-        raise StylehostError(f"--steps {steps}: {factory.bundle.name} supports 1..{factory.bundle.max_steps} steps "
-                             f"(a {factory.bundle.sampler_name} sampler; its manifest's defaults.max_steps); "
-                             f"it recommends {defaults['steps']}")
-    return EngineParams(style_mix=((args.style, 1.0),), strength=strength, steps=int(steps), wet=args.wet,
-                        match_level=getattr(args, "match_level", True))
+def params_from_args(args: argparse.Namespace,
+                     session: Session | Callable[[], Processor] | None = None) -> EngineParams:
+    """The user's controls, checked against the session's bundle; steps and strength not given on the
+    command line come from the bundle. ``session`` may also be a bare factory (benchmarks/latency.py)."""
+    return _as_session(session).params(args.style, args.steps, args.strength, args.wet,
+                                       getattr(args, "match_level", True))
 
 
-def model_defaults(factory: Callable[[], Processor] | None) -> dict[str, float | int]:
-    """Recommended steps/strength of the factory's bundle (the passthrough ignores them)."""
-    if isinstance(factory, ModelFactory):
-        return factory.bundle.defaults
-    return {"steps": 2, "strength": 1.0}
-
-
-class ModelFactory:
-    """Makes one ModelProcessor per processed channel; they share the bundle and the loaded backend
-    (the worker calls them one after another, never at once)."""
-
-    def __init__(self, bundle: Bundle, backend: Backend, harmonic: bool = False) -> None:
-        self.bundle = bundle
-        self.backend = backend
-        self.harmonic = harmonic  # the stage shapes the source's harmonic excitation (--harmonic)
-
-    def __call__(self) -> Processor:
-        from diffusion.excitation import ExcitationConfig
-        from realtime.model_processor import BUNDLE_EXCITATION, ModelProcessor
-
-        excitation = ExcitationConfig().to_dict() if self.harmonic else BUNDLE_EXCITATION
-        return ModelProcessor(self.bundle, self.backend, emit=int(self.bundle.defaults["emit"]), excitation=excitation)
-
-    def check_params(self, params: EngineParams) -> None:
-        """Refuse styles the bundle lacks before a stream starts (the worker thread could only die)."""
-        for name, _ in params.style_mix:
-            if name not in self.bundle.styles:
-                raise StylehostError(f"model {self.bundle.name} has no style {name!r}; its styles: "
-                                     f"{', '.join(self.bundle.styles)}")
+def model_defaults(session: Session | Callable[[], Processor] | None) -> dict[str, float | int]:
+    """Recommended steps/strength of the session's bundle (the passthrough ignores them)."""
+    return _as_session(session).defaults
 
 
 def processor_factory(model: str | None, backend: str,
                       harmonic: bool = False) -> tuple[Callable[[], Processor], bool]:
-    """(factory, is_passthrough): the bundle is loaded, checked and its backend opened here, so every
-    problem is one StylehostError line before any stream starts."""
-    from export.bundle import load_bundle, resolve
-    from realtime.backends.choose import choose_backend
-
-    path = resolve(model)
-    if path is None:
-        return StftPassthroughProcessor, True
-    bundle = load_bundle(path)
-    chosen = choose_backend(bundle, backend, say=lambda line: print(line, file=sys.stderr))
-    print(f"model {bundle.describe()}", file=sys.stderr)
-    factory = ModelFactory(bundle, chosen, harmonic)
-    factory()  # a processor that cannot be built (unknown sampler, bad emit) fails here, not in the engine
-    return factory, False
+    """(factory, is_passthrough) of ``open_session``, for the benchmarks that still take a bare factory
+    (benchmarks/latency.py, benchmarks/soak.py); the front ends call realtime.session.open_session."""
+    session = open_session(SessionConfig(model, backend, harmonic))
+    return session.factory, session.passthrough
 
 
-def _check_params(factory: Callable[[], Processor], params: EngineParams) -> None:
-    if isinstance(factory, ModelFactory):
-        factory.check_params(params)
+def _as_session(session: Session | Callable[[], Processor] | None) -> Session:
+    if isinstance(session, Session):
+        return session
+    if isinstance(session, ModelFactory):
+        return Session(session, session.bundle)
+    return passthrough_session() if session is None else Session(session)
 
 
 def cli_devices(args: argparse.Namespace) -> int:
@@ -176,12 +137,11 @@ def cli_devices(args: argparse.Namespace) -> int:
 def cli_live(args: argparse.Namespace) -> int:
     from realtime.audio import LiveSession
 
-    get_style(args.style)
-    factory, passthrough = processor_factory(args.model, args.backend, args.harmonic)
-    params = params_from_args(args, factory)
-    _check_params(factory, params)
+    opened = open_session(SessionConfig(args.model, args.backend, args.harmonic))
+    params = params_from_args(args, opened)
+    passthrough = opened.passthrough
     session = LiveSession(
-        factory,
+        opened.factory,
         input=args.input,
         output=args.output,
         samplerate=args.samplerate,
@@ -216,18 +176,17 @@ def cli_live(args: argparse.Namespace) -> int:
 def cli_render(args: argparse.Namespace) -> int:
     from realtime.render import Terminated, render_file, terminations_raise
 
-    get_style(args.style)
-    factory, passthrough = processor_factory(args.model, args.backend, args.harmonic)
-    params = params_from_args(args, factory)
-    _check_params(factory, params)
-    if passthrough:
+    opened = open_session(SessionConfig(args.model, args.backend, args.harmonic))
+    params = params_from_args(args, opened)
+    if opened.passthrough:
         print(PASSTHROUGH_NOTICE, file=sys.stderr)
     try:
+        # audit: render-signal-cleanup
         with terminations_raise():  # SIGTERM/SIGHUP clean up like Ctrl-C: no temp file left beside OUT
             result = render_file(
                 args.input,
                 args.output,
-                factory,
+                opened.factory,
                 params=params,
                 blocksize=args.blocksize,
                 stereo_mode=args.stereo,
@@ -237,7 +196,7 @@ def cli_render(args: argparse.Namespace) -> int:
         _say(f"stylehost: render {exc}; {args.output} was not written (an existing file is unchanged)")
         return 128 + exc.signum
     seconds = result.frames / result.sample_rate
-    if result.bad_input:
+    if result.bad_input:  # audit: render-reports-bad-input
         print(f"stylehost: replaced {result.bad_input} non-finite input samples (NaN/inf) with 0", file=sys.stderr)
     if result.faults:
         print(f"WARNING: the model failed {result.faults} time(s) ({result.last_error}); those parts are the dry "

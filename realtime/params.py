@@ -12,12 +12,12 @@ import numbers
 from dataclasses import dataclass, field
 
 from diffusion.errors import StylehostError
-from diffusion.styles import get_style
 
 
 @dataclass(frozen=True)
 class EngineParams:
-    """Snapshot of user controls. ``style_mix`` is ((style, weight), ...), weights normalised by use."""
+    """Snapshot of user controls. ``style_mix`` is ((style, weight), ...), weights normalised by use; the
+    names are the running bundle's (any name passes here; ``Session.check_params`` holds them to the bundle)."""
 
     style_mix: tuple[tuple[str, float], ...] = (("violin", 1.0),)
     strength: float = 0.7  # transfer strength, 0 = input, 1 = full restyle (model processor)
@@ -31,14 +31,17 @@ class EngineParams:
         if not self.style_mix:
             raise StylehostError("style_mix needs at least one (style, weight) pair")
         for name, weight in self.style_mix:
-            get_style(name)  # raises with the list of valid styles
+            # Names only: which styles exist is the bundle's to say (realtime/session.py checks them there).
+            if not isinstance(name, str) or not name:  # audit: params-style-name
+                raise StylehostError(f"a style name must be a non-empty string, got {name!r}")
+            # audit: params-finite-weights
             if not math.isfinite(weight):  # NaN would pass every comparison below and poison the style vector
                 raise StylehostError(f"style weight for {name!r} must be a finite number, got {weight}")
             if weight < 0:
                 raise StylehostError(f"style weight for {name!r} must be >= 0, got {weight}")
         if sum(w for _, w in self.style_mix) <= 0:
             raise StylehostError("style weights must not all be zero")
-        if not 0.0 <= self.strength <= 1.0:
+        if not 0.0 <= self.strength <= 1.0:  # audit: params-strength-range
             raise StylehostError(f"strength must be in [0, 1], got {self.strength}")
         if isinstance(self.steps, bool) or not isinstance(self.steps, numbers.Integral) or self.steps < 1:
             raise StylehostError(f"steps must be >= 1, got {self.steps}")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from diffusion.errors import StylehostError
-from diffusion.spectrogram import SpectrogramConfig, hann_window, synthesis_window
+from diffusion.spectrogram import SpectrogramConfig, hann_window, synthesis_window  # audit: no-torch-live-path
 
 
 class Processor(ABC):

@@ -38,6 +38,7 @@ from typing import Any
 from diffusion.errors import StylehostError
 from realtime.engine import EngineConfig
 from realtime.params import EngineParams, EngineStatus, Latency
+from realtime.session import Session, SessionConfig
 from realtime.tap import SignalTap
 
 START_TIMEOUT_S = 60.0  # a cold start loads the bundle, verifies its hashes and opens the backend
@@ -56,6 +57,12 @@ class SessionSpec:
     samplerate: int | None = None
     blocksize: int = 256
     margin_ms: float = 6.0
+    harmonic: bool = False
+
+    @property
+    def session(self) -> SessionConfig:
+        """What the child opens with realtime.session.open_session, as every other front end does."""
+        return SessionConfig(self.model, self.backend, self.harmonic)
 
 
 @dataclass(frozen=True)
@@ -230,18 +237,16 @@ class RemoteSession:
 def _child_main(conn: Connection, spec: SessionSpec, params: EngineParams, shm_names: list[str]) -> None:
     """The engine process: open the session, report, then answer control messages until told to stop."""
     from realtime.audio import LiveSession
-    from realtime.commands import ModelFactory, processor_factory
+    from realtime.session import open_session
 
     shms = [SharedMemory(name=name) for name in shm_names]
     taps: list[SignalTap] = []
     session = None
     try:
         try:
-            factory, passthrough = processor_factory(spec.model, spec.backend)
-            check = factory.check_params if isinstance(factory, ModelFactory) else None
-            if check is not None:
-                check(params)
-            session = LiveSession(factory, input=spec.input, output=spec.output, samplerate=spec.samplerate,
+            opened = open_session(spec.session)
+            opened.check_params(params)
+            session = LiveSession(opened.factory, input=spec.input, output=spec.output, samplerate=spec.samplerate,
                                   blocksize=spec.blocksize, margin_ms=spec.margin_ms, params=params)
             engine = session.engine
             cap = min(engine.input_tap.capacity, int(EngineConfig.tap_seconds * MAX_TAP_RATE))
@@ -254,9 +259,9 @@ def _child_main(conn: Connection, spec: SessionSpec, params: EngineParams, shm_n
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the panel gets one line
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
             return
-        styles = tuple(factory.bundle.styles) if isinstance(factory, ModelFactory) else None
-        conn.send(("started", Started(engine.config, engine.latency, session.device_name, passthrough, styles, cap)))
-        _serve(conn, session, check)
+        conn.send(("started", Started(engine.config, engine.latency, session.device_name, opened.passthrough,
+                                      opened.styles, cap)))
+        _serve(conn, session, opened)
     finally:
         if session is not None:
             try:
@@ -270,7 +275,7 @@ def _child_main(conn: Connection, spec: SessionSpec, params: EngineParams, shm_n
         conn.close()
 
 
-def _serve(conn: Connection, session: Any, check: Any) -> None:
+def _serve(conn: Connection, session: Any, opened: Session) -> None:
     """Answer (ok, value, failure) to each message; failure says why the stream died, once it has."""
     engine = session.engine
     while True:
@@ -289,9 +294,7 @@ def _serve(conn: Connection, session: Any, check: Any) -> None:
                                       "server went away or the device was unplugged")
         try:
             if kind == "params":
-                if check is not None:
-                    check(payload)
-                engine.set_params(payload)
+                engine.set_params(opened.check_params(payload))
                 reply: tuple[bool, object, str | None] = (True, None, failure)
             elif kind == "status":
                 reply = (True, engine.status(), failure)

@@ -81,48 +81,52 @@ def render_file(
 ) -> RenderResult:
     """Stream IN through a fresh engine block by block and write OUT aligned to IN."""
     in_path, out_path = Path(in_path), Path(out_path)
-    if not in_path.is_file():  # libsndfile would only say "System error"
+    if not in_path.is_file():  # libsndfile would only say "System error"  # audit: render-input-is-file
         raise StylehostError(f"cannot read {in_path}: {_not_a_file(in_path)}")
-    if out_path.is_dir():  # else os.replace would find it, after the whole render
+    if out_path.is_dir():  # else os.replace would find it, after the whole render  # audit: render-out-is-folder
         raise StylehostError(f"cannot write {out_path}: it is a folder")
+    # audit: render-out-not-regular
     if out_path.exists() and not out_path.is_file():  # a FIFO or a device: never replaced by a file
         raise StylehostError(f"cannot write {out_path}: it exists and is not a regular file")
     fmt = _container(out_path)
-    if not out_path.parent.is_dir():
+    if not out_path.parent.is_dir():  # audit: render-out-folder
         raise StylehostError(f"cannot write {out_path}: the folder {out_path.parent} does not exist")
     try:
         info = sf.info(str(in_path))
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:  # audit: render-libsndfile-errors-wrapped
         raise StylehostError(f"cannot read {in_path}: {exc}") from exc
     frames, rate, channels = info.frames, info.samplerate, info.channels
-    if frames <= 0:
+    if frames <= 0:  # audit: render-zero-frames
         raise StylehostError(f"cannot render {in_path}: it holds no audio (0 frames)")
     config = EngineConfig(
         sample_rate=rate,
         blocksize=blocksize,
         in_channels=channels,
         out_channels=channels,
-        stereo_mode=stereo_mode,
+        stereo_mode=stereo_mode,  # audit: render-stereo-mode
         margin_ms=0.0,  # offline the worker runs right after each block: no compute margin needed
     )
     engine = Engine(make_processor, config, params)
     shift = int(round(engine.latency.algorithmic))
     out_format = _output_format(fmt, info)
-    remove_stale_temps(out_path)
+    remove_stale_temps(out_path)  # audit: render-stale-temps
     tmp = temp_path(out_path)
     try:
+        # audit: render-temp-created-first
         _create(tmp, out_path)  # a folder we cannot write to is named now, not after the render
         with (
             sf.SoundFile(str(in_path)) as src,
+            # audit: render-temp-write
             sf.SoundFile(str(tmp), "w", samplerate=rate, channels=channels, **out_format) as dst,
         ):
+            # audit: render-stream
             _stream(engine, src, dst, frames, shift, progress and frames > PROGRESS_MIN_SECONDS * rate)
-        _keep_mode(out_path, tmp)
-        os.replace(tmp, out_path)
+        _keep_mode(out_path, tmp)  # audit: render-keeps-mode
+        os.replace(tmp, out_path)  # audit: render-replace
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise StylehostError(f"render {in_path} -> {out_path} failed: {_why(exc, out_path)}") from exc
     finally:
-        if tmp.exists():
+        if tmp.exists():  # audit: render-temp-cleanup
             tmp.unlink()
     return RenderResult(frames, rate, channels, shift, engine.dropouts, engine.processor_errors + engine.bad_output,
                         engine.bad_input, engine.last_error)
@@ -136,7 +140,7 @@ def _stream(engine: Engine, src: sf.SoundFile, dst: sf.SoundFile, frames: int, s
     fed = kept = skipped = 0
     progress = _progress(frames, bar)
     while kept < frames:
-        n = _read_block(src, block) if fed < frames else 0
+        n = _read_block(src, block) if fed < frames else 0  # audit: render-seek-free-reads
         block[n:] = 0.0  # past the end: silence flushes the latency tail
         fed += B
         engine.process_block(block, out)
@@ -179,7 +183,7 @@ def _progress(total: int, enabled: bool):  # -> tqdm | None
 def _not_a_file(path: Path) -> str:
     if path.is_dir():
         return "it is a folder"
-    if path.exists():
+    if path.exists():  # audit: render-fifo-input
         return "it is not a regular file (a FIFO, device or socket); save it to a file first"
     return "no such file"
 
@@ -193,13 +197,14 @@ def _container(out_path: Path) -> str:
         said = f"unknown extension {out_path.suffix!r}" if out_path.suffix else "no extension"
         rank = {f: i for i, f in enumerate(COMMON_FORMATS)}
         known = ", ".join(f.lower() for f in sorted(writable, key=lambda f: (rank.get(f, len(rank)), f)))
+        # audit: render-known-extensions
         raise StylehostError(f"cannot write {out_path}: {said}; known extensions: {known}")
     return fmt
 
 
 def _output_format(fmt: str, info: sf._SoundFileInfo) -> dict[str, str]:
     """Keep IN's subtype when OUT has the same container, else soundfile's default for OUT's extension."""
-    if fmt == info.format and sf.check_format(fmt, info.subtype):
+    if fmt == info.format and sf.check_format(fmt, info.subtype):  # audit: render-keeps-subtype
         return {"format": fmt, "subtype": info.subtype}
     return {"format": fmt, "subtype": sf.default_subtype(fmt)}
 
@@ -222,6 +227,7 @@ def remove_stale_temps(out_path: Path) -> list[Path]:
         return removed
     for entry in entries:
         match = pattern.match(entry.name)
+        # audit: render-stale-temps-live-kept
         if match and entry.is_file(follow_symlinks=False) and not _alive(int(match.group(1))):
             try:
                 os.unlink(entry.path)
@@ -272,10 +278,10 @@ def _keep_mode(out_path: Path, tmp: Path) -> None:
 
 def _why(exc: BaseException, out_path: Path) -> str:
     """The failure in words: libsndfile reports a full disk as "System error.", so look at the disk."""
-    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:  # audit: render-disk-full-errno
         full = True
     elif isinstance(exc, sf.LibsndfileError):
-        full = _free_bytes(out_path.parent) < DISK_FULL_BYTES
+        full = _free_bytes(out_path.parent) < DISK_FULL_BYTES  # audit: render-disk-full-libsndfile
     else:
         full = False
     if full:

@@ -194,7 +194,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                 parsers[prefix] = sub
                 groups[prefix] = sub.add_subparsers(dest=f"command_{depth}", metavar="COMMAND", required=True)
         leaf = groups[path[:-1]].add_parser(path[-1], help=help_text, description=help_text)
-        if argv is None or path == chosen:
+        if argv is None or path == chosen:  # audit: cli-builds-only-the-chosen-leaf
             add_args(leaf)
         leaf.set_defaults(_handler=handler)
     return parser
@@ -210,8 +210,8 @@ def _resolve(handler: str) -> Handler:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run the handler, and turn user errors and Ctrl-C into one line (exit 2 / 130)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser(argv).parse_args(argv)
+    try:  # audit: cli-main-try
+        args = build_parser(argv).parse_args(argv)  # audit: cli-parse
         return int(_resolve(args._handler)(args) or 0)
     except StylehostError as exc:
         print(f"stylehost: error: {exc}", file=sys.stderr)

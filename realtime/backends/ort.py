@@ -51,6 +51,7 @@ class OrtBackend(Backend):
         for graph in GRAPHS:
             try:
                 sess = ort.InferenceSession(str(bundle.graph_path(graph)), opts, providers=providers)
+            # audit: ort-load-wrapped
             except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
                 raise StylehostError(f"onnxruntime cannot load {bundle.graph_path(graph)}: {exc}") from exc
             if sess.get_providers()[0] != provider:

@@ -6,7 +6,7 @@ is an export problem, not two implementations drifting apart.
 
 from __future__ import annotations
 
-import numpy as np
+import numpy as np  # audit: runtime-imports
 
 from diffusion.errors import StylehostError
 from export.bundle import Bundle

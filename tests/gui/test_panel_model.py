@@ -1,5 +1,5 @@
 """The panel with a real (tiny, untrained) model bundle: listed by discovery, loaded through
-processor_factory on Start, streamed through JACK; a style the bundle lacks is refused with a message."""
+realtime.session.open_session on Start, streamed through JACK; a style the bundle lacks is refused with a message."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from benchmarks.jackserver import JackServer, LoopbackProbe
 from export.bundle import Bundle
 from gui.app import PanelWindow
 from gui.bundles import available_bundles
+from realtime.processor import PassthroughProcessor
+from realtime.session import Session
 from tests.export.tiny import tiny_bundle
 from tests.gui.conftest import OfflineSession
 from tests.gui.test_panel_jack import choose_jack
@@ -61,16 +63,9 @@ def test_streaming_a_model_bundle(jack_server: JackServer, models_dir: Path, win
 
 
 def test_a_style_the_running_model_lacks_is_refused(window: PanelWindow, models_dir: Path) -> None:
-    class Factory:  # what processor_factory returns for a bundle with two styles
-        bundle = type("B", (), {"name": "duo", "styles": ("violin", "cello")})()
-
-        def check_params(self, params: Any) -> None:
-            from realtime.commands import ModelFactory
-
-            ModelFactory.check_params(self, params)  # type: ignore[arg-type]
-
+    duo = type("B", (), {"name": "duo", "styles": ("violin", "cello")})()  # a bundle with two styles
     window.controller.session = OfflineSession()  # type: ignore[assignment]
-    window.controller._factory = Factory()
+    window.controller.opened = Session(PassthroughProcessor, duo)  # what open_session returns for it
     window.styles.limit_to(window.controller.model_styles)
     assert not window.styles.buttons["flute"].isEnabled() and window.styles.buttons["cello"].isEnabled()
     window.styles.pad.select_style("flute")

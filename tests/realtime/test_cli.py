@@ -24,11 +24,11 @@ def test_render_command_prints_passthrough_notice(tmp_path: Path, capsys: pytest
     assert sf.info(str(tmp_path / "out.wav")).frames == 4800
 
 
-def test_unknown_style_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_a_style_the_default_model_lacks_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     sf.write(tmp_path / "in.wav", np.zeros((480, 1), np.float32), 48000)
     code = main(["render", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--style", "kazoo"])
-    err = capsys.readouterr().err
-    assert code == 2 and "valid styles" in err and err.count("\n") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and "has no style 'kazoo'; its styles: " in err[-1] and not (tmp_path / "out.wav").exists()
 
 
 def test_model_bundle_not_yet_supported(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,0 +1,67 @@
+"""The device side of the engine: what runs on the audio callback thread.
+
+Thread: the PortAudio callback (or ``render``'s loop, offline). Why a file of its own: this is the code
+that must never block, allocate sample buffers, take a lock or log; it only copies between the
+preallocated rings (realtime/ringbuffer.py) and multiplies in place. Everything else is the worker's
+(realtime/worker.py), woken through a non-blocking self-pipe.
+
+When the worker is late the callback fills the gap with the last good sample faded to zero, counts a
+dropout and remembers how many samples it owes; late samples are dropped when they arrive, so the
+latency stays exactly L after recovery (realtime/latency.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from realtime.state import EngineState
+
+
+class CallbackSide(EngineState):
+    """``process_block`` and its dropout fill; the fields it writes are the callback group of EngineState."""
+
+    def process_block(self, indata: np.ndarray, outdata: np.ndarray, status_flags: object = None) -> None:
+        """Move one block: indata (frames, in_channels) in, outdata (frames, out_channels) out.
+
+        Real-time safe: copies through preallocated rings, multiplies in place, no allocation of
+        sample buffers, no locks, no logging. Keep it that way; the worker does everything else.
+        """
+        if status_flags:
+            self.xruns += 1
+        frames = len(indata)
+        written = self._in_ring.write(indata)
+        if written < frames:
+            self._in_overruns += frames - written
+        if self._debt:
+            self._debt -= self._out_ring.discard(self._debt)
+        got = self._out_ring.read(outdata)
+        if got < frames:
+            self._underrun(outdata, got, frames)
+        elif self._fade_in_pos < self._fade_len:
+            n = min(frames, self._fade_len - self._fade_in_pos)
+            fade = self._fade_in[self._fade_in_pos : self._fade_in_pos + n]
+            np.multiply(outdata[:n], fade, out=outdata[:n])
+            self._fade_in_pos += n
+        if frames:
+            self._last[:] = outdata[frames - 1]
+        self.blocks += 1
+        if self._wake_w >= 0:
+            try:
+                os.write(self._wake_w, b"\0")  # self-pipe: a syscall, no Python lock
+            except BlockingIOError:
+                pass  # the worker has plenty of wake-ups queued already
+
+    def _underrun(self, outdata: np.ndarray, got: int, frames: int) -> None:
+        """Fill outdata[got:] with the last good sample fading to zero; owe the missing samples."""
+        self.dropouts += 1
+        missing = frames - got
+        self._debt += missing
+        m = min(missing, self._max_block)
+        last = self._last if got == 0 else outdata[got - 1]
+        for c in range(outdata.shape[1]):
+            np.multiply(self._fade_out[:m], last[c], out=outdata[got : got + m, c])
+        if missing > m:
+            outdata[got + m :] = 0.0
+        self._fade_in_pos = 0
