@@ -1,53 +1,138 @@
 """Per-call ms of ModelProcessor.process for one or more bundles, at each bundle's recommended settings.
 
     python -m benchmarks.processor_ms models/default [OTHER_BUNDLE ...]
+    python -m benchmarks.processor_ms --excitation both --seconds 20 --out benchmarks/results/processor_ms M
+    (M: a bundle, e.g. models/default)
 
-ONNX Runtime CPU, 1 thread; 4 s of a test tone, window by window as the engine calls it (the first 20
-calls left out). Used to check that a bundle's resynth graph (e.g. the learned stage of
+ONNX Runtime CPU, 1 thread; ``--seconds`` (4) of a test tone, window by window as the engine calls it (the
+first 20 calls left out). Used to check that a bundle's resynth graph (e.g. the learned stage of
 docs/guidediff.md) keeps the whole call within the stride.
+
+``--excitation``: ``bundle`` (default) runs what the bundle's manifest asks for; ``on`` forces the harmonic
+excitation (diffusion/excitation.py, default config, as ``--harmonic`` does live), ``off`` turns it off;
+``both`` runs one processor of each, interleaved call by call on the same windows (alternating which
+goes first), so a shared, loaded machine slows both alike and the difference is the excitation's. With the
+excitation on, ``exc_*`` is the time of the excitation inside the call (the generator over the call's
+hops, window shift and framing: ``ModelProcessor._excite``). ``--out PREFIX`` writes PREFIX.json and
+PREFIX.md.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import platform
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from diffusion.excitation import ExcitationConfig
 from export.bundle import load_bundle
 from realtime.backends.choose import open_backend
-from realtime.model_processor import ModelProcessor
+from realtime.model_processor import BUNDLE_EXCITATION, ModelProcessor
+
+MODES = ("bundle", "on", "off", "both")
+WARMUP = 20  # calls left out of the statistics (ORT's first runs, caches)
 
 
-def processor_ms(path: str, seconds: float = 4.0) -> dict[str, float]:
+def _make(path: str, excitation: str) -> ModelProcessor:
     bundle = load_bundle(path)
-    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"), emit=int(bundle.defaults["emit"]))
+    exc: dict[str, Any] | None | str = {"bundle": BUNDLE_EXCITATION, "on": ExcitationConfig().to_dict(),
+                                        "off": None}[excitation]
+    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"), emit=int(bundle.defaults["emit"]), excitation=exc)
     proc.set_params(style_mix={bundle.styles[0]: 1.0}, strength=bundle.defaults["strength"],
                     steps=bundle.defaults["steps"])
-    t = np.arange(int(proc.sample_rate * seconds)) / proc.sample_rate
+    return proc
+
+
+def _timed_excite(proc: ModelProcessor, times: list[float]) -> None:
+    """Wrap the instance's ``_excite`` so the excitation's own share of each call is recorded."""
+    inner = proc._excite
+
+    def timed(window: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        result = inner(window)
+        times.append(1000.0 * (time.perf_counter() - t0))
+        return result
+
+    proc._excite = timed  # type: ignore[method-assign]
+
+
+def _stats(times: list[float]) -> dict[str, float]:
+    kept = np.array(times[WARMUP:])
+    return {"p50_ms": float(np.median(kept)), "p99_ms": float(np.percentile(kept, 99)),
+            "mean_ms": float(np.mean(kept))}
+
+
+def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle") -> dict[str, Any]:
+    """{mode: {p50_ms, p99_ms, mean_ms[, exc_p50_ms, ...]}} plus the stride, latency and call count."""
+    modes = ("off", "on") if excitation == "both" else (excitation,)
+    procs = {m: _make(path, m) for m in modes}
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    exc_times: dict[str, list[float]] = {m: [] for m in modes}
+    for m, proc in procs.items():
+        if proc._excitation is not None:
+            _timed_excite(proc, exc_times[m])
+    first = procs[modes[0]]
+    t = np.arange(int(first.sample_rate * seconds)) / first.sample_rate
     x = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.01 * np.random.default_rng(0).standard_normal(len(t)))
     x = x.astype(np.float32)
-    window, out = np.zeros(proc.window, np.float32), np.zeros(proc.stride, np.float32)
-    times = []
-    for i in range(0, len(x) - proc.stride, proc.stride):
-        window[: -proc.stride] = window[proc.stride :]
-        window[-proc.stride :] = x[i : i + proc.stride]
-        t0 = time.perf_counter()
-        proc.process(window, out)
-        times.append(1000.0 * (time.perf_counter() - t0))
-    kept = np.array(times[20:])
-    return {"p50_ms": float(np.median(kept)), "p99_ms": float(np.percentile(kept, 99)),
-            "stride_ms": 1000.0 * proc.stride / proc.sample_rate,
-            "latency_ms": 1000.0 * proc.delay_samples / proc.sample_rate, "calls": len(kept)}
+    stride = first.stride
+    window, out = np.zeros(first.window, np.float32), np.zeros(stride, np.float32)
+    for c, i in enumerate(range(0, len(x) - stride, stride)):
+        window[:-stride] = window[stride:]
+        window[-stride:] = x[i : i + stride]
+        order = modes if c % 2 == 0 else modes[::-1]
+        for m in order:
+            t0 = time.perf_counter()
+            procs[m].process(window, out)
+            times[m].append(1000.0 * (time.perf_counter() - t0))
+    result: dict[str, Any] = {"stride_ms": 1000.0 * stride / first.sample_rate,
+                              "latency_ms": 1000.0 * first.delay_samples / first.sample_rate,
+                              "calls": len(times[modes[0]]) - WARMUP}
+    for m in modes:
+        result[m] = _stats(times[m])
+        if exc_times[m]:
+            result[m].update({f"exc_{k}": v for k, v in _stats(exc_times[m]).items()})
+    return result
 
 
-def main(paths: list[str]) -> int:
-    for path in paths:
-        r = processor_ms(path)
-        stage = load_bundle(path).manifest.get("resynth_stage")
-        what = f"learned stage, {stage['steps']} step(s)" if stage else "source-phase resynthesis"
-        print(f"{path} ({what}): p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms per call of "
-              f"{r['stride_ms']:.1f} ms; latency {r['latency_ms']:.1f} ms; {r['calls']} calls")
+def _line(path: str, r: dict[str, Any]) -> str:
+    stage = load_bundle(path).manifest.get("resynth_stage")
+    what = f"learned stage, {stage['steps']} step(s)" if stage else "source-phase resynthesis"
+    parts = []
+    for m in MODES:
+        if m in r:
+            s = r[m]
+            exc = (f" (excitation p50 {s['exc_p50_ms']:.3f}, p99 {s['exc_p99_ms']:.3f})"
+                   if "exc_p50_ms" in s else "")
+            parts.append(f"{m}: p50 {s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms{exc}")
+    return (f"{path} ({what}): " + "; ".join(parts) + f" per call of {r['stride_ms']:.1f} ms; "
+            f"latency {r['latency_ms']:.1f} ms; {r['calls']} calls")
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.processor_ms", description=__doc__.split("\n")[0])
+    p.add_argument("bundles", nargs="+")
+    p.add_argument("--excitation", choices=MODES, default="bundle")
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--out", default=None, help="write PREFIX.json and PREFIX.md")
+    args = p.parse_args(argv)
+    results, lines = {}, []
+    for path in args.bundles:
+        r = processor_ms(path, args.seconds, args.excitation)
+        results[path] = r
+        lines.append(_line(path, r))
+        print(lines[-1])
+    if args.out:
+        command = "python -m benchmarks.processor_ms " + " ".join(argv)
+        meta = {"command": command, "host": f"{platform.machine()} {platform.system()}",
+                "python": platform.python_version(), "numpy": np.__version__}
+        Path(args.out + ".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+        Path(args.out + ".md").write_text(f"`{command}`\n\n" + "\n".join(f"- {ln}" for ln in lines) + "\n")
     return 0
 
 

@@ -72,8 +72,13 @@ NOISE_TABLE = 1 << 16  # samples of deterministic noise, indexed by stream posit
 class HarmonicExcitation:
     """Source hops in, excitation out, ``hop`` samples behind: ``process(block (hop,)) -> (hop,)``.
 
-    Input before the first call is silence (as in the engine). Every buffer is preallocated; a call
-    computes (harmonics x hop) sines, about 0.1 ms for 60 partials.
+    Input before the first call is silence (as in the engine). Every buffer is preallocated. The partials
+    come from two sines per sample and complex doubling (``_partials``), the voiced check from a factored
+    two-frequency DFT (``_low_share``): equal to the direct sums within 1e-14. A hop costs 0.17 ms with the
+    tracker, against 0.32 ms with (harmonics x hop) sines and 960-sample probes (a loaded 2-core machine,
+    interleaved A/B, 220 Hz tone: YIN 0.077 vs 0.103, voiced check 0.020 vs 0.059, partial sum 0.029 vs
+    0.077); inside the live processor call (after ONNX Runtime has evicted the caches) the call's two hops
+    take 0.71 ms against 1.05 (``python -m benchmarks.processor_ms --excitation both``).
     """
 
     def __init__(self, sample_rate: int = 24000, hop: int = 96, config: ExcitationConfig | None = None) -> None:
@@ -81,28 +86,50 @@ class HarmonicExcitation:
         self.sample_rate, self.hop = sample_rate, hop
         self.tracker = YinTracker(sample_rate=sample_rate, hop=hop)
         self.delay_samples = hop  # excitation sample p is final once source sample p + hop has arrived
-        k = np.arange(1, cfg.max_harmonics + 1, dtype=np.float64)
-        self._k = k[:, None]
-        self._amp = (k ** -cfg.tilt)[:, None]
+        h = cfg.max_harmonics
+        self._k = np.arange(1, h + 1, dtype=np.float64)
+        self._amp = self._k ** -cfg.tilt
         self._amp /= math.sqrt(float(np.sum(self._amp**2)) / 2.0)  # unit RMS with every partial present
         self._noise = np.random.default_rng(cfg.seed).standard_normal(NOISE_TABLE) * 10.0 ** (cfg.noise_db / 20.0)
         self._ramp = (np.arange(1, hop + 1, dtype=np.float64) / hop)  # 1/hop .. 1 across a hop
         self._src = np.zeros((cfg.level_hops + 1) * hop, np.float64)  # recent source, oldest first
         self._phase_inc = np.zeros(hop, np.float64)
         self._phase = np.zeros(hop, np.float64)
-        self._arg = np.zeros((cfg.max_harmonics, hop), np.float64)
-        self._gate = np.zeros((cfg.max_harmonics, hop), np.float64)
-        self._harm = np.zeros(hop, np.float64)
+        # Partial k - 1 at sample t is exp(i k phase_t), row k - 1 of _rot, built by doubling from row 0
+        # (_partials): log2(harmonics) complex multiplies instead of harmonics x hop sines. _rot is complex
+        # over a float (h, 2 hop) buffer, so the gain-weighted sum over partials is one real
+        # matrix-vector product whose odd entries are the imaginary parts, sum_k g_k sin(k phase).
+        self._rot_f = np.zeros((h, 2 * hop), np.float64)
+        self._rot = self._rot_f.view(np.complex128)
+        self._gain_k = np.zeros(h, np.float64)
+        self._sum = np.zeros(2 * hop, np.float64)
+        self._harm = self._sum[1::2]  # the imaginary parts: the partial sum, then the excitation
+        self._gain = np.zeros(hop, np.float64)
+        self._v_ramp = np.zeros(hop, np.float64)
+        self._tmp = np.zeros(hop, np.float64)
         self._out = np.zeros(hop, np.float32)
         self._alpha = 1.0 - math.exp(-1.0 / max(cfg.smooth_hops, 1e-6))
         m = cfg.check_samples
         self._hist = np.zeros(m, np.float64)  # the last check_samples of source, oldest first
         self._win = 0.5 - 0.5 * np.cos(2.0 * np.pi * (np.arange(m) + 0.5) / m)
-        self._n = np.arange(m, dtype=np.float64)
-        self._wx = np.zeros(m, np.float64)
-        self._probe = np.zeros(m, np.float64)
-        self._angle = np.zeros(m, np.float64)
         self._norm = float(np.sum(self._win)) ** 2 / 4.0 / (float(np.sum(self._win**2)) / 2.0)
+        # The voiced check's DFT at f0 and 2 f0, factored: sample n = B a + b, so
+        # sum_n x_n e^{i w n} = sum_a e^{i w B a} sum_b x_{Ba+b} e^{i w b}: A + B probe angles per frequency
+        # instead of A B = check_samples sines and cosines, and two small matrix products (_low_share).
+        nb = max(1, math.isqrt(m - 1) + 1)
+        na = -(-m // nb)
+        self._wx = np.zeros(na * nb, np.float64)  # windowed source, zero-padded to A B
+        self._wx_ab = self._wx.reshape(na, nb)
+        self._nb = nb
+        self._w_mul = np.array([[1.0, 2.0]])  # the two frequencies, f0 and 2 f0, as multiples of w
+        self._w2 = np.zeros((1, 2), np.float64)
+        self._idx = np.concatenate([np.arange(nb), nb * np.arange(na)]).astype(np.float64)[:, None]
+        self._ang = np.zeros((nb + na, 2), np.float64)  # rows: w b for b < B, then w B a; a column per frequency
+        self._probe = np.zeros((nb + na, 2, 2), np.float64)  # [row, frequency, (cos, sin)]
+        self._probe_b = self._probe[:nb].reshape(nb, 4)  # columns cos(w b), sin(w b), cos(2w b), sin(2w b)
+        self._probe_a = self._probe[nb:].reshape(na, 4)  # the same at B a
+        self._inner = np.zeros((na, 4), np.float64)  # sum_b x_{Ba+b} (cos, sin)(w b), per frequency
+        self._cross = np.zeros((4, 4), np.float64)  # every outer probe against every inner sum
         self.reset()
 
     def reset(self) -> None:
@@ -144,54 +171,81 @@ class HarmonicExcitation:
             ratio = f0 / f_prev
             np.power(ratio, self._ramp, out=self._phase_inc)
             self._phase_inc *= 2.0 * math.pi * f_prev / self.sample_rate
-            np.cumsum(self._phase_inc, out=self._phase)
+            np.add.accumulate(self._phase_inc, out=self._phase)  # np.cumsum's loop, without its wrapper
             self._phase += self._phi
             self._phi = float(self._phase[-1]) % (2.0 * math.pi)
             # Partials above max_hz fade out over the top 10%, judged on the hop's highest f0.
             top = max(f0, f_prev)
             n = min(cfg.max_harmonics, max(1, int(cfg.max_hz / top)))  # partials with any gain left
-            k, gate, arg = self._k[:n], self._gate[:n], self._arg[:n]
-            np.multiply(k, top, out=gate)
-            np.subtract(cfg.max_hz, gate, out=gate)
-            gate /= 0.1 * cfg.max_hz
-            np.clip(gate, 0.0, 1.0, out=gate)
-            gate *= self._amp[:n]
-            np.multiply(k, self._phase[None, :], out=arg)
-            np.sin(arg, out=arg)
-            arg *= gate
-            np.sum(arg, axis=0, out=self._harm)
+            gain_k = self._gain_k[:n]
+            np.multiply(self._k[:n], top, out=gain_k)
+            np.subtract(cfg.max_hz, gain_k, out=gain_k)
+            gain_k /= 0.1 * cfg.max_hz
+            np.maximum(gain_k, 0.0, out=gain_k)  # np.clip's result, without its wrapper's cost
+            np.minimum(gain_k, 1.0, out=gain_k)
+            gain_k *= self._amp[:n]
+            self._partials(n)
+            np.dot(gain_k, self._rot_f[:n], out=self._sum)
+            harm = self._harm
             start = self._pos % NOISE_TABLE
             end = start + hop
             if end <= NOISE_TABLE:
-                self._harm += self._noise[start:end]
+                harm += self._noise[start:end]
             else:
-                self._harm[: NOISE_TABLE - start] += self._noise[start:]
-                self._harm[NOISE_TABLE - start :] += self._noise[: end - NOISE_TABLE]
-            # Level and voiced weight ramp linearly from the previous hop's values.
-            gain = level_prev + (self._level - level_prev) * self._ramp
-            v = v_prev + (self._v - v_prev) * self._ramp
-            self._harm *= gain * v
-            self._harm += segment * (1.0 - v)
-            out[:] = self._harm
+                harm[: NOISE_TABLE - start] += self._noise[start:]
+                harm[NOISE_TABLE - start :] += self._noise[: end - NOISE_TABLE]
+            # Level and voiced weight ramp linearly from the previous hop's values (in place: no temporaries).
+            gain, v, tmp = self._gain, self._v_ramp, self._tmp
+            np.multiply(self._ramp, self._level - level_prev, out=gain)
+            gain += level_prev
+            np.multiply(self._ramp, self._v - v_prev, out=v)
+            v += v_prev
+            np.multiply(gain, v, out=tmp)
+            harm *= tmp
+            np.subtract(1.0, v, out=tmp)
+            tmp *= segment
+            harm += tmp
+            out[:] = harm
         self._pos += hop
         return out
+
+    def _partials(self, n: int) -> None:
+        """Rows 0..n-1 of ``_rot`` = exp(i k phase), k = 1..n: two sines for row 0, then each pass doubles
+        the rows (row m + j = row j x row m - 1), so 60 partials take 6 multiplies, not 60 x hop sines."""
+        rot = self._rot
+        first = self._rot_f[0]
+        np.cos(self._phase, out=first[0::2])
+        np.sin(self._phase, out=first[1::2])
+        m = 1
+        while m < n:
+            e = min(2 * m, n)
+            np.multiply(rot[: e - m], rot[m - 1], out=rot[m:e])
+            m = e
 
     def _low_share(self, f0: float) -> float:
         """Share of the recent source's power at f0 and 2 f0 (1 for a sine at f0; ~0 for a chord whose
         common period is a sub-harmonic of its notes)."""
-        np.multiply(self._hist, self._win, out=self._wx)
-        total = float(np.dot(self._wx, self._wx))
+        m = len(self._hist)
+        wx = self._wx[:m]
+        np.multiply(self._hist, self._win, out=wx)
+        total = float(np.dot(wx, wx))
         if total <= 1e-20:
             return 0.0
+        np.multiply(self._w_mul, 2.0 * math.pi * f0 / self.sample_rate, out=self._w2)
+        np.multiply(self._idx, self._w2, out=self._ang)
+        np.cos(self._ang, out=self._probe[..., 0])
+        np.sin(self._ang, out=self._probe[..., 1])
+        np.matmul(self._wx_ab, self._probe_b, out=self._inner)  # (A, 4): C_j(a), S_j(a)
+        np.matmul(self._probe_a.T, self._inner, out=self._cross)  # (4, 4): sum_a of every pair
+        q = self._cross.tolist()
+        # DFT at frequency j: sum_a (cos + i sin)(w_j B a) (C_j(a) + i S_j(a)).
         power = 0.0
-        for f in (f0, 2.0 * f0):
+        for j, f in enumerate((f0, 2.0 * f0)):
             if f >= 0.5 * self.sample_rate:
                 break
-            np.multiply(self._n, 2.0 * math.pi * f / self.sample_rate, out=self._angle)
-            np.cos(self._angle, out=self._probe)
-            re = float(np.dot(self._wx, self._probe))
-            np.sin(self._angle, out=self._probe)
-            im = float(np.dot(self._wx, self._probe))
+            c, sn = 2 * j, 2 * j + 1
+            re = q[c][c] - q[sn][sn]
+            im = q[sn][c] + q[c][sn]
             power += re * re + im * im
         return power / self._norm / total
 

@@ -119,3 +119,23 @@ def test_processor_with_excitation_equals_offline_reference(tmp_path: Path) -> N
     other = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), src])[: len(y)]
     assert np.abs(want - other).max() > 0.1 * np.abs(want).max()  # the excitation is in use
     np.testing.assert_allclose(y, want, atol=1e-4, rtol=0)
+
+
+def test_partials_and_voiced_check_equal_their_direct_sums() -> None:
+    """The doubling recurrence (``_partials``) and the factored DFT (``_low_share``) are speed-ups of the
+    direct sin(k phase) sum and the 960-sample probe DFT: the same values to rounding."""
+    rng = np.random.default_rng(4)
+    for check in (960, 1000, 37):
+        gen = HarmonicExcitation(config=ExcitationConfig(check_samples=check))
+        gen._phase[:] = 40.0 + np.cumsum(rng.uniform(0.01, 0.5, gen.hop))
+        for n in (1, 2, 7, 50, 60):
+            gen._partials(n)
+            k = np.arange(1, n + 1)[:, None]
+            np.testing.assert_allclose(gen._rot[:n], np.exp(1j * k * gen._phase[None]), atol=1e-12, rtol=0)
+        gen._hist[:] = rng.standard_normal(check)
+        nn = np.arange(check)
+        wx = gen._hist * gen._win
+        for f0 in (55.0, 220.0, 1999.0, 7000.0):
+            power = sum(abs(np.sum(wx * np.exp(2j * np.pi * f * nn / SR))) ** 2 for f in (f0, 2 * f0) if f < SR / 2)
+            want = power / gen._norm / float(np.dot(wx, wx))
+            assert abs(gen._low_share(f0) - want) <= 1e-12 * max(1.0, want)
