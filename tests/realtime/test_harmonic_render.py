@@ -39,3 +39,23 @@ def test_a_whistle_gets_the_partials_it_lacks_with_harmonic(tmp_path: Path) -> N
     plain, harmonic = partials_db(tmp_path / "plain.wav"), partials_db(tmp_path / "harmonic.wav")
     assert np.all(harmonic[1:4] > -40.0), harmonic  # partials 2-4 are there
     assert np.mean(harmonic[1:6] - plain[1:6]) > 10.0, (plain, harmonic)  # and far above the filtered source's
+
+
+@pytest.mark.slow
+def test_the_harmonic_bundle_plays_its_excitation_without_being_asked(tmp_path: Path) -> None:
+    """models/harmonic's manifest names the excitation its stage was trained on: render turns it on by
+    itself, and the whistle comes out with a violin-like series (stronger upper partials than the default's)."""
+    from export.bundle import load_bundle
+
+    root = Path(__file__).resolve().parents[2] / "models"
+    harmonic, default = load_bundle(root / "harmonic"), load_bundle(root / "default")
+    assert harmonic.excitation is not None and default.excitation is None
+    assert harmonic.manifest["files"]["denoiser.onnx"]["sha256"] == default.manifest["files"]["denoiser.onnx"]["sha256"]
+    assert harmonic.manifest["reconstruction"]["excitation"] is not None  # its stage report scored the excitation
+    whistle(tmp_path / "in.wav")
+    for name in ("default", "harmonic"):
+        assert main(["render", str(tmp_path / "in.wav"), str(tmp_path / f"{name}.wav"), "--style", "violin",
+                     "--no-progress", "--model", str(root / name)]) == 0
+    plain, made = partials_db(tmp_path / "default.wav"), partials_db(tmp_path / "harmonic.wav")
+    assert np.all(made[1:4] > -40.0), made
+    assert np.mean(made[1:6] - plain[1:6]) > 10.0, (plain, made)
