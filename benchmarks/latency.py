@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import threading
@@ -46,6 +47,9 @@ from realtime.argtypes import ranged_float, ranged_int, ranged_int_list
 JACK_HOSTAPI = "JACK Audio Connection Kit"
 PULSE_PERIOD_S = 0.2  # pulse spacing: longer than any latency we could measure, so no ambiguity
 PULSE = (0.5 * np.hanning(34)[1:-1]).astype(np.float32)  # 32 samples, a click whose onset survives restyling
+# --trace: which run a trace belongs to (copied from the run's figures)
+TRACE_RUN_KEYS = ("backend", "model", "blocksize", "sample_rate", "seconds", "steps", "strength", "stride_ms",
+                  "dropouts", "xruns", "compute_calls", "cpu_percent", "end_to_end_latency_ms")
 SEARCH_BLOCKSIZES = (64, 128, 256, 512, 1024, 2048, 4096)
 FIND_SECONDS = 60.0
 # Block sizes a PortAudio callback and a JACK period can take here; the private server's period is the block.
@@ -68,6 +72,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"how long to stream pulses per run, {MIN_SECONDS:g} to {MAX_SECONDS:g} (default 20; "
                         f"{FIND_SECONDS:g} with --find-blocksize)")
     p.add_argument("--json", default=None, help="write the results here (JSON)")
+    p.add_argument("--trace", default=None, metavar="FILE",
+                   help="also record every processor call (wall, worker CPU, wait, faults, parts) and classify the "
+                        "late ones (realtime/calltrace.py); writes them here (JSON)")
     p.add_argument("--blocksize", type=blocks, default="256",
                    help=f"PortAudio callback block (and JACK period), {BLOCKSIZE_RANGE[0]} to {BLOCKSIZE_RANGE[1]}; "
                         "a list ('128,256') measures each")
@@ -96,11 +103,14 @@ def cli_latency(args: argparse.Namespace) -> int:
 
     blocksizes: list[int] = args.blocksize  # a list, ranges checked by the parser
     require_audio_server(args.server)  # before loading any model: no server is one line, nothing else
+    if args.trace and args.find_blocksize:
+        raise StylehostError("--trace records the runs of --blocksize; it does not combine with --find-blocksize")
     steps_list: list[int | None] = list(args.steps) if args.steps is not None else [None]
     seconds = args.seconds if args.seconds is not None else (FIND_SECONDS if args.find_blocksize else 20.0)
     runs: list[dict[str, Any]] = []
     errors: list[str] = []  # backends that could not run
     failed: list[str] = []  # runs that ran but measured nothing (no pulse came back)
+    traces: list[dict[str, Any]] = []  # --trace: one per measured run
     for backend_name in parse_list(args.backend, str, "backend"):
         try:
             factory, passthrough = processor_factory(args.model, backend_name)
@@ -127,7 +137,12 @@ def cli_latency(args: argparse.Namespace) -> int:
                     failed.append(f"{backend}, block search: {search['error']}")
                 continue
             for blocksize in blocksizes:
-                result = {**measure_latency(factory, blocksize=blocksize, **common), "model": model}
+                result = {**measure_latency(factory, blocksize=blocksize, trace=bool(args.trace), **common),
+                          "model": model}
+                if "call_trace" in result:
+                    trace = result.pop("call_trace")
+                    traces.append({**{k: result.get(k) for k in TRACE_RUN_KEYS}, **trace})
+                    _print_trace(trace)
                 _print(result)
                 runs.append(result)
                 if "error" in result:
@@ -144,9 +159,24 @@ def cli_latency(args: argparse.Namespace) -> int:
         out["machine"] = machine_info()
         write_json(Path(args.json), out)
         print(f"wrote {args.json}")
+    if args.trace and traces:
+        trace_out: dict[str, Any] = dict(traces[0]) if len(traces) == 1 else {"runs": traces}
+        trace_out["options"] = {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, list))}
+        trace_out["machine"] = machine_info()
+        write_json(Path(args.trace), trace_out, compact_lists=True)
+        print(f"wrote {args.trace}")
     if failed:  # after the JSON: the runs that did measure keep their figures  # audit: no-pulse-fails-the-command
         raise StylehostError("; ".join(failed) + (f" (recorded as errors in {args.json})" if args.json else ""))
     return 0
+
+
+def _print_trace(trace: dict[str, Any]) -> None:
+    s = trace["over_stride"]
+    classes = ", ".join(f"{k} {v}" for k, v in s["classes"].items())
+    print(f"call trace: {s['late']} of {s['calls']} calls over the {s['budget_ms']:g} ms stride ({classes}; "
+          f"waiting: {s['waiting_preempted']} preempted, {s['waiting_blocked']} blocked); "
+          f"wall p99 {s['all']['wall']['p99_ms']:.2f} ms, cpu p99 {s['all']['cpu']['p99_ms']:.2f} ms, "
+          f"wait p99 {s['all']['wait']['p99_ms']:.2f} ms")
 
 
 def _print(result: dict[str, Any]) -> None:
@@ -200,8 +230,10 @@ def measure_latency(
     margin_ms: float = 6.0,
     backend: str = "dsp-passthrough",
     params: Any = None,
+    trace: bool = False,
 ) -> dict[str, Any]:
-    """Run the live engine on a JACK server and return the measured figures (see module doc)."""
+    """Run the live engine on a JACK server and return the measured figures (see module doc); with ``trace``
+    also ``call_trace``, every processor call recorded and the late ones classified (realtime/calltrace.py)."""
     from benchmarks.jackserver import JackServer, reinit_portaudio, server_running
 
     name = require_audio_server(server)
@@ -210,7 +242,7 @@ def measure_latency(
         os.environ["JACK_DEFAULT_SERVER"] = name
         reinit_portaudio()
         try:
-            return _measure(make_processor, name, seconds, blocksize, margin_ms, backend, params)
+            return _measure(make_processor, name, seconds, blocksize, margin_ms, backend, params, trace)
         finally:
             if old is None:
                 os.environ.pop("JACK_DEFAULT_SERVER", None)
@@ -218,7 +250,7 @@ def measure_latency(
                 os.environ["JACK_DEFAULT_SERVER"] = old
             reinit_portaudio()
     with JackServer(rate=samplerate, period=blocksize) as srv:
-        return _measure(make_processor, srv.name, seconds, blocksize, margin_ms, backend, params)
+        return _measure(make_processor, srv.name, seconds, blocksize, margin_ms, backend, params, trace)
 
 
 def require_audio_server(server: str | None) -> str:
@@ -304,6 +336,15 @@ class ComputeCollector:
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0)
 
 
+def _steal_seconds() -> float:
+    """CPU time the hypervisor took from this VM, all CPUs together (/proc/stat 'steal'); 0 where unknown."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -311,16 +352,19 @@ def _cpu_seconds() -> float:
 
 def _measure(
     make_processor: Any, server: str, seconds: float, blocksize: int, margin_ms: float, backend: str,
-    params: Any = None,
+    params: Any = None, trace: bool = False,
 ) -> dict[str, Any]:
     from benchmarks.jackserver import ProbeProcess
     from realtime.audio import LiveSession
+    from realtime.calltrace import trace_report
 
     device = _jack_device()
     session = LiveSession(
         make_processor, input=device, output=device, blocksize=blocksize, channels=1, margin_ms=margin_ms,
         params=params,
     )
+    call_trace = session.engine.enable_trace() if trace else None
+    load0, steal0 = os.getloadavg(), _steal_seconds()
     with session, ProbeProcess(server) as probe:  # the probe in its own process, as a real source would be
         probe.connect()
         rate = probe.samplerate
@@ -335,9 +379,11 @@ def _measure(
         for s in starts:
             signal[s : s + len(PULSE)] += PULSE
         cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+        traced0 = call_trace.count if call_trace is not None else 0
         with ComputeCollector(engine) as collector:
             recorded = probe.play_and_record(signal)
         cpu_s, wall_s = _cpu_seconds() - cpu0, time.perf_counter() - wall0
+        traced1 = call_trace.count if call_trace is not None else 0
         dropouts, xruns = engine.dropouts - dropouts0, engine.xruns - xruns0
         delays_ms = pulse_delays(recorded, starts, period) * 1000.0 / rate
         compute = collector.seconds() * 1000.0
@@ -369,6 +415,19 @@ def _measure(
             "strength": None if backend == "dsp-passthrough" else engine.params.strength,
             "device_name": session.device_name,
         }
+        if call_trace is not None:
+            session.stop()  # the worker is joined: the records are complete and no longer written
+            engine.disable_trace()
+            figures["call_trace"] = {
+                **trace_report(call_trace),
+                # the calls made while the pulses played (the others: stream start-up and settling)
+                "measured_calls": [traced0, traced1],
+                "loadavg_before": [round(v, 2) for v in load0],
+                "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+                "steal_s": round(_steal_seconds() - steal0, 3),  # all CPUs together, from /proc/stat
+                "margin_ms": margin_ms,
+                "worker_realtime_priority": engine.realtime_priority,
+            }
         if not len(found):  # a failed measurement: an error and no latency figure at all (see module doc)
             return {"error": f"no pulse came back (0 of {len(starts)}; {dropouts} dropouts, rtf "
                              f"{figures['rtf']:.2f}): the output was silent or dropped, no latency measured",
@@ -396,12 +455,17 @@ def _pct(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else 0.0
 
 
-def write_json(path: Path, result: dict[str, Any]) -> None:
-    """Atomic write: a temp file beside the target, then rename."""
+def write_json(path: Path, result: dict[str, Any], compact_lists: bool = False) -> None:
+    """Atomic write: a temp file beside the target, then rename. ``compact_lists``: lists of numbers on one
+    line each (a trace's records: 19 columns x thousands of calls, not one line per number)."""
+    text = json.dumps(result, indent=2)
+    if compact_lists:
+        text = re.sub(r"\[\s*(-?[\d.e+-]+(?:,\s*-?[\d.e+-]+)*)\s*\]",
+                      lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.write_text(text + "\n")
         os.replace(tmp, path)
     except OSError as exc:
         raise StylehostError(f"cannot write {path}: {exc}") from exc

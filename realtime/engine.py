@@ -37,6 +37,8 @@ import numpy as np
 
 from diffusion.errors import StylehostError
 from realtime.callback import CallbackSide
+from realtime.calltrace import CAPACITY as CALLTRACE_CAPACITY
+from realtime.calltrace import CallTrace
 from realtime.faults import INPUT_CEILING, PROCESSOR_CEILING
 from realtime.governor import LoadGovernor
 from realtime.latency import measure_latency, with_device_latency
@@ -171,6 +173,7 @@ class Engine(WorkerSide, CallbackSide):
         self._stop = threading.Event()
         self._wake_r = self._wake_w = -1
         self.realtime_priority = False  # whether the worker got SCHED_FIFO
+        self.trace: CallTrace | None = None  # per-call records, off unless enable_trace
         self.reset()
 
     # ---- latency -------------------------------------------------------------------------------
@@ -221,6 +224,21 @@ class Engine(WorkerSide, CallbackSide):
         )
         self._in_peak = self._out_peak = 0.0
         return status
+
+    def enable_trace(self, capacity: int = CALLTRACE_CAPACITY) -> CallTrace:
+        """Record every processor call from now on (realtime/calltrace.py); call while stopped."""
+        self.disable_trace()
+        stride_s = self.processors[0].stride / self.model_rate
+        trace = CallTrace(stride_s, capacity, margin_s=self.config.margin_ms / 1000.0)
+        trace.instrument(self.processors)
+        self.trace = trace
+        return trace
+
+    def disable_trace(self) -> None:
+        """Stop recording and unwrap the processors' backends; the trace object keeps its records."""
+        if self.trace is not None:
+            self.trace.restore()
+            self.trace = None
 
     def compute_times(self) -> np.ndarray:
         """Seconds per processor call, the most recent (up to 4096) calls."""

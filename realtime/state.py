@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from realtime.calltrace import CallTrace
 from realtime.governor import LoadGovernor
 from realtime.level import LevelMatcher
 from realtime.params import EngineParams, Latency
@@ -99,6 +100,7 @@ class EngineState:
     _out_peak: float
     input_tap: SignalTap
     output_tap: SignalTap
+    trace: CallTrace | None  # per-call records (realtime/calltrace.py); set only while stopped, None = off
 
     # ---- the controlling thread (start/stop) --------------------------------------------------------
     _thread: threading.Thread | None

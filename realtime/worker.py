@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from realtime.calltrace import CallTrace
 from realtime.faults import FaultHandling
 from realtime.governor import LoadGovernor
 from realtime.mix import Mixing
@@ -85,17 +86,41 @@ class WorkerSide(FaultHandling, Mixing):
                 self._processor_fault(c, exc)
 
     def _worker_block(self, block: np.ndarray) -> None:
+        trace = self.trace  # None unless enable_trace (realtime/calltrace.py): one test per block
+        t0 = time.perf_counter() if trace is not None else 0.0
         self._sanitise_input(block, self._gain.next(len(block)))
         self._in_peak = max(self._in_peak, float(np.max(np.abs(block))))
         self.input_tap.write(block)
         self._dry_ring.write(block)
         mono = block.mean(axis=1, keepdims=True) if len(self.processors) == 1 else block
         self._model_ring.write(self._to_model.process(np.ascontiguousarray(mono, dtype=np.float32)))
+        if trace is not None:
+            trace.add_input(time.perf_counter() - t0)
         stride = self._stride_in.shape[0]
         while self._model_ring.read_available >= stride:
             self._model_ring.read(self._stride_in)
+            if trace is not None:
+                self._traced_stride(trace)
+                continue
             self._run_processors()
             self._emit(self._to_device.process(self._stride_out))
+
+    def _traced_stride(self, trace: CallTrace) -> None:
+        """One stride as above, recorded: wall, thread CPU, faults, switches and parts (realtime/calltrace.py).
+        A stride the governor plays dry makes no processor call and so no record."""
+        calls = self.compute_count
+        s = self._stride_in
+        level = float(np.sqrt(np.vdot(s, s) / s.size))  # vdot: a scalar, no temporary array
+        trace.begin()
+        self._run_processors()
+        t1 = time.perf_counter()
+        wet = self._to_device.process(self._stride_out)
+        t2 = time.perf_counter()
+        self._emit(wet)
+        t3 = time.perf_counter()
+        if self.compute_count != calls:
+            processor_s = float(self._compute_times[calls % len(self._compute_times)])
+            trace.end(processor_s, t2 - t1, t3 - t2, level, self.dropouts)
 
     def _run_processors(self) -> None:
         stride = self._stride_in.shape[0]
