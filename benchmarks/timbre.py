@@ -213,6 +213,7 @@ def calibrate(data_dir: Path, cfg: TimbreConfig = TimbreConfig(), denoiser: Deno
         raise StylehostError(f"target styles {unknown} are not in the dataset (it has {', '.join(styles)})")
     jobs = [(cid, tgt) for cid in chosen for tgt in targets]
     synthesized: dict[str, dict[str, np.ndarray]] = {}
+    excited: dict[tuple[Any, ...], np.ndarray] = {}
     for cid, tgt in tqdm(jobs, desc="timbre", disable=not progress):
         record = by_id[cid]
         target = _read(data_dir, record["audio"]["fluidr3"][tgt])
@@ -247,7 +248,13 @@ def calibrate(data_dir: Path, cfg: TimbreConfig = TimbreConfig(), denoiser: Deno
                 outputs.append(("today's model", name, restyled))
             for m in models:
                 if m.stage is not None:
-                    shaped = audio if m.excitation is None else excite(audio, sr, spec.hop, m.excitation)
+                    if m.excitation is None:
+                        shaped = audio
+                    else:  # the same source is excited once per clip, not once per target style
+                        key = (cid, name, tuple(sorted(m.excitation.to_dict().items())))
+                        if key not in excited:
+                            excited[key] = excite(audio, sr, spec.hop, m.excitation)
+                        shaped = excited[key]
                     with torch.no_grad():
                         wave = torch.from_numpy(np.ascontiguousarray(shaped, dtype=np.float32))[None]
                         outputs.append((f"oracle log-mel, {m.label} stage", name,
