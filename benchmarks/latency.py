@@ -90,6 +90,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", help="inference backend(s) for --model; a list ('cpu,torch') "
                                                      "measures each")
     p.add_argument("--margin-ms", type=ranged_float(0.0, 100.0), default=6.0, help="engine compute margin, 0 to 100")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "int8"),
+                   help="the denoiser's precision on the CPU backend (auto: int8 when the bundle has it)")
     p.add_argument("--style", default="violin", help="target style while measuring")
     p.add_argument("--steps", type=ranged_int_list(1, 64), default=None,
                    help="sampling steps, 1 to 64 (default: the model's recommended); a list ('1,2,4') measures each")
@@ -113,7 +115,7 @@ def cli_latency(args: argparse.Namespace) -> int:
     traces: list[dict[str, Any]] = []  # --trace: one per measured run
     for backend_name in parse_list(args.backend, str, "backend"):
         try:
-            factory, passthrough = processor_factory(args.model, backend_name)
+            factory, passthrough = processor_factory(args.model, backend_name, precision=args.precision)
         except StylehostError as exc:  # one backend missing must not lose the others' figures
             errors.append(f"{backend_name}: {exc}")
             runs.append({"backend": backend_name, "error": str(exc)})
@@ -123,6 +125,7 @@ def cli_latency(args: argparse.Namespace) -> int:
             print(PASSTHROUGH_NOTICE)
         if isinstance(factory, ModelFactory):
             backend, model = factory.backend.name, f"{factory.bundle.name} {factory.bundle.version}"
+            model += f" ({getattr(factory.backend, 'precision', 'fp32')} denoiser)"
         else:
             backend, model = "dsp-passthrough", "passthrough"
         for steps in steps_list[:1] if passthrough else steps_list:  # the passthrough has no sampler

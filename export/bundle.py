@@ -43,6 +43,8 @@ FORMAT = "stylehost-bundle"
 FORMAT_VERSION = 2  # 2 adds the optional 'resynth_stage' (a learned resynth graph that reads context frames)
 MANIFEST = "manifest.json"
 GRAPHS = ("denoiser", "frontend", "resynth")
+INT8_GRAPH = "denoiser_int8"  # optional (export/quantize.py): the denoiser with int8 convolutions, for the CPU
+OPTIONAL_GRAPHS = {INT8_GRAPH: "denoiser"}  # optional graph -> the graph whose inputs and outputs it has
 MAX_STEPS = {False: 16, True: 4}  # Bundle.max_steps without a manifest value: Euler teacher, consistency student
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_NAME = "default"
@@ -142,6 +144,10 @@ class Bundle:
     def latency_ms(self) -> float:
         return 1000.0 * self.latency_samples / self.spectrogram.sample_rate
 
+    def has_graph(self, graph: str) -> bool:
+        """The three required graphs always; an optional one (``OPTIONAL_GRAPHS``) when the manifest lists it."""
+        return graph in self.manifest["graphs"]
+
     def graph_path(self, graph: str) -> Path:
         return self.path / self.manifest["graphs"][graph]["file"]
 
@@ -198,6 +204,9 @@ def load_bundle(spec: str | Path, verify_hashes: bool = True) -> Bundle:
     expected = _expected_io(manifest)
     for graph in GRAPHS:
         _check_graph(path, manifest, graph, expected[graph])
+    for graph, like in OPTIONAL_GRAPHS.items():
+        if graph in manifest["graphs"]:
+            _check_graph(path, manifest, graph, expected[like])
     return Bundle(path=path, manifest=manifest, digest=hashlib.sha256(raw).hexdigest())
 
 
@@ -250,7 +259,7 @@ def _check_manifest(m: Any, where: Path) -> None:
         # audit: bundle-finite-sampler
         if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value):
             raise bad(f"sampler.{key} must be a finite number")  # JSON allows NaN; a NaN sigma would be silent garbage
-    for graph in GRAPHS:
+    for graph in (*GRAPHS, *(g for g in OPTIONAL_GRAPHS if g in m["graphs"])):
         spec = m["graphs"].get(graph)
         if not isinstance(spec, dict) or not all(k in spec for k in ("file", "inputs", "outputs")):
             raise bad(f"graphs.{graph} must have 'file', 'inputs' and 'outputs'")

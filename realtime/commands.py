@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from diffusion.styles import STYLE_NAMES
 from realtime.argtypes import ranged_float, ranged_int
+from realtime.backends.ort import PRECISIONS
 from realtime.params import EngineParams
 from realtime.processor import Processor
 from realtime.session import ModelFactory, Session, SessionConfig, open_session, passthrough_session
@@ -65,6 +66,10 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="the spectrogram-to-audio stage shapes a harmonic series at the input's pitch instead of the "
                         "input itself, so a whistle or a sine gets the target's partials (docs/timbre.md; about "
                         "1.3 ms more per 8 ms call on the 2-core dev CPU)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="the denoiser's precision on the CPU backend: int8 (about twice as fast; the bundle's "
+                        "denoiser_int8 graph from `stylehost export quantize`), fp32, or auto (int8 when the bundle "
+                        "has it)")
 
 
 def add_live_arguments(p: argparse.ArgumentParser) -> None:
@@ -106,11 +111,11 @@ def model_defaults(session: Session | Callable[[], Processor] | None) -> dict[st
     return _as_session(session).defaults
 
 
-def processor_factory(model: str | None, backend: str,
-                      harmonic: bool = False) -> tuple[Callable[[], Processor], bool]:
+def processor_factory(model: str | None, backend: str, harmonic: bool = False,
+                      precision: str = "auto") -> tuple[Callable[[], Processor], bool]:
     """(factory, is_passthrough) of ``open_session``, for the benchmarks that still take a bare factory
     (benchmarks/latency.py, benchmarks/soak.py); the front ends call realtime.session.open_session."""
-    session = open_session(SessionConfig(model, backend, harmonic))
+    session = open_session(SessionConfig(model, backend, harmonic, precision))
     return session.factory, session.passthrough
 
 
@@ -137,7 +142,7 @@ def cli_devices(args: argparse.Namespace) -> int:
 def cli_live(args: argparse.Namespace) -> int:
     from realtime.audio import LiveSession
 
-    opened = open_session(SessionConfig(args.model, args.backend, args.harmonic))
+    opened = open_session(SessionConfig(args.model, args.backend, args.harmonic, args.precision))
     params = params_from_args(args, opened)
     passthrough = opened.passthrough
     session = LiveSession(
@@ -176,7 +181,7 @@ def cli_live(args: argparse.Namespace) -> int:
 def cli_render(args: argparse.Namespace) -> int:
     from realtime.render import Terminated, render_file, terminations_raise
 
-    opened = open_session(SessionConfig(args.model, args.backend, args.harmonic))
+    opened = open_session(SessionConfig(args.model, args.backend, args.harmonic, args.precision))
     params = params_from_args(args, opened)
     if opened.passthrough:
         print(PASSTHROUGH_NOTICE, file=sys.stderr)

@@ -58,11 +58,12 @@ class SessionSpec:
     blocksize: int = 256
     margin_ms: float = 6.0
     harmonic: bool = False
+    precision: str = "auto"
 
     @property
     def session(self) -> SessionConfig:
         """What the child opens with realtime.session.open_session, as every other front end does."""
-        return SessionConfig(self.model, self.backend, self.harmonic)
+        return SessionConfig(self.model, self.backend, self.harmonic, self.precision)
 
 
 @dataclass(frozen=True)

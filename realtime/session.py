@@ -38,6 +38,7 @@ class SessionConfig:
     model: str | None = None  # bundle folder, manifest or name; None: models/default if it exists; "passthrough"
     backend: str = "auto"  # realtime/backends/choose.py: auto, cpu, ort, cuda, ort-tensorrt, tensorrt, torch
     harmonic: bool = False  # the spectrogram-to-audio stage shapes a harmonic series at the input's pitch
+    precision: str = "auto"  # auto | fp32 | int8: the bundle's int8 denoiser on the CPU (export/quantize.py)
 
 
 class ModelFactory:
@@ -127,7 +128,7 @@ def open_session(config: SessionConfig, say: Callable[[str], None] | None = None
     if path is None:
         return passthrough_session()
     bundle = load_bundle(path)
-    backend = choose_backend(bundle, config.backend, say=tell)
+    backend = choose_backend(bundle, config.backend, say=tell, precision=config.precision)
     tell(f"model {bundle.describe()}")
     factory = ModelFactory(bundle, backend, config.harmonic)
     factory()  # a processor that cannot be built (unknown sampler, bad emit) fails here, not in the engine

@@ -119,6 +119,14 @@ def _export_onnx_args(p: argparse.ArgumentParser) -> None:
     add_onnx_arguments(p)
 
 
+@command(("export", "quantize"), "add an int8 denoiser (calibrated on real windows) to a bundle, for the CPU",
+         "realtime.backends.quantize:cli_quantize")
+def _export_quantize_args(p: argparse.ArgumentParser) -> None:
+    from realtime.backends.quantize import add_quantize_arguments
+
+    add_quantize_arguments(p)
+
+
 @command(("export", "tensorrt"), "build cached fp16 TensorRT engines for a bundle (NVIDIA GPU)",
          "realtime.backends.parity:cli_export_tensorrt")
 def _export_tensorrt_args(p: argparse.ArgumentParser) -> None:

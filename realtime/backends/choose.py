@@ -14,12 +14,15 @@ from realtime.backends.base import AUTO_ORDER, Backend
 NAMES = ("auto", "cpu", "ort", "cuda", "ort-tensorrt", "tensorrt", "torch")  # "ort" = "cpu", kept for old scripts
 
 
-def open_backend(bundle: Bundle, name: str, threads: int = 1) -> Backend:
-    """One backend by CLI name; StylehostError (one line) when it cannot run here."""
+def open_backend(bundle: Bundle, name: str, threads: int = 1, precision: str = "auto") -> Backend:
+    """One backend by CLI name; StylehostError (one line) when it cannot run here. ``precision`` (auto, fp32,
+    int8) is the ONNX Runtime backends' (realtime/backends/ort.py); the others run fp32 and refuse int8."""
     if name in ("cpu", "ort", "cuda", "ort-tensorrt"):
         from realtime.backends.ort import OrtBackend
 
-        return OrtBackend(bundle, "cpu" if name == "ort" else name, threads=threads)
+        return OrtBackend(bundle, "cpu" if name == "ort" else name, threads=threads, precision=precision)
+    if precision == "int8":
+        raise StylehostError(f"backend {name}: --precision int8 runs on the CPU backend only; use --backend cpu")
     if name == "tensorrt":
         from realtime.backends.tensorrt import TensorRTBackend
 
@@ -32,19 +35,20 @@ def open_backend(bundle: Bundle, name: str, threads: int = 1) -> Backend:
 
 
 def choose_backend(
-    bundle: Bundle, name: str = "auto", threads: int = 1, say: Callable[[str], None] | None = None
+    bundle: Bundle, name: str = "auto", threads: int = 1, say: Callable[[str], None] | None = None,
+    precision: str = "auto",
 ) -> Backend:
     """``auto``: TensorRT, then ONNX Runtime's TensorRT and CUDA providers, then CPU; ``say`` gets one
     line naming the pick and why each faster one was skipped."""
     if name != "auto":
-        backend = open_backend(bundle, name, threads)
+        backend = open_backend(bundle, name, threads, precision)
         if say:
             say(f"backend {backend.name}: {backend.description}")
         return backend
     skipped = []
     for candidate in AUTO_ORDER:
         try:
-            backend = open_backend(bundle, candidate, threads)
+            backend = open_backend(bundle, candidate, threads, precision)
         except StylehostError as exc:
             skipped.append(f"{candidate}: {str(exc).split('; ')[0]}")  # the what; the how is for explicit asks
             continue

@@ -8,11 +8,12 @@ from __future__ import annotations
 import numpy as np
 
 from diffusion.errors import StylehostError
-from export.bundle import GRAPHS, Bundle
+from export.bundle import GRAPHS, INT8_GRAPH, Bundle
 from export.gpu import gpu_present
 from realtime.backends.base import Backend
 
 GPU_INSTALL = "pip uninstall -y onnxruntime && pip install 'stylehost[gpu]'"
+PRECISIONS = ("auto", "fp32", "int8")  # auto: the bundle's int8 denoiser on the CPU provider when it has one
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
              "ort-tensorrt": "TensorrtExecutionProvider"}
 
@@ -26,10 +27,27 @@ def _import_ort():
 
 
 class OrtBackend(Backend):
-    """One InferenceSession per graph on the chosen provider (``kind``: cpu, cuda or ort-tensorrt)."""
+    """One InferenceSession per graph on the chosen provider (``kind``: cpu, cuda or ort-tensorrt).
 
-    def __init__(self, bundle: Bundle, kind: str = "cpu", threads: int = 1) -> None:
+    ``precision``: ``int8`` runs the bundle's int8 denoiser (export/quantize.py: about twice as fast on a
+    CPU with VNNI, figures in the manifest's ``quantization``) in place of the fp32 one; ``auto`` does so on
+    the CPU provider when the bundle has one; GPU providers run fp32 (their own fp16 is TensorRT's)."""
+
+    def __init__(self, bundle: Bundle, kind: str = "cpu", threads: int = 1, precision: str = "auto") -> None:
         super().__init__(bundle)
+        if precision not in PRECISIONS:
+            raise StylehostError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+        has_int8 = bundle.has_graph(INT8_GRAPH)
+        if precision == "int8" and kind != "cpu":
+            raise StylehostError(f"backend {kind}: --precision int8 runs on the CPU backend only; use --backend cpu "
+                                 "or --precision fp32")
+        if precision == "int8" and not has_int8:
+            raise StylehostError(f"model {bundle.name} has no int8 denoiser; make one with `stylehost export "
+                                 f"quantize --model {bundle.path}`, or use --precision fp32")
+        self.precision = "int8" if kind == "cpu" and has_int8 and precision != "fp32" else "fp32"
+        files = {g: g for g in GRAPHS}
+        if self.precision == "int8":
+            files["denoiser"] = INT8_GRAPH
         ort = _import_ort()
         provider = PROVIDERS[kind]
         available = ort.get_available_providers()
@@ -50,10 +68,10 @@ class OrtBackend(Backend):
         self._inputs: dict[str, list[str]] = {}
         for graph in GRAPHS:
             try:
-                sess = ort.InferenceSession(str(bundle.graph_path(graph)), opts, providers=providers)
+                sess = ort.InferenceSession(str(bundle.graph_path(files[graph])), opts, providers=providers)
             # audit: ort-load-wrapped
             except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
-                raise StylehostError(f"onnxruntime cannot load {bundle.graph_path(graph)}: {exc}") from exc
+                raise StylehostError(f"onnxruntime cannot load {bundle.graph_path(files[graph])}: {exc}") from exc
             if sess.get_providers()[0] != provider:
                 # onnxruntime-gpu silently falls back to CPU when the CUDA/TensorRT libraries fail to load.
                 raise StylehostError(
@@ -65,6 +83,7 @@ class OrtBackend(Backend):
             self._inputs[graph] = [i.name for i in sess.get_inputs()]
         self.name = kind
         threads_note = f", {threads} thread(s)" if kind == "cpu" else ""
+        threads_note += ", int8 denoiser" if self.precision == "int8" else ""
         self.description = f"onnxruntime {ort.__version__} {provider}{threads_note}"
 
     def run(self, graph: str, *inputs: np.ndarray) -> np.ndarray:

@@ -70,7 +70,7 @@ def test_an_engine_returning_silence_is_a_failed_measurement(jack_server: JackSe
 def test_bench_latency_with_a_silent_model_exits_2_and_writes_no_latency(
     jack_server: JackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(realtime.commands, "processor_factory", lambda model, backend: (SilentProcessor, True))
+    monkeypatch.setattr(realtime.commands, "processor_factory", lambda model, backend, **kw: (SilentProcessor, True))
     out = tmp_path / "lat.json"
     assert main(["bench", "latency", "--seconds", "1", "--server", jack_server.name, "--json", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
