@@ -58,6 +58,7 @@ JACKSRV = "tests/benchmarks/test_jackserver.py"
 LATFAIL = "tests/benchmarks/test_latency_failures.py"
 LATENCY = "tests/benchmarks/test_latency.py"
 INTEGRITY = "tests/export/test_bundle_integrity.py"
+QUANTIZE = "tests/realtime/test_quantize.py"
 GOV = "tests/realtime/test_governor.py"
 CLISTART = "tests/realtime/test_cli_startup.py"
 PANELSIG = "tests/gui/test_panel_signals.py"
@@ -557,6 +558,21 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a graph with an EPContext node (a precompiled engine named by path) is refused", "export/bundle.py",
         (Edit("bundle-epcontext-refused", "if False:  # MUTATION"),),
         (f"{INTEGRITY}::test_an_epcontext_node_is_refused",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "bundle-optional-graph-checked", "issue 16: the int8 denoiser is held to the manifest like the others",
+        "an optional graph (denoiser_int8) must take the denoiser's inputs and give its outputs", "export/bundle.py",
+        (Edit("bundle-optional-graph-checked", "if False:  # MUTATION"),),
+        (f"{QUANTIZE}::test_an_int8_graph_of_the_wrong_shape_is_refused_at_load",),
+        reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "int8-needs-graph", "issue 16: --precision int8 without an int8 graph",
+        "asking for int8 from a bundle without one is one error naming `stylehost export quantize`, not fp32",
+        "realtime/backends/ort.py",
+        (Edit("int8-needs-graph", "if False:  # MUTATION"),),
+        (f"{QUANTIZE}::test_int8_is_refused_where_it_cannot_run",),
         reason=r"DID NOT RAISE",
     ),
     Mutation(

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer
@@ -29,8 +30,9 @@ from PyQt6.QtWidgets import (
 )
 
 from diffusion.errors import StylehostError
+from diffusion.styles import STYLE_NAMES
 from gui.controller import EngineController
-from gui.controls import PresetBar, ReadoutPanel, StylePanel, TransferPanel
+from gui.controls import SHORTCUT_STYLES, PresetBar, ReadoutPanel, StylePanel, TransferPanel
 from gui.devicebar import DeviceBar
 from gui.presets import Preset, PresetStore
 from gui.widgets.spectrogram import SpectrogramView
@@ -137,8 +139,8 @@ class PanelWindow(QMainWindow):
             "Ctrl+S": self.save_preset,
             "Ctrl+O": self.load_preset,
         }
-        for i, button in enumerate(self.styles.buttons.values()):
-            keys[f"Ctrl+{i + 1}"] = button.click
+        for i in range(SHORTCUT_STYLES):  # the chosen model's first nine styles (its buttons change with it)
+            keys[f"Ctrl+{i + 1}"] = partial(self.styles.click_index, i)
         # Application-wide (one window): also works while a non-blocking message box is open, and
         # under the offscreen platform the tests use, where window-scoped shortcuts never fire.
         for sequence, action in keys.items():
@@ -161,11 +163,14 @@ class PanelWindow(QMainWindow):
 
         path = self.devices.model.currentData()
         if not path or path == "passthrough":
+            self.styles.set_styles(STYLE_NAMES)
             return
         try:
-            defaults = load_bundle(path, verify_hashes=False).defaults
+            bundle = load_bundle(path, verify_hashes=False)
         except StylehostError:
             return
+        self.styles.set_styles(bundle.styles)  # its own style list, which may hold names of its own
+        defaults = bundle.defaults
         self.transfer.set_recommended(int(defaults["steps"]), float(defaults["strength"]))
 
     def set_param(self, name: str, value: object) -> None:

@@ -30,9 +30,12 @@ from gui.widgets.meters import LevelMeter
 from gui.widgets.mixpad import MixPad
 from realtime.params import EngineParams, EngineStatus
 
+SHORTCUT_STYLES = 9  # Ctrl+1..9 pick the first nine styles of the chosen model
+
 
 class StylePanel(QGroupBox):
-    """One button per style (Ctrl+1..8) above the mix pad; both set the style mix."""
+    """One button per style of the chosen model (Ctrl+1..9) above the mix pad; both set the style mix.
+    The built-in styles until a model is chosen, and for the passthrough (it ignores styles)."""
 
     mixChanged = pyqtSignal(tuple)
 
@@ -40,20 +43,42 @@ class StylePanel(QGroupBox):
         super().__init__("Style", parent)
         self.pad = MixPad()
         self.buttons: dict[str, QPushButton] = {}
-        grid = QGridLayout()
-        grid.setSpacing(4)
-        for i, name in enumerate(STYLE_NAMES):
-            button = QPushButton(name)
-            button.setCheckable(True)
-            button.setToolTip(f"{name} alone (Ctrl+{i + 1}); drag the pad below to blend styles")
-            button.clicked.connect(partial(self._on_button, name))
-            grid.addWidget(button, i // 4, i % 4)
-            self.buttons[name] = button
+        self._grid = QGridLayout()
+        self._grid.setSpacing(4)
+        self._add_buttons(STYLE_NAMES)
         layout = QVBoxLayout(self)
-        layout.addLayout(grid)
+        layout.addLayout(self._grid)
         layout.addWidget(self.pad, 1)
         self.pad.mixChanged.connect(self._on_pad)
         self._mark(self.pad.mix)
+
+    def _add_buttons(self, names: tuple[str, ...]) -> None:
+        for i, name in enumerate(names):
+            button = QPushButton(name)
+            button.setCheckable(True)
+            key = f" (Ctrl+{i + 1})" if i < SHORTCUT_STYLES else ""
+            button.setToolTip(f"{name} alone{key}; drag the pad below to blend styles")
+            button.clicked.connect(partial(self._on_button, name))
+            self._grid.addWidget(button, i // 4, i % 4)
+            self.buttons[name] = button
+
+    def set_styles(self, names: tuple[str, ...]) -> None:
+        """Show the chosen model's styles, in its manifest's order (a bundle may have styles of its own)."""
+        if not names or tuple(self.buttons) == tuple(names):
+            return
+        for button in self.buttons.values():
+            self._grid.removeWidget(button)
+            button.deleteLater()
+        self.buttons = {}
+        self._add_buttons(tuple(names))
+        self.pad.set_styles(tuple(names))  # emits the new mix when the puck had to move
+        self._mark(self.pad.mix)
+
+    def click_index(self, index: int) -> None:
+        """Ctrl+N: the N-th style's button, if the model has that many."""
+        buttons = list(self.buttons.values())
+        if index < len(buttons) and buttons[index].isEnabled():
+            buttons[index].click()
 
     def limit_to(self, styles: tuple[str, ...] | None) -> None:
         """Grey out styles the running model lacks (None: every style available)."""

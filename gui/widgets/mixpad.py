@@ -49,11 +49,12 @@ class MixPad(QWidget):
 
     mixChanged = pyqtSignal(tuple)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, names: tuple[str, ...] = STYLE_NAMES) -> None:
         super().__init__(parent)
-        self._anchors = anchors()
-        self._pos = self._anchors[STYLE_NAMES[0]]
-        self._mix = pad_weights(*self._pos)
+        self._names = tuple(names)
+        self._anchors = anchors(self._names)
+        self._pos = self._anchors[self._names[0]]
+        self._mix = pad_weights(*self._pos, self._names)
         self.setMinimumSize(220, 220)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -64,6 +65,21 @@ class MixPad(QWidget):
         )
 
     # ---- model ---------------------------------------------------------------------------------
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self._names
+
+    def set_styles(self, names: tuple[str, ...], emit: bool = True) -> None:
+        """Put the chosen model's styles on the circle (a bundle may have styles of its own). The puck keeps
+        its place when every style of its mix is still there, else it moves onto the first style."""
+        if not names:
+            return
+        self._names = tuple(names)
+        self._anchors = anchors(self._names)
+        if not {name for name, _ in self._mix} <= set(self._names):
+            self._pos = self._anchors[self._names[0]]
+        self.set_position(*self._pos, emit=emit)
 
     @property
     def position(self) -> tuple[float, float]:
@@ -79,14 +95,16 @@ class MixPad(QWidget):
         if r > 1.0:
             x, y = x / r, y / r
         self._pos = (x, y)
-        self._mix = pad_weights(x, y)
+        self._mix = pad_weights(x, y, self._names)
         self.update()
         if emit:
             self.mixChanged.emit(self._mix)
 
     def select_style(self, name: str, emit: bool = True) -> None:
-        """Jump onto a style's anchor: that style alone."""
-        self.set_position(*self._anchors[name], emit=emit)
+        """Jump onto a style's anchor: that style alone (a name the pad does not show is ignored: a preset
+        may name a built-in style the chosen model lacks; the session refuses it when it runs)."""
+        if name in self._anchors:
+            self.set_position(*self._anchors[name], emit=emit)
 
     # ---- geometry ------------------------------------------------------------------------------
 

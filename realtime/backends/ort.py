@@ -41,7 +41,7 @@ class OrtBackend(Backend):
         if precision == "int8" and kind != "cpu":
             raise StylehostError(f"backend {kind}: --precision int8 runs on the CPU backend only; use --backend cpu "
                                  "or --precision fp32")
-        if precision == "int8" and not has_int8:
+        if precision == "int8" and not has_int8:  # audit: int8-needs-graph
             raise StylehostError(f"model {bundle.name} has no int8 denoiser; make one with `stylehost export "
                                  f"quantize --model {bundle.path}`, or use --precision fp32")
         self.precision = "int8" if kind == "cpu" and has_int8 and precision != "fp32" else "fp32"

@@ -90,3 +90,45 @@ def test_choosing_a_model_applies_its_recommended_steps_and_strength(
     window.devices.model.setCurrentIndex(1)  # after the passthrough
     assert window.transfer.steps[1].isChecked() and window.transfer.strength.value() == 60
     assert window.controller.params.steps == 1 and window.controller.params.strength == pytest.approx(0.6)
+
+
+def test_the_style_buttons_and_pad_follow_the_chosen_model(
+    bundle: Bundle, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, window: PanelWindow,
+    qtbot: Any,
+) -> None:
+    """A bundle with a style of its own gets a button and an anchor for it; Ctrl+N follows its order; the
+    passthrough brings the built-in styles back."""
+    import shutil
+
+    from PyQt6.QtCore import Qt
+
+    from diffusion.styles import STYLE_NAMES
+    from tests.export.tiny import edit_manifest
+
+    own = "theremin"
+    root = tmp_path_factory.mktemp("own-styles")
+    shutil.copytree(bundle.path, root / "own")
+    edit_manifest(root / "own", lambda m: m["styles"].__setitem__(m["styles"].index("guitar"), own))
+    monkeypatch.setattr(export.bundle, "search_dirs", lambda: [root])
+    window.devices.refresh_bundles()
+    window.devices.model.setCurrentIndex(1)  # after the passthrough
+    styles = tuple(json_styles(root / "own"))
+    assert tuple(window.styles.buttons) == styles and own in window.styles.buttons
+    assert window.styles.pad.names == styles
+    window.styles.buttons[own].click()
+    assert window.controller.params.style_mix == ((own, 1.0),)
+    assert window.styles.buttons[own].isChecked()
+    qtbot.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
+    assert window.controller.params.style_mix == ((styles[0], 1.0),)
+    window.styles.buttons[own].click()
+    window.devices.model.setCurrentIndex(0)  # the passthrough: the built-in styles again
+    assert tuple(window.styles.buttons) == STYLE_NAMES
+    assert window.controller.params.style_mix == ((STYLE_NAMES[0], 1.0),)  # the puck left the gone style
+    window.styles.pad.select_style(own)  # a name the pad no longer shows is ignored, not a crash
+    assert window.controller.params.style_mix == ((STYLE_NAMES[0], 1.0),)
+
+
+def json_styles(folder: Path) -> list[str]:
+    import json
+
+    return list(json.loads((folder / "manifest.json").read_text())["styles"])

@@ -15,7 +15,7 @@ from realtime.backends.choose import open_backend
 from realtime.backends.ort import OrtBackend
 from realtime.backends.quantize import INT8_FILE, QuantizeConfig, offline_stream, quantize_bundle
 from realtime.model_processor import ModelProcessor
-from tests.export.tiny import copy_bundle, edit_manifest, tiny_bundle
+from tests.export.tiny import copy_bundle, edit_manifest, rehash, tiny_bundle
 
 SMALL = QuantizeConfig(clips=2, check_clips=1, seconds=1.0, windows=24, timing_calls=10)
 
@@ -94,6 +94,14 @@ def test_a_damaged_int8_graph_is_refused_at_load(quantized: B.Bundle, tmp_path: 
     edit_manifest(unlisted, lambda m: m["files"].pop(INT8_FILE))
     with pytest.raises(StylehostError, match="has no entry in 'files'"):
         B.load_bundle(unlisted)
+
+
+def test_an_int8_graph_of_the_wrong_shape_is_refused_at_load(quantized: B.Bundle, tmp_path: Path) -> None:
+    folder = copy_bundle(quantized, tmp_path)
+    shutil.copyfile(folder / "frontend.onnx", folder / INT8_FILE)  # a valid graph, hashed, but not a denoiser
+    rehash(folder, INT8_FILE)
+    with pytest.raises(StylehostError, match="the denoiser_int8 graph"):
+        B.load_bundle(folder)
 
 
 def test_shipped_bundles_carry_an_int8_denoiser_the_cpu_backend_picks() -> None:
