@@ -49,7 +49,7 @@ def _input(rate: int, seconds: float) -> np.ndarray:
 def run_one(model: str, seconds: float, blocksize: int) -> dict[str, Any]:
     from PyQt6.QtWidgets import QApplication
 
-    from benchmarks.jackserver import JackServer, ProbeProcess, reinit_portaudio
+    from benchmarks.jackserver import JackServer, ProbeProcess, _jack, reinit_portaudio
     from gui.app import PanelWindow
     from gui.controller import EngineController
 
@@ -73,7 +73,14 @@ def run_one(model: str, seconds: float, blocksize: int) -> dict[str, Any]:
         if not window.start_stream():
             raise SystemExit(f"the panel could not start: {window.last_message}")
         try:
-            with ProbeProcess(server.name) as probe:
+            # The engine process's PortAudio client may be "PortAudio-NN": the panel's own device listing
+            # holds the first name.
+            lister = _jack().Client("stylehost-panel-live-lister", servername=server.name, no_start_server=True)
+            ports = lister.get_ports("PortAudio.*:in_")
+            lister.close()
+            if not ports:
+                raise SystemExit("the engine process opened no JACK input ports")
+            with ProbeProcess(server.name, target=ports[-1].name.split(":")[0]) as probe:
                 probe.connect()
                 signal = _input(48000, seconds)
                 player = threading.Thread(target=probe.play_and_record, args=(signal,), daemon=True)
