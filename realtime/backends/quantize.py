@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -38,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from diffusion.errors import StylehostError
-from export.bundle import INT8_GRAPH, MANIFEST, Bundle, file_entry, load_bundle
+from export.bundle import INT8_GRAPH, Bundle, file_entry, load_bundle, update_manifest
 from realtime.backends.base import Backend
 from realtime.model_processor import ModelProcessor
 
@@ -258,11 +257,10 @@ def quantize_bundle(path: Path, data_dir: Path, cfg: QuantizeConfig = QuantizeCo
     target = bundle.path / INT8_FILE
     write_int8(bundle, feeds, target)
     say(f"checking on {cfg.check_clips} validation clips ...")
-    manifest = dict(bundle.manifest)
-    manifest["graphs"] = {**manifest["graphs"], INT8_GRAPH: {**manifest["graphs"]["denoiser"], "file": INT8_FILE}}
-    manifest["files"] = {**manifest["files"], INT8_FILE: file_entry(target)}
-    _write_manifest(bundle.path, manifest)
-    quantized = load_bundle(bundle.path)
+    m = bundle.manifest
+    quantized = update_manifest(bundle.path, {
+        "graphs": {**m["graphs"], INT8_GRAPH: {**m["graphs"]["denoiser"], "file": INT8_FILE}},
+        "files": {**m["files"], INT8_FILE: file_entry(target)}})
     check, val_feeds = render_check(quantized, data_dir, cfg)
     section = {
         "graph": INT8_GRAPH, "method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 "
@@ -271,15 +269,7 @@ def quantize_bundle(path: Path, data_dir: Path, cfg: QuantizeConfig = QuantizeCo
         "render": check, "timing": call_times(quantized, target, val_feeds[len(val_feeds) // 2], cfg.timing_calls),
         "runtime": "onnxruntime CPU, 1 intra-op thread, batch 1", "command": command_line(), "git_commit": git_commit(),
     }
-    manifest = {**quantized.manifest, "quantization": section}
-    _write_manifest(bundle.path, manifest)
-    return load_bundle(bundle.path)
-
-
-def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, folder / MANIFEST)
+    return update_manifest(bundle.path, {"quantization": section})
 
 
 def add_quantize_arguments(p: argparse.ArgumentParser) -> None:
