@@ -9,17 +9,21 @@ lazily so the live engine does not depend on it.
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import multiprocessing
 import os
 import re
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,10 +118,109 @@ def running_servers(exclude: str | None = None) -> list[str]:
     return [n for n in names[:8] if server_running(n)]  # at most 8 probes of ~0.1 s
 
 
+# jack2's shared registry (common/shm.h): a header, then a table of MAX_SERVERS (8) server slots, each a
+# pid_t and a name of JACK_SERVER_NAME_SIZE + 1 bytes (padded to 264). Guarded by the SysV semaphore
+# JACK_SEMAPHORE_KEY. jackd frees its slot when it exits cleanly (SIGTERM); a jackd killed with SIGKILL
+# leaves it, and jack2 reclaims a dead slot only when a server of the *same name* starts again.
+JACK_REGISTRY = Path("/dev/shm/jack-shm-registry")
+_JACK_SHM_MAGIC = 0x4A41434B
+_JACK_SEMAPHORE_KEY = 0x282929
+_MAX_SERVERS = 8
+_SERVER_TABLE = 24  # bytes before the table: magic, protocol, type, size, hdr_len, entry_len
+_SERVER_SLOT = 264
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    return True
+
+
+class _RegistryLock:
+    """jack2's registry lock (semop -1/+1 with SEM_UNDO on its one-semaphore set); a no-op without it."""
+
+    def __init__(self) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._semid = self._libc.semget(_JACK_SEMAPHORE_KEY, 1, 0)
+
+    def _add(self, value: int) -> None:
+        if self._semid >= 0:
+            sem_undo = 0x1000
+            op = struct.pack("HhH", 0, value, sem_undo)  # struct sembuf {sem_num, sem_op, sem_flg}
+            self._libc.semop(self._semid, ctypes.c_char_p(op), 1)
+
+    def __enter__(self) -> None:
+        self._add(-1)
+
+    def __exit__(self, *exc: object) -> None:
+        self._add(1)
+
+
+def live_server_slots(registry: Path = JACK_REGISTRY) -> list[str]:
+    """Names in the registry's server table whose process is alive (for error messages)."""
+    try:
+        data = registry.read_bytes()[: _SERVER_TABLE + _MAX_SERVERS * _SERVER_SLOT]
+    except OSError:
+        return []
+    names = []
+    for slot in range(_MAX_SERVERS):
+        at = _SERVER_TABLE + slot * _SERVER_SLOT
+        if len(data) < at + _SERVER_SLOT:
+            break
+        pid, = struct.unpack_from("<i", data, at)
+        if pid > 0 and _pid_alive(pid):
+            names.append(data[at + 4 : at + _SERVER_SLOT].split(b"\0", 1)[0].decode(errors="replace"))
+    return names
+
+
+def reclaim_dead_server_slots(registry: Path = JACK_REGISTRY) -> list[str]:
+    """Free the registry slots of JACK servers whose process is gone; return their names.
+
+    Why: every private server here has a new name, so a slot left by a killed jackd is never reused;
+    after eight, every new jackd fails with "Failed to open server" (ENOSPC) until the machine restarts.
+    That is what failed CI once: 40 JACK tests in one run. Only slots whose pid is dead are touched, under
+    jack's own registry lock, and only in a registry whose header matches the layout above.
+    """
+    try:
+        fd = os.open(registry, os.O_RDWR)
+    except OSError:
+        return []  # no registry yet (no server ever ran) or not ours to repair
+    reclaimed: list[str] = []
+    try:
+        size = os.fstat(fd).st_size
+        table_end = _SERVER_TABLE + _MAX_SERVERS * _SERVER_SLOT
+        if size < table_end:
+            return []
+        with mmap.mmap(fd, table_end) as shm, _RegistryLock():
+            magic, = struct.unpack_from("<I", shm, 0)
+            hdr_len, = struct.unpack_from("<i", shm, 16)
+            if magic != _JACK_SHM_MAGIC or hdr_len != table_end:
+                return []  # a jack build with another layout: leave it alone
+            for slot in range(_MAX_SERVERS):
+                at = _SERVER_TABLE + slot * _SERVER_SLOT
+                pid, = struct.unpack_from("<i", shm, at)
+                if pid > 0 and not _pid_alive(pid):
+                    name = bytes(shm[at + 4 : at + _SERVER_SLOT]).split(b"\0", 1)[0].decode(errors="replace")
+                    shm[at : at + _SERVER_SLOT] = bytes(_SERVER_SLOT)
+                    reclaimed.append(name)
+    finally:
+        os.close(fd)
+    for name in reclaimed:  # "jack-UID:NAME:": its socket and semaphores are litter now
+        parts = name.split(":")
+        if len(parts) >= 2 and parts[0].startswith("jack-") and "/" not in parts[1]:
+            uid, server = parts[0][5:], parts[1]
+            for litter in [*registry.parent.glob(f"jack_{server}_{uid}_*"),
+                           *registry.parent.glob(f"jack_sem.{uid}_{server}_*")]:
+                litter.unlink(missing_ok=True)
+    return reclaimed
+
+
 def _die_with_parent() -> None:
     """In the jackd child: ask Linux to SIGTERM it when its parent dies (a killed test run leaks no server)."""
-    import ctypes
-
     pr_set_pdeathsig = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
@@ -143,6 +246,7 @@ class JackServer:
         jackd = shutil.which("jackd")
         if jackd is None:
             raise StylehostError("no JACK server running and no `jackd` binary to start one (apt install jackd2)")
+        reclaim_dead_server_slots()  # audit: jack-reclaim-dead-slots
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
         cmd = [jackd, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
         self._proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -151,7 +255,10 @@ class JackServer:
         while not server_running(self.name):
             if self._proc.poll() is not None:
                 err = self._proc.stderr.read().decode(errors="replace").strip() if self._proc.stderr else ""
-                raise StylehostError(f"jackd exited with {self._proc.returncode}: {err.splitlines()[-1:]}")
+                hint = ""
+                if "Failed to open server" in err and len(live_server_slots()) >= _MAX_SERVERS:
+                    hint = f" (JACK's registry holds its limit of {_MAX_SERVERS} running servers: stop one)"
+                raise StylehostError(f"jackd exited with {self._proc.returncode}: {err.splitlines()[-1:]}{hint}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise StylehostError(f"jackd {self.name!r} not ready after {timeout:.0f} s")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.jackserver import JackServer, server_running
+from benchmarks.jackserver import JACK_REGISTRY, JackServer, live_server_slots, server_running
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,3 +74,36 @@ def test_bench_latency_through_a_named_server_while_portaudio_sits_on_another(am
 
 def test_a_server_that_is_not_running_is_reported_as_such() -> None:
     assert server_running(f"nosuch-{uuid.uuid4().hex[:6]}") is False
+
+
+def _leak_server(name: str) -> None:
+    """Start ``jackd -n name`` and SIGKILL it once it answers: its registry slot stays behind."""
+    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+    proc = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not server_running(name):
+            assert proc.poll() is None and time.monotonic() < deadline, f"jackd {name} did not start"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_servers_killed_with_sigkill_do_not_use_up_jacks_eight_server_slots() -> None:
+    """Guards reclaim_dead_server_slots: jack2 keeps 8 server slots and frees a SIGKILLed server's slot only
+    when the same name starts again; with a new name per run, 8 such kills made every later jackd fail
+    ("Failed to open server"), which failed 40 tests in one CI run."""
+    leaked = [f"leak-{os.getpid()}-{i}-{uuid.uuid4().hex[:4]}" for i in range(8)]
+    for name in leaked:
+        _leak_server(name)
+    registry = JACK_REGISTRY.read_bytes()
+    assert all(name.encode() in registry for name in leaked)  # the slots are still taken
+    server = JackServer().start()  # a ninth server: starts because the dead slots were reclaimed
+    try:
+        assert server_running(server.name)
+        assert server.name in " ".join(live_server_slots())
+    finally:
+        server.stop()
+    assert not any(name in " ".join(live_server_slots()) for name in leaked)
