@@ -265,6 +265,16 @@ class JackServer:
             time.sleep(0.05)
         return self
 
+    def pin(self, cpus: set[int]) -> None:
+        """Keep every thread of this jackd on ``cpus`` (the benchmarks' --pin-cpus; best effort)."""
+        if self._proc is None or not cpus:
+            return
+        for task in Path(f"/proc/{self._proc.pid}/task").iterdir():
+            try:
+                os.sched_setaffinity(int(task.name), cpus)
+            except OSError:
+                pass
+
     def stop(self) -> None:
         if self._proc is None:
             return
@@ -343,9 +353,20 @@ class LoopbackProbe:
                 self._done.set()
 
     def connect(self) -> None:
-        """Replace system capture/playback connections of the target client with the probe."""
-        ins = self.client.get_ports(f"{self.target}:in_")
-        outs = self.client.get_ports(f"{self.target}:out_")
+        """Replace system capture/playback connections of the target client with the probe.
+
+        The target is the client with ``in_``/``out_`` ports named ``TARGET`` or ``TARGET-NN``: PortAudio
+        names its client "PortAudio", and "PortAudio-01" in a second process on the same server (the
+        engine's device process, realtime/device_process.py, beside the PortAudio client that listed
+        the devices). More than one such client with ports is an error that names them.
+        """
+        pattern = f"^{re.escape(self.target)}(-[0-9]+)?:"
+        clients = sorted({p.name.split(":")[0] for p in self.client.get_ports(pattern + "in_")})
+        if len(clients) > 1:
+            raise StylehostError(f"more than one JACK client streams ({', '.join(clients)}); name one as the target")
+        target = clients[0] if clients else self.target
+        ins = self.client.get_ports(f"^{re.escape(target)}:in_")
+        outs = self.client.get_ports(f"^{re.escape(target)}:out_")
         if not ins or not outs:
             raise StylehostError(f"no JACK ports named {self.target}:in_*/out_*; is the stream open?")
         for port in ins:

@@ -43,6 +43,7 @@ import numpy as np
 from diffusion.config import parse_list  # noqa: F401 - re-exported for benchmarks.quality and tests
 from diffusion.errors import StylehostError
 from realtime.argtypes import ranged_float, ranged_int, ranged_int_list
+from realtime.params import CALLBACK_PROCESS
 
 JACK_HOSTAPI = "JACK Audio Connection Kit"
 PULSE_PERIOD_S = 0.2  # pulse spacing: longer than any latency we could measure, so no ambiguity
@@ -92,6 +93,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin-ms", type=ranged_float(0.0, 100.0), default=6.0, help="engine compute margin, 0 to 100")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "int8"),
                    help="the denoiser's precision on the CPU backend (auto: int8 when the bundle has it)")
+    p.add_argument("--callback-process", action=argparse.BooleanOptionalAction, default=CALLBACK_PROCESS,
+                   help="run the PortAudio callback in a process of its own that holds only the shared rings "
+                        "(realtime/device_process.py); --no-callback-process: in the worker's process")
+    p.add_argument("--pin-cpus", action="store_true",
+                   help="the worker on the last CPU; the callback's process (with --callback-process) and a private "
+                        "JACK server on the others")
     p.add_argument("--style", default="violin", help="target style while measuring")
     p.add_argument("--steps", type=ranged_int_list(1, 64), default=None,
                    help="sampling steps, 1 to 64 (default: the model's recommended); a list ('1,2,4') measures each")
@@ -131,7 +138,8 @@ def cli_latency(args: argparse.Namespace) -> int:
         for steps in steps_list[:1] if passthrough else steps_list:  # the passthrough has no sampler
             params = params_from_args(argparse.Namespace(**{**vars(args), "steps": steps, "wet": 1.0}), factory)
             common = dict(seconds=seconds, server=args.server, samplerate=args.samplerate, margin_ms=args.margin_ms,
-                          backend=backend, params=params)
+                          backend=backend, params=params, callback_process=args.callback_process,
+                          pin_cpus=args.pin_cpus)
             if args.find_blocksize:
                 search = {**find_blocksize(factory, max_blocksize=args.max_blocksize, say=print, **common),
                           "model": model}
@@ -234,6 +242,8 @@ def measure_latency(
     backend: str = "dsp-passthrough",
     params: Any = None,
     trace: bool = False,
+    callback_process: bool = False,
+    pin_cpus: bool = False,
 ) -> dict[str, Any]:
     """Run the live engine on a JACK server and return the measured figures (see module doc); with ``trace``
     also ``call_trace``, every processor call recorded and the late ones classified (realtime/calltrace.py)."""
@@ -245,7 +255,8 @@ def measure_latency(
         os.environ["JACK_DEFAULT_SERVER"] = name
         reinit_portaudio()
         try:
-            return _measure(make_processor, name, seconds, blocksize, margin_ms, backend, params, trace)
+            return _measure(make_processor, name, seconds, blocksize, margin_ms, backend, params, trace,
+                            callback_process, pin_cpus)
         finally:
             if old is None:
                 os.environ.pop("JACK_DEFAULT_SERVER", None)
@@ -253,7 +264,12 @@ def measure_latency(
                 os.environ["JACK_DEFAULT_SERVER"] = old
             reinit_portaudio()
     with JackServer(rate=samplerate, period=blocksize) as srv:
-        return _measure(make_processor, srv.name, seconds, blocksize, margin_ms, backend, params, trace)
+        if pin_cpus:
+            from realtime.worker import split_cpus
+
+            srv.pin(split_cpus()[0])
+        return _measure(make_processor, srv.name, seconds, blocksize, margin_ms, backend, params, trace,
+                        callback_process, pin_cpus)
 
 
 def require_audio_server(server: str | None) -> str:
@@ -355,7 +371,7 @@ def _cpu_seconds() -> float:
 
 def _measure(
     make_processor: Any, server: str, seconds: float, blocksize: int, margin_ms: float, backend: str,
-    params: Any = None, trace: bool = False,
+    params: Any = None, trace: bool = False, callback_process: bool = False, pin_cpus: bool = False,
 ) -> dict[str, Any]:
     from benchmarks.jackserver import ProbeProcess
     from realtime.audio import LiveSession
@@ -364,7 +380,7 @@ def _measure(
     device = _jack_device()
     session = LiveSession(
         make_processor, input=device, output=device, blocksize=blocksize, channels=1, margin_ms=margin_ms,
-        params=params,
+        params=params, callback_process=callback_process, pin_cpus=pin_cpus,
     )
     call_trace = session.engine.enable_trace() if trace else None
     load0, steal0 = os.getloadavg(), _steal_seconds()
@@ -406,6 +422,8 @@ def _measure(
             # 100 = one core busy.
             "cpu_percent": 100.0 * cpu_s / wall_s if wall_s > 0 else 0.0,
             "probe": "own process",
+            "callback": "own process" if callback_process else "worker's process",
+            "worker_cpus": engine.pinned_cpus,
             "worker_realtime_priority": engine.realtime_priority,
             "pulses": len(starts),
             "pulses_found": len(found),

@@ -24,9 +24,11 @@ from typing import Any
 import sounddevice as sd
 
 from diffusion.errors import StylehostError
+from realtime.device_process import DeviceProcess, StreamSpec
 from realtime.engine import Engine, EngineConfig
-from realtime.params import EngineParams
+from realtime.params import CALLBACK_PROCESS, EngineParams
 from realtime.processor import Processor
+from realtime.worker import split_cpus
 
 STALL_S = 2.0  # no callback for this long while "active": the device is gone (a loaded machine stalls < 1 s)
 _ABANDONED: list[sd.Stream] = []  # dead streams, kept referenced so their cffi callback handle stays valid
@@ -140,6 +142,8 @@ class LiveSession:
         stereo_mode: str = "mid",
         margin_ms: float = 6.0,
         params: EngineParams | None = None,
+        callback_process: bool = CALLBACK_PROCESS,
+        pin_cpus: bool = False,
     ) -> None:
         self.input = find_device(input, "input")
         self.output = find_device(output, "output")
@@ -159,9 +163,12 @@ class LiveSession:
             out_channels=out_ch,
             stereo_mode=stereo_mode,
             margin_ms=margin_ms,
+            callback_process=callback_process,
+            pin_cpus=pin_cpus,
         )
         self.engine = Engine(make_processor, config, params)
         self._stream: sd.Stream | None = None
+        self._device: DeviceProcess | None = None  # the callback's own process (callback_process)
         self._seen_blocks = -1  # callback progress at the last look (stall detection)
         self._seen_at = 0.0
         self.failure: str | None = None  # why the stream died, once it has
@@ -178,6 +185,8 @@ class LiveSession:
     def start(self) -> LiveSession:
         cfg = self.engine.config
         self.engine.reset()
+        if cfg.callback_process:
+            return self._start_device_process()
         try:
             self._stream = sd.Stream(
                 device=(self.input.index, self.output.index),
@@ -200,8 +209,41 @@ class LiveSession:
         self._stream.start()
         return self
 
+    def _start_device_process(self) -> LiveSession:
+        """The stream in a process of its own (realtime/device_process.py); the worker stays here."""
+        cfg, engine = self.engine.config, self.engine
+        assert engine.shared is not None
+        engine.start()  # the wake pipe first: its write end goes to the device process
+        spec = StreamSpec(self.input.index, self.output.index, cfg.sample_rate, cfg.blocksize, cfg.in_channels,
+                          cfg.out_channels, cfg.fade_ms, engine.shared.layout.capacity,
+                          tuple(sorted(split_cpus()[0])) if cfg.pin_cpus else ())
+        device = DeviceProcess(spec, engine.shared, engine._wake_w)
+        try:
+            in_lat, out_lat = device.open()
+        except StylehostError as exc:
+            engine.stop()
+            raise StylehostError(f"cannot open {self.device_name} at {cfg.sample_rate} Hz, block {cfg.blocksize} "
+                                 f"in the device process: {exc} (try --samplerate or --blocksize)") from exc
+        engine.set_device_latency(in_lat, out_lat)
+        freeze_heap()
+        try:
+            device.start()
+        except StylehostError:
+            engine.stop()
+            raise
+        self._device = device
+        return self
+
     def stop(self) -> None:
         """Stop and close the stream and join the worker; a dead stream is abandoned, never waited on."""
+        device, self._device = self._device, None
+        if device is not None:
+            try:
+                device.stop()  # the child closes a live stream and abandons a dead one itself
+            finally:
+                self.engine.stop()
+                gc.unfreeze()
+            return
         stream, self._stream = self._stream, None
         if stream is None:
             return
@@ -228,11 +270,13 @@ class LiveSession:
     @property
     def active(self) -> bool:
         """Streaming and alive: PortAudio says active and callbacks keep coming."""
+        if self._device is not None:
+            return self._device.running and not self._stalled()
         return self._stream is not None and self._stream.active and not self._stalled()  # audit: stream-alive
 
     def check(self) -> None:
         """Raise one StylehostError if the stream died under us (the session is then stopped)."""
-        if self.failure is None and self._stream is not None and not self.active:
+        if self.failure is None and (self._stream is not None or self._device is not None) and not self.active:
             self.failure = (
                 f"the stream on {self.device_name} stopped: the audio server went away or the device was "
                 "unplugged; start the server (restart stylehost for JACK) and the stream again"

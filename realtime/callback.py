@@ -16,11 +16,27 @@ import os
 
 import numpy as np
 
-from realtime.state import EngineState
+from realtime.ringbuffer import RingBuffer
+from realtime.state import BLOCKS, DROPOUTS, IN_OVERRUNS, N_COUNTS, XRUNS, EngineState
 
 
 class CallbackSide(EngineState):
     """``process_block`` and its dropout fill; the fields it writes are the callback group of EngineState."""
+
+    def _init_callback(self, sample_rate: int, blocksize: int, out_channels: int, fade_ms: float,
+                       in_ring: RingBuffer, out_ring: RingBuffer, counts: np.ndarray | None = None) -> None:
+        """Preallocate the callback's state, so that it only copies and multiplies in place."""
+        self._in_ring = in_ring
+        self._out_ring = out_ring
+        self._cb_counts = counts if counts is not None else np.zeros(N_COUNTS, np.int64)
+        self._fade_len = max(1, int(fade_ms * sample_rate / 1000))
+        self._max_block = max(8192, 4 * blocksize)
+        fade = np.clip(1.0 - np.arange(self._max_block) / self._fade_len, 0.0, 1.0).astype(np.float32)
+        self._fade_out = fade
+        self._fade_in = np.ascontiguousarray(1.0 - fade[: self._fade_len])[:, None]
+        self._fade_in_pos = self._fade_len  # == fade_len: not fading in
+        self._last = np.zeros(out_channels, np.float32)
+        self._debt = 0
 
     def process_block(self, indata: np.ndarray, outdata: np.ndarray, status_flags: object = None) -> None:
         """Move one block: indata (frames, in_channels) in, outdata (frames, out_channels) out.
@@ -28,12 +44,13 @@ class CallbackSide(EngineState):
         Real-time safe: copies through preallocated rings, multiplies in place, no allocation of
         sample buffers, no locks, no logging. Keep it that way; the worker does everything else.
         """
+        counts = self._cb_counts
         if status_flags:
-            self.xruns += 1
+            counts[XRUNS] += 1
         frames = len(indata)
         written = self._in_ring.write(indata)
         if written < frames:
-            self._in_overruns += frames - written
+            counts[IN_OVERRUNS] += frames - written
         if self._debt:
             self._debt -= self._out_ring.discard(self._debt)
         got = self._out_ring.read(outdata)
@@ -46,7 +63,7 @@ class CallbackSide(EngineState):
             self._fade_in_pos += n
         if frames:
             self._last[:] = outdata[frames - 1]
-        self.blocks += 1
+        counts[BLOCKS] += 1
         if self._wake_w >= 0:
             try:
                 os.write(self._wake_w, b"\0")  # self-pipe: a syscall, no Python lock
@@ -55,7 +72,7 @@ class CallbackSide(EngineState):
 
     def _underrun(self, outdata: np.ndarray, got: int, frames: int) -> None:
         """Fill outdata[got:] with the last good sample fading to zero; owe the missing samples."""
-        self.dropouts += 1
+        self._cb_counts[DROPOUTS] += 1
         missing = frames - got
         self._debt += missing
         m = min(missing, self._max_block)

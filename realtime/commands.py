@@ -17,7 +17,7 @@ from collections.abc import Callable
 from diffusion.styles import STYLE_NAMES
 from realtime.argtypes import ranged_float, ranged_int
 from realtime.backends.ort import PRECISIONS
-from realtime.params import EngineParams
+from realtime.params import CALLBACK_PROCESS, EngineParams
 from realtime.processor import Processor
 from realtime.session import ModelFactory, Session, SessionConfig, open_session, passthrough_session
 
@@ -84,6 +84,12 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"channels to open, in {_span(CHANNELS)}; the devices must have them (default: up to 2)")
     p.add_argument("--margin-ms", type=ranged_float(*MARGIN_MS), default=6.0,  # audit: option-margin-range
                    help=f"compute margin added to the latency, in {_span(MARGIN_MS)} ms")
+    p.add_argument("--callback-process", action=argparse.BooleanOptionalAction, default=CALLBACK_PROCESS,
+                   help="run the audio callback in a process of its own that holds only the shared rings, so it "
+                        "never waits on the model's process (docs/live.md)")
+    p.add_argument("--pin-cpus", action="store_true",
+                   help="keep the worker on the last CPU and (with --callback-process) the audio callback on the "
+                        "others")
     p.add_argument("--seconds", type=ranged_float(0.0, None, lo_open=True), default=None,  # audit: option-seconds-range
                    help="stop after this long, > 0 (default: until Ctrl-C)")
 
@@ -155,6 +161,8 @@ def cli_live(args: argparse.Namespace) -> int:
         stereo_mode=args.stereo,
         margin_ms=args.margin_ms,
         params=params,
+        callback_process=args.callback_process,
+        pin_cpus=args.pin_cpus,
     )
     if passthrough:
         print(PASSTHROUGH_NOTICE, file=sys.stderr)

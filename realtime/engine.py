@@ -39,6 +39,7 @@ from diffusion.errors import StylehostError
 from realtime.callback import CallbackSide
 from realtime.calltrace import CAPACITY as CALLTRACE_CAPACITY
 from realtime.calltrace import CallTrace
+from realtime.device_memory import CallbackMemory
 from realtime.faults import INPUT_CEILING, PROCESSOR_CEILING
 from realtime.governor import LoadGovernor
 from realtime.latency import measure_latency, with_device_latency
@@ -73,6 +74,13 @@ class EngineConfig:
     ring_seconds: float = 2.0
     tap_seconds: float = 1.0  # recent input/output kept for a panel (input_tap, output_tap)
     resample_quality: str = QUALITY
+    # Live only: run the device callback in a process of its own that holds nothing but the shared rings
+    # (realtime/device_process.py), so it never waits on this process's GIL or collector.
+    callback_process: bool = False
+    # Live only: the worker on the last CPU (realtime/worker.py split_cpus); with callback_process the device
+    # process (its PortAudio and JACK threads) on the others. In one process only the worker is pinned:
+    # PortAudio made its JACK thread when it initialised, before any engine.
+    pin_cpus: bool = False
 
     def __post_init__(self) -> None:
         if self.stereo_mode not in STEREO_MODES:
@@ -105,8 +113,14 @@ class Engine(WorkerSide, CallbackSide):
         self._applied: EngineParams | None = None
         B, R = cfg.blocksize, cfg.sample_rate
         ring = max(int(cfg.ring_seconds * R), 8 * B)
-        self._in_ring = RingBuffer(ring, cfg.in_channels)
-        self._out_ring = RingBuffer(ring, cfg.out_channels)
+        # The callback's rings and counters: in shared memory when the callback runs in a process of its
+        # own (cfg.callback_process, realtime/device_process.py), else plain arrays.
+        self.shared = CallbackMemory.create(ring, cfg.in_channels, cfg.out_channels) if cfg.callback_process else None
+        if self.shared is not None:
+            self._in_ring, self._out_ring = self.shared.rings()
+        else:
+            self._in_ring = RingBuffer(ring, cfg.in_channels)
+            self._out_ring = RingBuffer(ring, cfg.out_channels)
         self._model_ring = RingBuffer(max(int(cfg.ring_seconds * self.model_rate), 4 * proc.stride), n_proc)
         self._dry_ring = RingBuffer(ring, cfg.in_channels)
         self._to_model = StreamResampler(R, self.model_rate, n_proc, cfg.resample_quality)
@@ -129,22 +143,12 @@ class Engine(WorkerSide, CallbackSide):
         # The wet follows the input's loudness (params.match_level), for processors that change it.
         self.level = LevelMatcher(R)
         self._level_matched = not proc.preserves_level
-        # Callback-side state: preallocated so the callback only copies and multiplies in place.
-        self._fade_len = max(1, int(cfg.fade_ms * R / 1000))
-        self._max_block = max(8192, 4 * B)
-        fade = np.clip(1.0 - np.arange(self._max_block) / self._fade_len, 0.0, 1.0).astype(np.float32)
-        self._fade_out = fade
-        self._fade_in = np.ascontiguousarray(1.0 - fade[: self._fade_len])[:, None]
-        self._fade_in_pos = self._fade_len  # == fade_len: not fading in
-        self._last = np.zeros(cfg.out_channels, np.float32)
-        self._debt = 0
-        # Counters (single writer each; readers tolerate staleness).
-        self.dropouts = 0
-        self.xruns = 0
-        self._in_overruns = 0  # the callback's (input ring full)
+        # Callback-side state (callback.py): preallocated so the callback only copies and multiplies in place.
+        self._init_callback(R, B, cfg.out_channels, cfg.fade_ms, self._in_ring, self._out_ring,
+                            self.shared.counts if self.shared is not None else None)
+        # Worker counters (single writer each; readers tolerate staleness).
         self._out_overruns = 0  # the worker's (output ring full)
         self.skipped = 0
-        self.blocks = 0
         self.bad_input = 0  # non-finite input samples replaced by 0
         self.bad_output = 0  # processor calls whose output was not finite (zeroed, fell back to dry)
         self.processor_errors = 0  # processor calls (or set_params) that raised (fell back to dry)
@@ -173,6 +177,7 @@ class Engine(WorkerSide, CallbackSide):
         self._stop = threading.Event()
         self._wake_r = self._wake_w = -1
         self.realtime_priority = False  # whether the worker got SCHED_FIFO
+        self.pinned_cpus: list[int] = []  # the worker's CPUs when pin_cpus took effect
         self.trace: CallTrace | None = None  # per-call records, off unless enable_trace
         self.reset()
 

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 
 from diffusion.errors import StylehostError
 
+# Where a live stream's PortAudio callback runs by default: in a process of its own (True) that holds only
+# the shared rings (realtime/device_process.py), or in the worker's process. docs/live.md has the A/B.
+CALLBACK_PROCESS = False
+
 
 @dataclass(frozen=True)
 class EngineParams:

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     from realtime.engine import EngineConfig
     from realtime.mix import Ramp
 
+# The callback's counters, one int64 slot each in ``_cb_counts`` (shared memory when the callback runs in
+# a process of its own, realtime/device_process.py): written only by the callback, read by anyone.
+BLOCKS, DROPOUTS, XRUNS, IN_OVERRUNS, STREAM_STATE = range(5)
+N_COUNTS = 8  # room to grow without changing the shared layout's alignment
+STREAM_OPENING, STREAM_RUNNING, STREAM_DEAD = 0, 1, 2  # STREAM_STATE: written by the device process
+
 
 class EngineState:
     """Declarations only (values are set in ``Engine.__init__``)."""
@@ -48,10 +54,7 @@ class EngineState:
     _wake_w: int
 
     # ---- callback thread (callback.py) --------------------------------------------------------------
-    dropouts: int
-    xruns: int
-    blocks: int
-    _in_overruns: int  # input samples the full input ring refused
+    _cb_counts: np.ndarray  # int64: blocks, dropouts, xruns, input overruns, stream state (callback.py)
     _debt: int  # output samples owed after a dropout (discarded when they arrive late)
     _last: np.ndarray  # last good output sample per channel (the dropout fade starts from it)
     _fade_len: int
@@ -106,6 +109,26 @@ class EngineState:
     _thread: threading.Thread | None
     _stop: threading.Event
     realtime_priority: bool  # written by the worker as it starts
+    pinned_cpus: list[int]  # written by the worker as it starts (pin_cpus)
+
+    @property
+    def dropouts(self) -> int:
+        """Callbacks that found too little processed audio (filled with a fade instead)."""
+        return int(self._cb_counts[DROPOUTS])
+
+    @property
+    def xruns(self) -> int:
+        """Callbacks whose status flags reported an over/underrun of the device."""
+        return int(self._cb_counts[XRUNS])
+
+    @property
+    def blocks(self) -> int:
+        """Callbacks so far (the stall check watches it grow)."""
+        return int(self._cb_counts[BLOCKS])
+
+    @property
+    def _in_overruns(self) -> int:
+        return int(self._cb_counts[IN_OVERRUNS])
 
     @property
     def _matching_level(self) -> bool:

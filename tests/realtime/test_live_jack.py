@@ -34,10 +34,13 @@ def pulse_train(rate: int, seconds: float, period_s: float = 0.2) -> tuple[np.nd
 
 
 def stream_pulses(
-    server: JackServer, make: type[Processor] | object, seconds: float, channels: int = 1, during=None
+    server: JackServer, make: type[Processor] | object, seconds: float, channels: int = 1, during=None,
+    callback_process: bool = False,
 ) -> tuple[Engine, np.ndarray, list[float], list[int]]:
-    """Open a live session on the server, play a pulse train, return the arrival delay of each pulse."""
-    with LiveSession(make, input="system", output="system", blocksize=256, channels=channels) as live:
+    """Open a live session on the server, play a pulse train, return the arrival delay of each pulse.
+    ``callback_process``: the PortAudio callback in its own process (realtime/device_process.py)."""
+    with LiveSession(make, input="system", output="system", blocksize=256, channels=channels,
+                     callback_process=callback_process) as live:
         with LoopbackProbe(server.name) as probe:
             probe.connect()
             rate = probe.client.samplerate
@@ -68,22 +71,30 @@ def test_stream_reports_device_latency(jack_server: JackServer) -> None:
         assert live.active
 
 
+CALLBACK_PLACES = pytest.mark.parametrize("callback_process", [False, True], ids=["callback-here", "callback-process"])
+
+
+@CALLBACK_PLACES
 @pytest.mark.parametrize("channels", [1, 2])
-def test_passthrough_returns_after_exactly_the_reported_latency(jack_server: JackServer, channels: int) -> None:
-    engine, peaks, delays, _ = stream_pulses(jack_server, StftPassthroughProcessor, 2.5, channels)
+def test_passthrough_returns_after_exactly_the_reported_latency(jack_server: JackServer, channels: int,
+                                                                 callback_process: bool) -> None:
+    engine, peaks, delays, _ = stream_pulses(jack_server, StftPassthroughProcessor, 2.5, channels,
+                                             callback_process=callback_process)
     reported = engine.latency.total
     assert_mostly_exact(delays, reported)
     assert np.median(peaks) > 0.45  # pulses come back whole
 
 
-def test_slow_model_drops_out_callback_stays_on_time_and_recovers(jack_server: JackServer) -> None:
+@CALLBACK_PLACES
+def test_slow_model_drops_out_callback_stays_on_time_and_recovers(jack_server: JackServer,
+                                                                  callback_process: bool) -> None:
     # Calls are every 8 ms; calls 100-102 each take 120 ms: the worker misses ~350 ms of deadlines.
     def make() -> Processor:
         return SlowProcessor(StftPassthroughProcessor(), sleep_s=0.12, late_calls={100, 101, 102})
 
     baseline, _, _, _ = stream_pulses(jack_server, StftPassthroughProcessor, 4.0)  # this machine's own xruns now
     t0 = time.monotonic()
-    engine, peaks, delays, starts = stream_pulses(jack_server, make, 4.0)
+    engine, peaks, delays, starts = stream_pulses(jack_server, make, 4.0, callback_process=callback_process)
     elapsed = time.monotonic() - t0
     assert engine.dropouts > 0
     # The callback never waits on the worker: no more xruns than a fast processor gets on the same server
@@ -97,14 +108,16 @@ def test_slow_model_drops_out_callback_stays_on_time_and_recovers(jack_server: J
     assert_mostly_exact(late, engine.latency.total)
 
 
-def test_parameter_changes_while_streaming(jack_server: JackServer) -> None:
+@CALLBACK_PLACES
+def test_parameter_changes_while_streaming(jack_server: JackServer, callback_process: bool) -> None:
     def during(engine: Engine) -> None:
         time.sleep(1.0)
         engine.set_params(input_gain_db=-6.0206)
         time.sleep(1.0)
         engine.set_params(bypass=True)
 
-    engine, peaks, delays, starts = stream_pulses(jack_server, StftPassthroughProcessor, 3.2, during=during)
+    engine, peaks, delays, starts = stream_pulses(jack_server, StftPassthroughProcessor, 3.2, during=during,
+                                                  callback_process=callback_process)
     reported = engine.latency.total
     # Latency holds across gain change and bypass (the dry path is delayed to match).
     assert_mostly_exact(delays, reported, tol=0.6)
