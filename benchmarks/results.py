@@ -195,6 +195,12 @@ def _targets(inputs: Inputs) -> list[str]:
     return lines
 
 
+def _callback(run: dict[str, Any]) -> str:
+    """Where the PortAudio callback ran (``--callback-process``), and the worker's CPUs when pinned."""
+    where = run.get("callback", "worker's process")
+    return where + (f", worker on CPU {run['worker_cpus']}" if run.get("worker_cpus") else "")
+
+
 def _latency(inputs: Inputs, plots: dict[str, str]) -> list[str]:
     lines = ["## Latency and real-time factor", ""]
     if not inputs.latency:
@@ -204,11 +210,11 @@ def _latency(inputs: Inputs, plots: dict[str, str]) -> list[str]:
              r["end_to_end_latency_ms"], r.get("reported_latency_ms"), r["algorithmic_latency_ms"],
              r.get("device_latency_ms"), r["compute_ms_p50"], r["compute_ms_p99"], r.get("compute_ms_max"),
              r.get("stride_ms"), r["rtf"], r["dropouts"], r.get("xruns"), r.get("cpu_percent"),
-             r.get("probe", "engine's process"), r.get("device_name")]
+             r.get("probe", "engine's process"), _callback(r), r.get("device_name")]
             for r in inputs.latency]
     lines += _table(["file", "model", "backend", "steps", "block", "s", "end-to-end ms", "reported ms",
                      "algorithmic ms", "device ms", "compute p50 ms", "p99", "max", "stride ms", "rtf", "dropouts",
-                     "xruns", "CPU % (process)", "probe", "device"], rows)
+                     "xruns", "CPU % (process)", "probe", "callback", "device"], rows)
     lines += ["", "End-to-end: median delay of the pulse train (one pulse per 0.2 s) from the probe's JACK output "
                   "to its input through the live engine. Compute: wall time of each processor call (one call per "
                   "stride); rtf = mean compute / stride. CPU %: the engine's whole process, 100 = one core. Probe: "

@@ -239,7 +239,7 @@ class LiveSession:
         device, self._device = self._device, None
         if device is not None:
             try:
-                device.stop()  # the child closes a live stream and abandons a dead one itself
+                device.stop(abandon=not device.running or self._stalled())  # a dead stream: no PortAudio call
             finally:
                 self.engine.stop()
                 gc.unfreeze()

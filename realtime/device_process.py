@@ -113,14 +113,17 @@ class DeviceProcess:
         return (self._proc is not None and self._proc.poll() is None
                 and int(self.memory.counts[STREAM_STATE]) == STREAM_RUNNING)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask the child to close the stream and exit; kill it if it does not within ``timeout``."""
+    def stop(self, abandon: bool = False, timeout: float = 10.0) -> None:
+        """Ask the child to close the stream and exit; kill it if it does not within ``timeout``.
+
+        ``abandon``: the stream is dead (the parent saw the callbacks stop), so the child must not call into
+        PortAudio at all; a stopped JACK server would hang Pa_StopStream until the kill."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
         try:
             if proc.stdin is not None:
-                proc.stdin.write("stop\n")
+                proc.stdin.write("abandon\n" if abandon else "stop\n")
                 proc.stdin.close()
         except (BrokenPipeError, OSError):
             pass
@@ -205,17 +208,19 @@ def main(argv: list[str]) -> int:
     memory.counts[STREAM_STATE] = STREAM_RUNNING
     print("started", flush=True)
     seen, seen_at = -1, time.monotonic()
+    order = ""
     while True:
         ready, _, _ = select.select([sys.stdin], [], [], 0.1)
         if ready:
-            break  # "stop", or end of file: the parent is gone
+            order = sys.stdin.readline().strip()  # "stop", "abandon", or "" at end of file: the parent is gone
+            break
         blocks = int(memory.counts[BLOCKS])
         if blocks != seen:
             seen, seen_at = blocks, time.monotonic()
         if not stream.active:
             memory.counts[STREAM_STATE] = STREAM_DEAD
-    stalled = time.monotonic() - seen_at > 2.0
-    if stream.active and not stalled:
+    stalled = time.monotonic() - seen_at > 1.0  # no callback for a second: PortAudio would hang on it
+    if order != "abandon" and stream.active and not stalled:
         stream.stop()
         stream.close()
     sys.stdout.flush()

@@ -1,5 +1,6 @@
-"""`render --harmonic`: a whistle-like sine comes out with a harmonic series; without it, the source's one
-partial re-weighted (issue 15). The shipped model, through the real engine."""
+"""The shipped default plays a harmonic excitation: a whistle-like sine comes out with a harmonic series, where
+the source-phase stage (models/source-phase, the default before) gives back the source's one partial
+re-weighted (issue 15). Through the real engine, as `stylehost render` runs it."""
 
 from __future__ import annotations
 
@@ -32,30 +33,35 @@ def partials_db(path: Path, f0: float = 440.0, at_s: float = 0.6) -> np.ndarray:
 
 @pytest.mark.slow
 def test_a_whistle_gets_the_partials_it_lacks_with_harmonic(tmp_path: Path) -> None:
+    """``--harmonic`` turns the excitation on for a bundle whose manifest does not ask for it."""
     whistle(tmp_path / "in.wav")
+    source_phase = str(Path(__file__).resolve().parents[2] / "models" / "source-phase")
     for name, extra in (("plain", []), ("harmonic", ["--harmonic"])):
         assert main(["render", str(tmp_path / "in.wav"), str(tmp_path / f"{name}.wav"), "--style", "violin",
-                     "--no-progress", *extra]) == 0
+                     "--no-progress", "--model", source_phase, *extra]) == 0
     plain, harmonic = partials_db(tmp_path / "plain.wav"), partials_db(tmp_path / "harmonic.wav")
     assert np.all(harmonic[1:4] > -40.0), harmonic  # partials 2-4 are there
     assert np.mean(harmonic[1:6] - plain[1:6]) > 10.0, (plain, harmonic)  # and far above the filtered source's
 
 
 @pytest.mark.slow
-def test_the_harmonic_bundle_plays_its_excitation_without_being_asked(tmp_path: Path) -> None:
-    """models/harmonic's manifest names the excitation its stage was trained on: render turns it on by
-    itself, and the whistle comes out with a violin-like series (stronger upper partials than the default's)."""
+def test_the_default_bundle_plays_its_excitation_without_being_asked(tmp_path: Path) -> None:
+    """models/default's manifest names the excitation its stage was trained on: a plain render turns it on by
+    itself, and the whistle comes out with a violin-like series (stronger upper partials than the
+    source-phase bundle's, which shares its denoiser)."""
     from export.bundle import load_bundle
 
     root = Path(__file__).resolve().parents[2] / "models"
-    harmonic, default = load_bundle(root / "harmonic"), load_bundle(root / "default")
-    assert harmonic.excitation is not None and default.excitation is None
-    assert harmonic.manifest["files"]["denoiser.onnx"]["sha256"] == default.manifest["files"]["denoiser.onnx"]["sha256"]
-    assert harmonic.manifest["reconstruction"]["excitation"] is not None  # its stage report scored the excitation
+    default, source_phase = load_bundle(root / "default"), load_bundle(root / "source-phase")
+    assert default.excitation is not None and source_phase.excitation is None
+    assert (default.manifest["files"]["denoiser.onnx"]["sha256"]
+            == source_phase.manifest["files"]["denoiser.onnx"]["sha256"])
+    assert default.manifest["reconstruction"]["excitation"] is not None  # its stage report scored the excitation
     whistle(tmp_path / "in.wav")
-    for name in ("default", "harmonic"):
-        assert main(["render", str(tmp_path / "in.wav"), str(tmp_path / f"{name}.wav"), "--style", "violin",
-                     "--no-progress", "--model", str(root / name)]) == 0
-    plain, made = partials_db(tmp_path / "default.wav"), partials_db(tmp_path / "harmonic.wav")
+    assert main(["render", str(tmp_path / "in.wav"), str(tmp_path / "default.wav"), "--style", "violin",
+                 "--no-progress"]) == 0  # no --model: the shipped default
+    assert main(["render", str(tmp_path / "in.wav"), str(tmp_path / "source-phase.wav"), "--style", "violin",
+                 "--no-progress", "--model", str(root / "source-phase")]) == 0
+    plain, made = partials_db(tmp_path / "source-phase.wav"), partials_db(tmp_path / "default.wav")
     assert np.all(made[1:4] > -40.0), made
     assert np.mean(made[1:6] - plain[1:6]) > 10.0, (plain, made)

@@ -105,7 +105,7 @@ def test_an_int8_graph_of_the_wrong_shape_is_refused_at_load(quantized: B.Bundle
 
 
 def test_shipped_bundles_carry_an_int8_denoiser_the_cpu_backend_picks() -> None:
-    for name in ("default", "harmonic"):
+    for name in ("default", "source-phase"):
         shipped = B.load_bundle(B.REPO_MODELS / name)
         q = shipped.manifest["quantization"]
         assert q["render"]["mean"]["int8_vs_fp32_db"] < 1.0
