@@ -81,7 +81,9 @@ def load_inputs(folder: Path) -> Inputs:
             inputs.searches += [{**s, "file": path.name} for s in data["find_blocksize"]]
         elif "runs" in data or "end_to_end_latency_ms" in data:
             runs = data.get("runs", [data])
-            inputs.latency += [{**r, "file": path.name} for r in runs if "error" not in r]
+            # Only `bench latency` runs: panel_live.json and the --trace files also keep a list called "runs".
+            inputs.latency += [{**r, "file": path.name} for r in runs
+                               if "error" not in r and {"end_to_end_latency_ms", "compute_ms_p50", "backend"} <= set(r)]
         elif path.name == "quality.json":
             inputs.quality = data
         elif path.name == "soak.json":

@@ -86,3 +86,20 @@ def test_dropouts_fail_the_cpu_target(tmp_path: Path) -> None:
     assert main(["bench", "report", "--results", str(results), "--out", str(out)]) == 0
     text = out.read_text()
     assert "**not met** by `latency.json`" in text and "**met** by `latency_gpu.json`" in text
+
+
+def test_other_benchmarks_lists_called_runs_are_not_latency_runs(tmp_path: Path) -> None:
+    """panel_live.json and the --trace files also hold a "runs" list; only `bench latency` runs are tabled
+    (their rows once crashed the report with KeyError 'backend')."""
+    results = tmp_path / "results"
+    results.mkdir()
+    _write(results, "latency.json", {"runs": [{**_run(128, 1), "callback": "own process", "worker_cpus": [1]}],
+                                     "machine": MACHINE})
+    _write(results, "panel_live.json", {"runs": [{"model": "default", "dropouts": 3, "xruns": 4, "seconds": 60}]})
+    _write(results, "calltrace.json", {"runs": [{"backend": "cpu", "end_to_end_latency_ms": 41.0, "dropouts": 1}]})
+    out = tmp_path / "RESULTS.md"
+    assert main(["bench", "report", "--results", str(results), "--out", str(out)]) == 0
+    section = out.read_text().split("## Latency and real-time factor", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| `")]
+    assert any("`latency.json`" in line and "own process, worker on CPU [1]" in line for line in table)
+    assert not any("panel_live.json" in line or "calltrace.json" in line for line in table)
