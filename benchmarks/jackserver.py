@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import signal
 import stat
 import struct
 import subprocess
@@ -219,12 +218,6 @@ def reclaim_dead_server_slots(registry: Path = JACK_REGISTRY) -> list[str]:
     return reclaimed
 
 
-def _die_with_parent() -> None:
-    """In the jackd child: ask Linux to SIGTERM it when its parent dies (a killed test run leaks no server)."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 class JackServer:
     """``jackd -n NAME -d dummy -r RATE -p PERIOD``, started and stopped by pid.
 
@@ -246,11 +239,13 @@ class JackServer:
         jackd = shutil.which("jackd")
         if jackd is None:
             raise StylehostError("no JACK server running and no `jackd` binary to start one (apt install jackd2)")
+        from realtime.device_process import die_with_parent  # lazily: the probe's children need no engine code
+
         reclaim_dead_server_slots()  # audit: jack-reclaim-dead-slots
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
         cmd = [jackd, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
         self._proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                      preexec_fn=die_with_parent if sys.platform == "linux" else None)
         deadline = time.monotonic() + timeout
         while not server_running(self.name):
             if self._proc.poll() is not None:

@@ -43,7 +43,6 @@ import numpy as np
 from diffusion.config import parse_list  # noqa: F401 - re-exported for benchmarks.quality and tests
 from diffusion.errors import StylehostError
 from realtime.argtypes import ranged_float, ranged_int, ranged_int_list
-from realtime.params import CALLBACK_PROCESS
 
 JACK_HOSTAPI = "JACK Audio Connection Kit"
 PULSE_PERIOD_S = 0.2  # pulse spacing: longer than any latency we could measure, so no ambiguity
@@ -67,6 +66,8 @@ def _pulse_starts(seconds: float, rate: int) -> list[int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from realtime.commands import add_callback_arguments
+
     blocks = ranged_int_list(*BLOCKSIZE_RANGE)
     # audit: bench-latency-seconds-range
     p.add_argument("--seconds", type=ranged_float(MIN_SECONDS, MAX_SECONDS), default=None,
@@ -93,12 +94,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--margin-ms", type=ranged_float(0.0, 100.0), default=6.0, help="engine compute margin, 0 to 100")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "int8"),
                    help="the denoiser's precision on the CPU backend (auto: int8 when the bundle has it)")
-    p.add_argument("--callback-process", action=argparse.BooleanOptionalAction, default=CALLBACK_PROCESS,
-                   help="run the PortAudio callback in a process of its own that holds only the shared rings "
-                        "(realtime/device_process.py); --no-callback-process: in the worker's process")
-    p.add_argument("--pin-cpus", action="store_true",
-                   help="the worker on the last CPU; the callback's process (with --callback-process) and a private "
-                        "JACK server on the others")
+    add_callback_arguments(p)
     p.add_argument("--style", default="violin", help="target style while measuring")
     p.add_argument("--steps", type=ranged_int_list(1, 64), default=None,
                    help="sampling steps, 1 to 64 (default: the model's recommended); a list ('1,2,4') measures each")

@@ -72,6 +72,16 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                         "has it)")
 
 
+def add_callback_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the audio callback and the worker run: shared by `live` and `bench latency`."""
+    p.add_argument("--callback-process", action=argparse.BooleanOptionalAction, default=CALLBACK_PROCESS,
+                   help="run the audio callback in a process of its own that holds only the shared rings "
+                        "(realtime/device_process.py, docs/live.md); --no-callback-process: in the worker's process")
+    p.add_argument("--pin-cpus", action="store_true",
+                   help="keep the worker on the last CPU and, with --callback-process, the audio callback (and a "
+                        "private JACK server the benchmark starts) on the others")
+
+
 def add_live_arguments(p: argparse.ArgumentParser) -> None:
     add_engine_arguments(p)
     p.add_argument("--input", default=None, help="input device: index or name (see `stylehost devices`)")
@@ -84,12 +94,7 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"channels to open, in {_span(CHANNELS)}; the devices must have them (default: up to 2)")
     p.add_argument("--margin-ms", type=ranged_float(*MARGIN_MS), default=6.0,  # audit: option-margin-range
                    help=f"compute margin added to the latency, in {_span(MARGIN_MS)} ms")
-    p.add_argument("--callback-process", action=argparse.BooleanOptionalAction, default=CALLBACK_PROCESS,
-                   help="run the audio callback in a process of its own that holds only the shared rings, so it "
-                        "never waits on the model's process (docs/live.md)")
-    p.add_argument("--pin-cpus", action="store_true",
-                   help="keep the worker on the last CPU and (with --callback-process) the audio callback on the "
-                        "others")
+    add_callback_arguments(p)
     p.add_argument("--seconds", type=ranged_float(0.0, None, lo_open=True), default=None,  # audit: option-seconds-range
                    help="stop after this long, > 0 (default: until Ctrl-C)")
 

@@ -143,10 +143,11 @@ class DeviceProcess:
             self._collect(proc)
 
     def _collect(self, proc: subprocess.Popen) -> None:
+        """Keep the tail of the child's stderr and close its pipes."""
+        if proc.stderr is not None:
+            self.stderr = proc.stderr.read()[-4000:]
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
-                if pipe is proc.stderr:
-                    self.stderr = pipe.read()[-4000:]
                 pipe.close()
 
     def _send(self, line: str) -> None:
@@ -172,16 +173,19 @@ class DeviceProcess:
         return kind, rest
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM the calling process when its parent dies (PR_SET_PDEATHSIG); also the private
+    jackd's ``preexec_fn`` (benchmarks/jackserver.py), so a killed run leaks no child."""
     import ctypes
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def main(argv: list[str]) -> int:
     """The device process: open the stream, report, stream until told to stop (or the parent is gone)."""
     if sys.platform == "linux":
-        _die_with_parent()
+        die_with_parent()
     spec = StreamSpec(**json.loads(argv[0]))
     if spec.cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(spec.cpus))  # before PortAudio: its threads inherit the mask
