@@ -66,7 +66,7 @@ def _pulse_starts(seconds: float, rate: int) -> list[int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from realtime.commands import add_callback_arguments
+    from realtime.commands import PRECISIONS, add_callback_arguments
 
     blocks = ranged_int_list(*BLOCKSIZE_RANGE)
     # audit: bench-latency-seconds-range
@@ -92,8 +92,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", help="inference backend(s) for --model; a list ('cpu,torch') "
                                                      "measures each")
     p.add_argument("--margin-ms", type=ranged_float(0.0, 100.0), default=6.0, help="engine compute margin, 0 to 100")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "int8"),
-                   help="the denoiser's precision on the CPU backend (auto: int8 when the bundle has it)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="the denoiser's precision: int8 on the CPU backend, fp16 on torch-cuda (auto: int8 when the "
+                        "bundle has it on the CPU, fp16 where parity allows on torch-cuda)")
     add_callback_arguments(p)
     p.add_argument("--style", default="violin", help="target style while measuring")
     p.add_argument("--steps", type=ranged_int_list(1, 64), default=None,

@@ -49,6 +49,7 @@ FAULTS = "tests/realtime/test_faults.py"
 LOAD = "tests/realtime/test_load.py"
 BUNDLE = "tests/export/test_bundle.py"
 SECURITY = "tests/export/test_bundle_security.py"
+TORCH_CUDA = "tests/realtime/test_torch_cuda.py"
 SIGNALS = "tests/realtime/test_render_signals.py"
 OPTIONS = "tests/realtime/test_options.py"
 CLI = "tests/realtime/test_cli.py"
@@ -582,6 +583,21 @@ MUTATIONS: tuple[Mutation, ...] = (
         (Edit("int8-needs-graph", "if False:  # MUTATION"),),
         (f"{QUANTIZE}::test_int8_is_refused_where_it_cannot_run",),
         reason=r"DID NOT RAISE",
+    ),
+    Mutation(
+        "torch-cuda-fp16-parity", "issue 18: fp16 only where parity allows",
+        "torch-cuda's auto precision keeps the fp16 denoiser only within the fp16 tolerance of its fp32 output",
+        "realtime/backends/torch_cuda.py",
+        (Edit("torch-cuda-fp16-parity", "if True:  # MUTATION"),),
+        (f"{TORCH_CUDA}::test_fp16_is_refused_where_it_does_not_match",),
+        reason=r"'fp16' == 'fp32'",
+    ),
+    Mutation(
+        "torch-cuda-gpu-first", "issue 18: no GPU is one line, torch not loaded",
+        "torch-cuda asks whether a GPU is there before importing torch, so auto on a CPU machine never loads it",
+        "realtime/backends/torch_cuda.py",
+        (Edit("torch-cuda-gpu-first", "if False:  # MUTATION"),),
+        (f"{TORCH_CUDA}::test_no_gpu_is_one_line_and_loads_no_torch",),
     ),
     Mutation(
         "bundle-unreadable-graph", "issue 19: a graph the loader cannot read is refused",

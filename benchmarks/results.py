@@ -287,13 +287,28 @@ def _gpu(inputs: Inputs) -> list[str]:
     g = inputs.gpu
     if g is None:
         return lines + [f"Not measured yet: run {MAKE['gpu']}."]
-    lines += [f"From `gpu_check.json`, GPU: **{g.get('gpu', 'unknown')}**.", ""]
+    env = g.get("environment", {})
+    lines += [f"From `gpu_check.json`, GPU: **{g.get('gpu', 'unknown')}** (driver and memory: "
+              f"{env.get('nvidia_smi', 'unknown')}; torch {env.get('torch')} for CUDA {env.get('torch_cuda')}; "
+              f"onnxruntime {env.get('onnxruntime')}; TensorRT {env.get('tensorrt')}), bundle {g.get('bundle')} "
+              f"({g.get('bundle_origin')}), {g.get('calls')} calls per figure.", ""]
     rows = []
     for name, e in g.get("backends", {}).items():
-        d, p = e.get("denoiser_batch1", {}), e.get("processor_call_4_steps", {})
-        note = e.get("error") or e.get("description")
-        rows.append([name, d.get("p50_ms"), p.get("p50_ms"), e.get("stride_ms"), note])
-    return lines + _table(["backend", "denoiser p50 ms", "processor call (4 steps) p50 ms", "stride ms", "note"], rows)
+        if "error" in e:
+            rows.append([name, None, None, None, None, e["error"]])
+            continue
+        d, rec = e.get("denoiser_batch1", {}), e.get("recommended") or {}
+        parity = max((v["max_abs"] for v in e.get("parity_vs_ort_cpu", {}).values()), default=None)
+        pick = f"{rec['steps']} steps, emit {rec['emit']}: p99 {rec['p99_ms']:.2f} of {rec['stride_ms']:.0f} ms" \
+            if rec else "none fits"
+        rows.append([name, d.get("p50_ms"), d.get("p99_ms"), parity, pick, e.get("description")])
+    lines += _table(["backend", "denoiser p50 ms", "denoiser p99 ms", "max parity error", "recommended", "what ran"],
+                    rows)
+    lat = g.get("latency")
+    if lat:
+        lines += ["", "End to end: " + (lat.get("skipped") or lat.get("error") or
+                  f"{lat.get('end_to_end_latency_ms')} ms, {lat.get('dropouts')} dropouts (`{lat.get('command')}`)")]
+    return lines
 
 
 def make_plots(inputs: Inputs, folder: Path) -> dict[str, Path]:

@@ -102,7 +102,7 @@ class WaveWindows(PairWindows):
 
     def batch(self, rng: np.random.Generator, transform: SpectrogramTransform) -> dict[str, torch.Tensor]:
         keep = EXCITATION_PREROLL if self.excitation is not None else 0
-        examples = [self.example(rng, keep_preroll=keep) for _ in range(self.batch_size)]
+        examples = self.draw_examples(rng, keep_preroll=keep)
         out = {"source": torch.from_numpy(np.stack([e[0][keep:] for e in examples])),
                "target": torch.from_numpy(np.stack([e[1] for e in examples])),
                "style": torch.tensor([e[2] for e in examples])}

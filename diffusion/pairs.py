@@ -93,7 +93,8 @@ class PairWindows(IterableDataset):
     ``p_same_style`` is the share of examples whose target style equals the source style (the source
     may still be the other font or augmented, so it is not a no-op). With ``synth`` a share
     ``synth.p_synth`` of sources is a random synthesized voice playing the clip's notes instead
-    (diffusion/synth_augment.py), roughened by ``augment`` like any source.
+    (diffusion/synth_augment.py), roughened by ``augment`` like any source; in ``synth.mode`` "add" they
+    join the batch's ``batch_size`` SoundFont examples instead of replacing some.
     """
 
     def __init__(
@@ -116,9 +117,12 @@ class PairWindows(IterableDataset):
                                  "manifest lacks: re-render it with `stylehost data render`")
         self.fonts = sorted(clips[0].audio)
 
-    def example(self, rng: np.random.Generator, keep_preroll: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    def example(
+        self, rng: np.random.Generator, keep_preroll: int = 0, synth: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray, int]:
         """One (source wave, target wave, target style index); the target num_samples(T) long, the source
-        ``keep_preroll`` samples (at most PREROLL_SECONDS) longer, the clip's audio before the crop first."""
+        ``keep_preroll`` samples (at most PREROLL_SECONDS) longer, the clip's audio before the crop first.
+        ``synth`` forces a synthesized (True) or SoundFont (False) source; None draws with ``p_synth``."""
         spec, n_styles = self.cfg.spectrogram, len(self.cfg.styles)
         clip = self.clips[rng.integers(len(self.clips))]
         src_style = int(rng.integers(n_styles))
@@ -134,7 +138,11 @@ class PairWindows(IterableDataset):
         if not 0 <= keep_preroll <= pre:
             raise StylehostError(f"keep_preroll must be in 0..{pre}, got {keep_preroll}")
         # The draw happens only when the augmentation is on: runs without it keep their random stream.
-        if self.synth is not None and rng.random() < self.synth.p_synth:
+        if synth is None:
+            synth = self.synth is not None and self.synth.mode == "replace" and rng.random() < self.synth.p_synth
+        if synth:
+            if self.synth is None:
+                raise StylehostError("a synthesized source was asked for, but synthesized sources are off")
             voice = draw_voice(rng, self.synth)
             seg = render_voice(clip.notes, start - pre, pre + length, spec.sample_rate, voice,
                                int(rng.integers(1 << 31)))
@@ -147,8 +155,19 @@ class PairWindows(IterableDataset):
         source = seg[pre - keep_preroll :]
         return source, target.astype(np.float32) / 32768.0, tgt_style
 
+    def draw_examples(
+        self, rng: np.random.Generator, keep_preroll: int = 0
+    ) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """A batch's examples: ``batch_size`` drawn with ``p_synth``, or in mode "add" that many SoundFont
+        ones then round(p_synth * batch_size) synthesized ones."""
+        examples = [self.example(rng, keep_preroll) for _ in range(self.batch_size)]
+        if self.synth is not None and self.synth.mode == "add":
+            extra = round(self.synth.p_synth * self.batch_size)
+            examples += [self.example(rng, keep_preroll, synth=True) for _ in range(extra)]
+        return examples
+
     def batch(self, rng: np.random.Generator, transform: SpectrogramTransform) -> dict[str, torch.Tensor]:
-        examples = [self.example(rng) for _ in range(self.batch_size)]
+        examples = self.draw_examples(rng)
         with torch.no_grad():
             source = transform.log_mel(torch.from_numpy(np.stack([e[0] for e in examples])))
             target = transform.log_mel(torch.from_numpy(np.stack([e[1] for e in examples])))

@@ -16,12 +16,12 @@ from collections.abc import Callable
 
 from diffusion.styles import STYLE_NAMES
 from realtime.argtypes import ranged_float, ranged_int
-from realtime.backends.ort import PRECISIONS
+from realtime.backends.choose import NAMES as BACKENDS
 from realtime.params import CALLBACK_PROCESS, EngineParams
 from realtime.processor import Processor
 from realtime.session import ModelFactory, Session, SessionConfig, open_session, passthrough_session
 
-BACKENDS = ("auto", "cpu", "ort", "cuda", "ort-tensorrt", "tensorrt", "torch")  # realtime/backends/choose.py
+PRECISIONS = ("auto", "fp32", "fp16", "int8")  # int8: the CPU backend; fp16: torch-cuda (TensorRT picks its own)
 PASSTHROUGH_NOTICE = (
     "NOTE: no model bundle loaded: running a DSP passthrough (STFT -> iSTFT, unity gain). "
     "This is NOT style transfer; the output is the input, delayed."
@@ -67,9 +67,9 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                         "input itself, so a whistle or a sine gets the target's partials (docs/timbre.md; about "
                         "1.3 ms more per 8 ms call on the 2-core dev CPU)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="the denoiser's precision on the CPU backend: int8 (about twice as fast; the bundle's "
+                   help="the denoiser's precision: on the CPU backend int8 (about twice as fast; the bundle's "
                         "denoiser_int8 graph from `stylehost export quantize`), fp32, or auto (int8 when the bundle "
-                        "has it)")
+                        "has it); on torch-cuda fp16, fp32, or auto (fp16 where it matches fp32 within tolerance)")
 
 
 def add_callback_arguments(p: argparse.ArgumentParser) -> None:

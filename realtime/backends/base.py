@@ -15,8 +15,10 @@ import numpy as np
 
 from export.bundle import Bundle
 
-# Backend names the CLI accepts; "auto" tries them in this order (fastest first).
-AUTO_ORDER = ("tensorrt", "ort-tensorrt", "cuda", "cpu")
+# Backend names "auto" tries, in this order (fastest first, as far as measured: torch-cuda replays one
+# captured CUDA graph per call, where ONNX Runtime's CUDA provider launches each node from the host; none of
+# the GPU ones has been timed against another on one GPU yet, see benchmarks/RESULTS.md).
+AUTO_ORDER = ("tensorrt", "ort-tensorrt", "torch-cuda", "cuda", "cpu")
 
 
 class Backend(ABC):

@@ -11,18 +11,29 @@ from diffusion.errors import StylehostError
 from export.bundle import Bundle
 from realtime.backends.base import AUTO_ORDER, Backend
 
-NAMES = ("auto", "cpu", "ort", "cuda", "ort-tensorrt", "tensorrt", "torch")  # "ort" = "cpu", kept for old scripts
+# "ort" = "cpu", kept for old scripts
+NAMES = ("auto", "cpu", "ort", "cuda", "ort-tensorrt", "tensorrt", "torch-cuda", "torch")
 
 
 def open_backend(bundle: Bundle, name: str, threads: int = 1, precision: str = "auto") -> Backend:
     """One backend by CLI name; StylehostError (one line) when it cannot run here. ``precision`` (auto, fp32,
-    int8) is the ONNX Runtime backends' (realtime/backends/ort.py); the others run fp32 and refuse int8."""
+    int8) is the ONNX Runtime backends' (realtime/backends/ort.py); torch-cuda takes auto, fp32 or fp16
+    (auto: fp16 where parity allows), the others run fp32 and refuse int8."""
     if name in ("cpu", "ort", "cuda", "ort-tensorrt"):
         from realtime.backends.ort import OrtBackend
 
         return OrtBackend(bundle, "cpu" if name == "ort" else name, threads=threads, precision=precision)
-    if precision == "int8":
-        raise StylehostError(f"backend {name}: --precision int8 runs on the CPU backend only; use --backend cpu")
+    if name == "torch-cuda":
+        if precision == "int8":
+            raise StylehostError("backend torch-cuda: --precision int8 runs on the CPU backend only; use --backend "
+                                 "cpu, or --precision fp16 / fp32")
+        from realtime.backends.torch_cuda import TorchCudaBackend
+
+        return TorchCudaBackend(bundle, precision=precision)
+    if precision not in ("auto", "fp32"):
+        raise StylehostError(f"backend {name}: --precision {precision} runs on "
+                             f"{'the CPU backend' if precision == 'int8' else 'torch-cuda'} only; use --backend "
+                             f"{'cpu' if precision == 'int8' else 'torch-cuda'} or --precision auto")
     if name == "tensorrt":
         from realtime.backends.tensorrt import TensorRTBackend
 
@@ -38,7 +49,8 @@ def choose_backend(
     bundle: Bundle, name: str = "auto", threads: int = 1, say: Callable[[str], None] | None = None,
     precision: str = "auto",
 ) -> Backend:
-    """``auto``: TensorRT, then ONNX Runtime's TensorRT and CUDA providers, then CPU; ``say`` gets one
+    """``auto``: TensorRT, then ONNX Runtime's TensorRT provider, torch on CUDA, ONNX Runtime's CUDA
+    provider, then CPU; ``say`` gets one
     line naming the pick and why each faster one was skipped."""
     if name != "auto":
         backend = open_backend(bundle, name, threads, precision)

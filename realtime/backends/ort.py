@@ -35,6 +35,9 @@ class OrtBackend(Backend):
 
     def __init__(self, bundle: Bundle, kind: str = "cpu", threads: int = 1, precision: str = "auto") -> None:
         super().__init__(bundle)
+        if precision == "fp16":
+            raise StylehostError(f"backend {kind}: --precision fp16 runs on --backend torch-cuda only (TensorRT "
+                                 "chooses its own); use --precision auto")
         if precision not in PRECISIONS:
             raise StylehostError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
         has_int8 = bundle.has_graph(INT8_GRAPH)
