@@ -67,17 +67,20 @@ def _half_wrapper(torch: Any, module: Any) -> Any:
 
 
 class _Captured:
-    """One graph at one set of input shapes: its static buffers and, on CUDA, its captured graph."""
+    """One graph at one set of input shapes: its static buffers and, on CUDA, its captured graph.
+
+    A module whose call cannot be captured (an op that syncs with the host) runs eagerly on the same
+    buffers instead: slower, still correct; ``captured`` says which happened."""
 
     def __init__(self, torch: Any, module: Any, shapes: tuple[tuple[int, ...], ...], device: str) -> None:
         cuda = device == "cuda"
-        self._torch, self._cuda = torch, cuda
+        self._torch, self._cuda, self._module = torch, cuda, module
         self.host_in = [torch.zeros(s, dtype=torch.float32, pin_memory=cuda) for s in shapes]
         self.host_in_np = [t.numpy() for t in self.host_in]
         self.dev_in = [t.to(device) for t in self.host_in] if cuda else self.host_in
-        self._module = module
         self.graph: Any = None
-        with torch.inference_mode():
+        self.capture_error = ""
+        with torch.no_grad():
             if cuda:
                 side = torch.cuda.Stream()
                 side.wait_stream(torch.cuda.current_stream())
@@ -85,27 +88,42 @@ class _Captured:
                     for _ in range(WARMUP_CALLS):
                         out = module(*self.dev_in)
                 torch.cuda.current_stream().wait_stream(side)
-                self.graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(self.graph):
-                    self.dev_out = module(*self.dev_in)
+                try:
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph):
+                        out = module(*self.dev_in)
+                    self.graph = graph
+                except RuntimeError as exc:  # e.g. "operation not permitted when stream is capturing"
+                    self.capture_error = str(exc).splitlines()[0]
+                    torch.cuda.synchronize()
+                    out = module(*self.dev_in)
             else:
                 out = module(*self.dev_in)
-                self.dev_out = out
-        self.host_out = torch.zeros(tuple(self.dev_out.shape), dtype=torch.float32, pin_memory=cuda)
+        self.dev_out = out
+        self.host_out = torch.zeros(tuple(out.shape), dtype=torch.float32, pin_memory=cuda)
         self.host_out_np = self.host_out.numpy()
+
+    @property
+    def captured(self) -> bool:
+        return self.graph is not None
 
     def run(self, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
         for dst, x in zip(self.host_in_np, inputs, strict=True):
             np.copyto(dst, x, casting="same_kind")
-        if self._cuda:
-            for dev, host in zip(self.dev_in, self.host_in, strict=True):
-                dev.copy_(host, non_blocking=True)
+        torch = self._torch
+        if not self._cuda:
+            with torch.no_grad():
+                self.host_out.copy_(self._module(*self.dev_in))
+            return self.host_out_np
+        for dev, host in zip(self.dev_in, self.host_in, strict=True):
+            dev.copy_(host, non_blocking=True)
+        if self.graph is not None:
             self.graph.replay()
             self.host_out.copy_(self.dev_out, non_blocking=True)
-            self._torch.cuda.current_stream().synchronize()
         else:
-            with self._torch.inference_mode():
-                self.host_out.copy_(self._module(*self.dev_in))
+            with torch.no_grad():
+                self.host_out.copy_(self._module(*self.dev_in), non_blocking=True)
+        torch.cuda.current_stream().synchronize()
         return self.host_out_np
 
 
@@ -133,6 +151,7 @@ class TorchCudaBackend(Backend):
         if precision != "fp32":
             self._choose_fp16(fp32["denoiser"], forced=precision == "fp16")
         self._captured: dict[tuple[str, tuple[tuple[int, ...], ...]], _Captured] = {}
+        self.eager_graphs: list[str] = []  # graphs whose capture CUDA refused: they run eagerly, said in description
         where = torch.cuda.get_device_name(0) if device == "cuda" else "CPU (no graphs: the dry run)"
         graphs = "CUDA graphs" if device == "cuda" else "static buffers"
         why = ""
@@ -146,7 +165,7 @@ class TorchCudaBackend(Backend):
         torch = self._torch
         inputs = [torch.from_numpy(x).to(self._device) for x in parity_inputs(self.bundle)["denoiser"]]
         half = _half_wrapper(torch, copy.deepcopy(denoiser))
-        with torch.inference_mode():
+        with torch.no_grad():
             want, got = denoiser(*inputs), half(*inputs)
         diff = (got - want).abs()
         self.parity_fp16 = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean())}
@@ -167,4 +186,7 @@ class TorchCudaBackend(Backend):
                 raise StylehostError(f"backend torch-cuda: cannot capture {graph} at shapes {key[1]}: "
                                      f"{str(exc).splitlines()[0]}") from exc
             self._captured[key] = captured
+            if captured.capture_error and graph not in self.eager_graphs:
+                self.eager_graphs.append(graph)
+                self.description += f"; {graph} eager (capture refused: {captured.capture_error})"
         return captured.run(inputs)
