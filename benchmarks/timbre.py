@@ -45,6 +45,7 @@ transposition); a mismatch is an error, never a silent guess.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -88,6 +89,7 @@ class ModelUnderTest:
     stream: StreamConfig
     stage: GuideStage | None = None
     excitation: ExcitationConfig | None = None  # the stage shapes the source's harmonic excitation
+    denoiser_input: str = "source"  # "excitation": the denoiser sees the excitation too (--compare-excited)
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,7 @@ def calibrate(data_dir: Path, cfg: TimbreConfig = TimbreConfig(), denoiser: Deno
                 if run_model:
                     outputs.append((m.label, name, stream_audio(m.denoiser, resynth, audio,
                                                                 m.denoiser.style_vector({tgt: 1.0}), m.stream,
-                                                                m.stage, m.excitation)))
+                                                                m.stage, m.excitation, m.denoiser_input)))
         for system, source, audio in outputs:
             rows.append({"system": system, "source": source, "target": tgt, "clip": cid,
                          "harmonic_db": harmonic_distance(audio, target, notes[cid], sr, hcfg),
@@ -278,7 +280,7 @@ def calibrate(data_dir: Path, cfg: TimbreConfig = TimbreConfig(), denoiser: Deno
                 duets.append(("today's model", stream_audio(denoiser, resynth, duet, denoiser.style_vector({tgt: 1.0}),
                                                             stream, stage)))
             duets += [(m.label, stream_audio(m.denoiser, resynth, duet, m.denoiser.style_vector({tgt: 1.0}), m.stream,
-                                             m.stage, m.excitation)) for m in models]
+                                             m.stage, m.excitation, m.denoiser_input)) for m in models]
             for system, audio in duets:  # harmonic_db: no note is alone
                 rows.append({"system": system, "source": DUET_GROUP, "target": tgt, "clip": cid,
                              "harmonic_db": float("nan"),
@@ -372,7 +374,8 @@ def describe(model: ModelUnderTest, bundle: Path) -> dict[str, Any]:
     s = model.stream
     return {"bundle": str(bundle), "emit": s.emit, "steps": s.steps, "strength": s.strength, "sampler": s.sampler,
             "stage": None if model.stage is None else str(bundle / "guide.pt"),
-            "excitation": None if model.excitation is None else model.excitation.to_dict()}
+            "excitation": None if model.excitation is None else model.excitation.to_dict(),
+            "denoiser_input": model.denoiser_input}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -387,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-model", action="store_true", help="skip today's model (baselines only)")
     p.add_argument("--compare", action="append", default=[], metavar="NAME=FOLDER",
                    help="also score this bundle, its rows labelled NAME (repeatable)")
+    p.add_argument("--compare-excited", action="append", default=[], metavar="NAME=FOLDER",
+                   help="also score this bundle with its denoiser fed the excitation's log-mel instead of the "
+                        "source's (an experiment; the bundle needs an excitation section)")
     p.add_argument("--targets", default=None, help="comma-separated target styles (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dynamic-range-db", type=float, default=HarmonicConfig.dynamic_range_db,
@@ -408,6 +414,14 @@ def main(argv: list[str] | None = None) -> int:
                 if not sep or not name.strip():
                     raise StylehostError(f"--compare expects NAME=FOLDER, got {item!r}")
                 models.append((load_model(Path(folder), name.strip()), Path(folder)))
+            for item in args.compare_excited:
+                name, sep, folder = item.partition("=")
+                if not sep or not name.strip():
+                    raise StylehostError(f"--compare-excited expects NAME=FOLDER, got {item!r}")
+                m = load_model(Path(folder), name.strip())
+                if m.excitation is None:
+                    raise StylehostError(f"--compare-excited: {folder} has no excitation section")
+                models.append((dataclasses.replace(m, denoiser_input="excitation"), Path(folder)))
         hcfg = HarmonicConfig(dynamic_range_db=args.dynamic_range_db)
         report = calibrate(args.data, cfg, hcfg=hcfg, progress=not args.quiet, models=tuple(m for m, _ in models))
     except StylehostError as exc:

@@ -86,7 +86,7 @@ def stream_contexts(
 
 def stream_audio(
     denoiser: Denoiser, resynth: PhaseGuidedResynth, audio: np.ndarray, style_vec: torch.Tensor, cfg: StreamConfig,
-    stage: GuideStage | None = None, excitation: ExcitationConfig | None = None,
+    stage: GuideStage | None = None, excitation: ExcitationConfig | None = None, denoiser_input: str = "source",
 ) -> np.ndarray:
     """Restyle mono audio at the model rate; output aligned with the input and of the same length.
 
@@ -94,16 +94,23 @@ def stream_audio(
     context goes through the learned spectrogram-to-audio stage, exactly as the live engine runs a
     bundle with the stage; without one, source-phase resynthesis. With ``excitation`` the stage
     shapes the harmonic excitation of the source (diffusion/excitation.py) instead of the source; the
-    model still sees the source.
+    model still sees the source, unless ``denoiser_input`` is "excitation" (an experiment of issue 15:
+    the denoiser conditioned on the excitation's log-mel, the same 1/k series whatever the source's own
+    timbre, offline and without the live generator's one-hop lag).
     """
+    if denoiser_input not in ("source", "excitation"):
+        raise StylehostError(f"denoiser_input must be 'source' or 'excitation', got {denoiser_input!r}")
+    if denoiser_input == "excitation" and (stage is None or excitation is None):
+        raise StylehostError("denoiser_input 'excitation' needs a stage and an excitation config")
     if stage is None:
         return resynthesize(resynth, audio, lambda src: stream_logmel(denoiser, src, style_vec, cfg), excitation)
     with torch.no_grad():
         wave = torch.as_tensor(np.asarray(audio, dtype=np.float32))
-        source_logmel = resynth.transform.log_mel(wave[None])[0]
-        contexts = stream_contexts(denoiser, source_logmel, style_vec, cfg, stage.before, stage.after)
         shaped = wave if excitation is None else torch.as_tensor(excite(audio, stage.spec.sample_rate,
                                                                         stage.spec.hop, excitation))
+        seen = shaped if denoiser_input == "excitation" else wave
+        source_logmel = resynth.transform.log_mel(seen[None])[0]
+        contexts = stream_contexts(denoiser, source_logmel, style_vec, cfg, stage.before, stage.after)
         return restore_windows(stage, shaped, contexts, cfg.emit).numpy()
 
 

@@ -28,6 +28,17 @@ def pluck(freq: float, seconds: float, rng: np.random.Generator, velocity: float
     return out
 
 
+def notes() -> list[tuple[int, float, float]]:
+    """(MIDI note, start s, end s) of the melody as ``main`` lays it out: the demo's score, so a check can
+    render the same notes through a real instrument (benchmarks/demo_check.py)."""
+    beat, t, out = 60.0 / 100.0, int(0.25 * SR), []
+    for note, beats in MELODY:
+        n = int(beats * beat * SR)
+        out.append((note, t / SR, (t + n) / SR))
+        t += n
+    return out
+
+
 def main() -> None:
     rng = np.random.default_rng(7)
     beat = 60.0 / 100.0
