@@ -67,8 +67,9 @@ def target_render(notes: list[Note], style: str, samples: int) -> np.ndarray:
     return render_font([clip], (get_style(style),), DEFAULT_SOUNDFONTS["fluidr3"], cfg)[("demo", style)]
 
 
-def hold_db(audio: np.ndarray, notes: list[Note], cfg: HarmonicConfig = HarmonicConfig()) -> float:
+def hold_db(audio: np.ndarray, notes: list[Note], cfg: HarmonicConfig | None = None) -> float:
     """Mean over notes of (prominence in the last third of its frames - in the first third), dB."""
+    cfg = cfg or HarmonicConfig()
     prominence = harmonic_profile(audio, notes, SR, cfg)
     starts, _ = note_frames(notes, len(audio), SR, cfg)
     drops = []
