@@ -139,3 +139,34 @@ def test_partials_and_voiced_check_equal_their_direct_sums() -> None:
             power = sum(abs(np.sum(wx * np.exp(2j * np.pi * f * nn / SR))) ** 2 for f in (f0, 2 * f0) if f < SR / 2)
             want = power / gen._norm / float(np.dot(wx, wx))
             assert abs(gen._low_share(f0) - want) <= 1e-12 * max(1.0, want)
+
+
+def test_denoiser_fed_the_excitation_is_an_offline_experiment_with_checked_inputs(tmp_path: Path) -> None:
+    """stream_audio(denoiser_input="excitation") (benchmarks/timbre.py --compare-excited): the denoiser sees
+    the excitation, which changes the output; it needs a stage and an excitation, and names its choices."""
+    import torch
+
+    from diffusion.errors import StylehostError
+    from diffusion.guide import load_stage
+    from diffusion.model import Denoiser
+    from diffusion.resynth import PhaseGuidedResynth
+    from diffusion.stream import StreamConfig, stream_audio
+    from tests.diffusion.test_guide_bundle import MIX, tiny_stage_file
+    from tests.export.tiny import tiny_model
+
+    torch.set_num_threads(1)
+    from diffusion.checkpoint import load_denoiser
+
+    d: Denoiser = load_denoiser(tiny_model(tmp_path / "tiny.pt"))
+    stage = load_stage(tiny_stage_file(tmp_path / "g.pt"), steps=1)
+    resynth, cfg = PhaseGuidedResynth(d.cfg.spectrogram), StreamConfig(emit=2, steps=1, strength=1.0)
+    x, _ = vibrato_sine(0.6, 330.0)
+    style = d.style_vector(MIX)
+    plain = stream_audio(d, resynth, x, style, cfg, stage, ExcitationConfig())
+    seen = stream_audio(d, resynth, x, style, cfg, stage, ExcitationConfig(), denoiser_input="excitation")
+    assert plain.shape == seen.shape and np.all(np.isfinite(seen))
+    assert np.abs(plain - seen).max() > 1e-3 * np.abs(plain).max()
+    with pytest.raises(StylehostError, match="needs a stage and an excitation"):
+        stream_audio(d, resynth, x, style, cfg, stage, None, denoiser_input="excitation")
+    with pytest.raises(StylehostError, match="'source' or 'excitation'"):
+        stream_audio(d, resynth, x, style, cfg, stage, ExcitationConfig(), denoiser_input="both")
