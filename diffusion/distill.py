@@ -88,6 +88,9 @@ class DistillConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     augment_source: bool = True
     synth: SynthAugmentConfig = field(default_factory=SynthAugmentConfig)  # synthesized sources (issue 15)
+    # "excitation": the denoiser hears the source's harmonic excitation, not the source (issue 15; the bundle's
+    # manifest says so as denoiser_input, and the processor feeds it the same)
+    source_input: str = "source"
     # Continue a student: the student, its EMA and the target network start from this model file (a
     # student of the teacher's model config) instead of the teacher's weights.
     init: str = ""
@@ -296,7 +299,8 @@ def distill(cfg: DistillConfig, teacher_path: Path, data_dir: Path, out_dir: Pat
         (out_dir / "config.json").write_text(json.dumps({**to_dict(cfg), "teacher": teacher_info}, indent=2))
         print(f"distill: {METHOD}; teacher {teacher_path}; {len(train_clips)} train clips, {len(val_clips)} val; "
               f"{world} process(es) on {device}; from step {step}", flush=True)
-    val = fixed_windows(val_clips, mc, cfg.val_windows) if rank == 0 and val_clips else {}
+    val = fixed_windows(val_clips, mc, cfg.val_windows, source_input=cfg.source_input) \
+        if rank == 0 and val_clips else {}
     validator = Validator({k: v.to(device) for k, v in val.items()}, teacher, cfg) if val else None
     loader = batch_loader(cfg, mc, train_clips, rank, step)
     torch.manual_seed(cfg.seed * 1009 + rank * 7919 + step)

@@ -81,6 +81,15 @@ class SpectrogramTransform(nn.Module):
         """(B, samples) -> (B, n_mels, frames)."""
         return self.log_mel_from_magnitude(self.magnitude(*self.stft(wave)))
 
+    def log_mel_cut_tail(self, wave: torch.Tensor, samples: int) -> torch.Tensor:
+        """(B, samples) -> (B, n_mels, frames): each frame's log-mel with its last ``samples`` samples zeroed,
+        the frames of ``log_mel``. The live processor's excitation window ends with a hop of zeros (its
+        generator lags one hop), so the newest column it hears is this one (diffusion/stream.py)."""
+        frames = (wave.shape[-1] - self.cfg.n_fft) // self.cfg.hop + 1
+        kernel = self.analysis[..., : self.cfg.n_fft - samples]
+        spec = nn.functional.conv1d(wave.unsqueeze(1), kernel, stride=self.cfg.hop)[..., :frames]
+        return self.log_mel_from_magnitude(self.magnitude(spec[:, : self.cfg.n_freqs], spec[:, self.cfg.n_freqs :]))
+
     def mel_gain_to_linear(self, log_gain: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, frames) natural-log gain -> (B, n_freqs, frames) natural-log gain per bin."""
         return torch.matmul(self.mel_to_lin, log_gain)

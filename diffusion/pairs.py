@@ -21,6 +21,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from diffusion.augment import PREROLL_SECONDS, AugmentConfig, augment_source
 from diffusion.errors import StylehostError
+from diffusion.excitation import ExcitationConfig, excite
 from diffusion.features import SpectrogramTransform
 from diffusion.model import ModelConfig
 from diffusion.synth_augment import Note4, SynthAugmentConfig, draw_voice, render_voice
@@ -85,6 +86,9 @@ def load_clips(data_dir: Path, cfg: ModelConfig, split: str) -> list[Clip]:
     return clips
 
 
+SOURCE_INPUTS = ("source", "excitation")  # what the denoiser hears (TrainConfig.source_input)
+
+
 class PairWindows(IterableDataset):
     """Endless batches: {'source', 'target': (B, n_mels, T) float32 log-mel, 'style': (B,) target index}.
 
@@ -94,7 +98,9 @@ class PairWindows(IterableDataset):
     may still be the other font or augmented, so it is not a no-op). With ``synth`` a share
     ``synth.p_synth`` of sources is a random synthesized voice playing the clip's notes instead
     (diffusion/synth_augment.py), roughened by ``augment`` like any source; in ``synth.mode`` "add" they
-    join the batch's ``batch_size`` SoundFont examples instead of replacing some.
+    join the batch's ``batch_size`` SoundFont examples instead of replacing some. ``source_input``
+    "excitation": the source is replaced by its harmonic excitation (diffusion/excitation.py, computed over
+    the pre-roll too, its last hop silent as live), for a denoiser that hears only pitch and loudness.
     """
 
     def __init__(
@@ -106,6 +112,7 @@ class PairWindows(IterableDataset):
         augment: AugmentConfig | None,
         p_same_style: float = 0.125,
         synth: SynthAugmentConfig | None = None,
+        source_input: str = "source",
     ) -> None:
         if not clips:
             raise StylehostError("no training clips long enough for one window in the dataset")
@@ -116,6 +123,9 @@ class PairWindows(IterableDataset):
             raise StylehostError("synthesized-source augmentation needs each clip's notes, which this dataset's "
                                  "manifest lacks: re-render it with `stylehost data render`")
         self.fonts = sorted(clips[0].audio)
+        if source_input not in SOURCE_INPUTS:
+            raise StylehostError(f"source_input must be one of {', '.join(SOURCE_INPUTS)}, got {source_input!r}")
+        self.source_input = source_input
 
     def example(
         self, rng: np.random.Generator, keep_preroll: int = 0, synth: bool | None = None
@@ -152,6 +162,9 @@ class PairWindows(IterableDataset):
             seg = np.concatenate([np.zeros(pre - min(pre, start), np.float32), seg])
         if self.augment is not None:
             seg = augment_source(seg, rng, spec.sample_rate, self.augment)
+        if self.source_input == "excitation":  # what the denoiser hears live (realtime/model_processor.py)
+            seg = excite(seg, spec.sample_rate, spec.hop, ExcitationConfig())
+            seg[-spec.hop :] = 0.0  # the live generator lags one hop: the window's last hop is silent
         source = seg[pre - keep_preroll :]
         return source, target.astype(np.float32) / 32768.0, tgt_style
 
@@ -185,12 +198,12 @@ class PairWindows(IterableDataset):
 
 
 def fixed_windows(
-    clips: list[Clip], cfg: ModelConfig, count: int, seed: int = 1234
+    clips: list[Clip], cfg: ModelConfig, count: int, seed: int = 1234, source_input: str = "source"
 ) -> dict[str, torch.Tensor]:
     """A deterministic, unaugmented set of windows (validation): same draws on every run and rank."""
     if not clips:
         return {}
-    ds = PairWindows(clips, cfg, batch_size=count, seed=(seed,), augment=None)
+    ds = PairWindows(clips, cfg, batch_size=count, seed=(seed,), augment=None, source_input=source_input)
     return ds.batch(np.random.default_rng(seed), SpectrogramTransform(cfg.spectrogram))
 
 

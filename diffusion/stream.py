@@ -54,11 +54,12 @@ def stream_logmel(
 
 def stream_contexts(
     denoiser: Denoiser, source_logmel: torch.Tensor, style_vec: torch.Tensor, cfg: StreamConfig,
-    before: int = 0, after: int = 0,
+    before: int = 0, after: int = 0, last_column: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(W, n_mels, before + emit + after): each window's own prediction of the frames it emits plus
     ``before`` earlier and ``after`` later columns, the context a spectrogram-to-audio stage reads
-    (guide.py; ``after`` <= lookahead, the columns right of the emitted ones)."""
+    (guide.py; ``after`` <= lookahead, the columns right of the emitted ones). ``last_column`` (n_mels, F), when
+    given, is what each window hears as its newest column instead (the denoiser fed the live excitation)."""
     mcfg = denoiser.cfg
     t, look = mcfg.window, mcfg.lookahead
     if not 1 <= cfg.emit <= t - look:
@@ -74,6 +75,10 @@ def stream_contexts(
     padded[:, pad_left : pad_left + frames] = source_logmel
     starts = ends - t
     windows = torch.stack([padded[:, s + pad_left : s + pad_left + t] for s in starts])
+    if last_column is not None:  # (n_mels, F): what each window hears as its newest column
+        cut = torch.full_like(padded, floor)
+        cut[:, pad_left : pad_left + frames] = last_column
+        windows[:, :, -1] = torch.stack([cut[:, s + pad_left + t - 1] for s in starts])
     style = style_vec.reshape(1, -1)
     outs = []
     for i in range(0, len(windows), cfg.batch):
@@ -94,9 +99,9 @@ def stream_audio(
     context goes through the learned spectrogram-to-audio stage, exactly as the live engine runs a
     bundle with the stage; without one, source-phase resynthesis. With ``excitation`` the stage
     shapes the harmonic excitation of the source (diffusion/excitation.py) instead of the source; the
-    model still sees the source, unless ``denoiser_input`` is "excitation" (an experiment of issue 15:
-    the denoiser conditioned on the excitation's log-mel, the same 1/k series whatever the source's own
-    timbre, offline and without the live generator's one-hop lag).
+    model still sees the source, unless ``denoiser_input`` is "excitation" (issue 15: the denoiser hears
+    the excitation's log-mel, the same 1/k series whatever the source's own timbre; each window's last
+    column is the frame with its last hop cut, as the live generator's one-hop lag leaves it).
     """
     if denoiser_input not in ("source", "excitation"):
         raise StylehostError(f"denoiser_input must be 'source' or 'excitation', got {denoiser_input!r}")
@@ -108,9 +113,14 @@ def stream_audio(
         wave = torch.as_tensor(np.asarray(audio, dtype=np.float32))
         shaped = wave if excitation is None else torch.as_tensor(excite(audio, stage.spec.sample_rate,
                                                                         stage.spec.hop, excitation))
-        seen = shaped if denoiser_input == "excitation" else wave
-        source_logmel = resynth.transform.log_mel(seen[None])[0]
-        contexts = stream_contexts(denoiser, source_logmel, style_vec, cfg, stage.before, stage.after)
+        last = None
+        if denoiser_input == "excitation":
+            source_logmel = resynth.transform.log_mel(shaped[None])[0]
+            # audit: stream-excitation-tail-cut
+            last = resynth.transform.log_mel_cut_tail(shaped[None], stage.spec.hop)[0]
+        else:
+            source_logmel = resynth.transform.log_mel(wave[None])[0]
+        contexts = stream_contexts(denoiser, source_logmel, style_vec, cfg, stage.before, stage.after, last)
         return restore_windows(stage, shaped, contexts, cfg.emit).numpy()
 
 

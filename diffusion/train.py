@@ -49,6 +49,9 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     augment_source: bool = True
     synth: SynthAugmentConfig = field(default_factory=SynthAugmentConfig)  # synthesized sources (issue 15)
+    # "excitation": the denoiser hears the source's harmonic excitation, not the source (issue 15; the bundle's
+    # manifest says so as denoiser_input, and the processor feeds it the same)
+    source_input: str = "source"
     init: str = ""  # fine-tune: start from this model file's weights (its model config must be ``model``)
     steps: int = 24000  # ~1.5 h at the ~4.5 steps/s measured at batch 32 on the 2-core CPU
     batch_size: int = 32  # per process
@@ -190,7 +193,8 @@ def batch_loader(cfg: Any, model_cfg: ModelConfig, clips: list[Clip], rank: int,
     """Endless paired batches cut in ``cfg.workers`` processes; seeded by (seed, rank, step) so a resumed
     run does not replay the windows it has seen. ``cfg`` is a TrainConfig or a DistillConfig."""
     dataset = PairWindows(clips, model_cfg, cfg.batch_size, (cfg.seed, rank, step),
-                          cfg.augment if cfg.augment_source else None, cfg.p_same_style, cfg.synth)
+                          cfg.augment if cfg.augment_source else None, cfg.p_same_style, cfg.synth,
+                          cfg.source_input)
     return DataLoader(dataset, batch_size=None, num_workers=cfg.workers,
                       persistent_workers=cfg.workers > 0, prefetch_factor=4 if cfg.workers else None)
 
@@ -304,7 +308,8 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Tru
         print(f"teacher: {parameter_count(module) / 1e6:.2f} M params, {count_macs(ema) / 1e6:.0f} M MACs per "
               f"window; {len(train_clips)} train clips ({estimate_ram_mb(train_clips):.0f} MB), "
               f"{len(val_clips)} val; {world} process(es) on {device}; from step {step}", flush=True)
-    val = fixed_windows(val_clips, cfg.model, cfg.val_windows) if rank == 0 and val_clips else {}
+    val = fixed_windows(val_clips, cfg.model, cfg.val_windows, source_input=cfg.source_input) \
+        if rank == 0 and val_clips else {}
     loader = batch_loader(cfg, cfg.model, train_clips, rank, step)
     torch.manual_seed(cfg.seed * 1009 + rank * 7919 + step)  # noise and sigmas: distinct per rank
 

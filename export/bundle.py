@@ -123,6 +123,12 @@ class Bundle:
         return int(d.get("max_steps", MAX_STEPS[self.sampler_name == "consistency"]))
 
     @property
+    def denoiser_input(self) -> str:
+        """What the denoiser was trained to hear: "source" (the input's log-mel) or "excitation" (the log-mel
+        of the input's harmonic excitation, diffusion/excitation.py). Manifest ``denoiser_input``."""
+        return str(self.manifest.get("denoiser_input", "source"))
+
+    @property
     def excitation(self) -> dict[str, Any] | None:
         """The harmonic excitation the resynth graph shapes (diffusion/excitation.py ExcitationConfig
         fields), or None: the graph shapes the source itself."""
@@ -302,6 +308,9 @@ def _check_manifest(m: Any, where: Path) -> None:
             ExcitationConfig(**excitation)
         except (TypeError, StylehostError) as exc:
             raise bad(f"'excitation': {exc}") from exc
+    heard = m.get("denoiser_input", "source")
+    if heard not in ("source", "excitation") or (heard == "excitation" and excitation is None):
+        raise bad(f"'denoiser_input' must be 'source', or 'excitation' with an 'excitation' section, got {heard!r}")
     defaults = m.get("defaults", {})
     if not isinstance(defaults, dict):
         raise bad("'defaults' must be an object")

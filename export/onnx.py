@@ -254,13 +254,19 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
     model_sha = B.sha256_file(Path(model_path))
     version = version or str(meta.get("version") or f"{datetime.date.today():%Y%m%d}-{model_sha[:8]}")
     audio = real_audio(denoiser, audio_path)
-    stage, extra = None, {}
+    stage, extra = None, {}  # type: tuple[GuideStage | None, dict[str, Any]]
     if stage_path is not None:
         stage = load_stage(stage_path, steps=stage_steps)
         extra["resynth_stage"] = stage_section(stage, Path(stage_path), denoiser.cfg.lookahead)
         excitation = stage_excitation(Path(stage_path))
         if excitation is not None:  # a stage trained on the harmonic excitation must be played with it
             extra["excitation"] = excitation
+    heard = str((meta.get("config") or {}).get("source_input", "source"))
+    if heard != "source":  # a denoiser trained on the excitation must hear it live too (ModelProcessor)
+        if "excitation" not in extra:
+            raise StylehostError(f"{model_path} was trained to hear the harmonic excitation (source_input {heard!r}); "
+                                 "export it with a stage trained on the excitation (--stage)")
+        extra["denoiser_input"] = heard
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

@@ -66,6 +66,11 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="the spectrogram-to-audio stage shapes a harmonic series at the input's pitch instead of the "
                         "input itself, so a whistle or a sine gets the target's partials (docs/timbre.md; about "
                         "1.3 ms more per 8 ms call on the 2-core dev CPU)")
+    p.add_argument("--denoiser-input", default="bundle", choices=("bundle", "source", "excitation"),
+                   help="what the model hears: the input (source), its harmonic excitation (excitation: only the "
+                        "input's pitch and loudness, as a 1/k harmonic series; much closer partials for whistles, "
+                        "sines and synths, a little further for real instruments, docs/timbre.md; needs a bundle with "
+                        "an excitation or --harmonic), or what the bundle says (bundle, the default)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="the denoiser's precision: on the CPU backend int8 (about twice as fast; the bundle's "
                         "denoiser_int8 graph from `stylehost export quantize`), fp32, or auto (int8 when the bundle "
@@ -153,7 +158,7 @@ def cli_devices(args: argparse.Namespace) -> int:
 def cli_live(args: argparse.Namespace) -> int:
     from realtime.audio import LiveSession
 
-    opened = open_session(SessionConfig(args.model, args.backend, args.harmonic, args.precision))
+    opened = open_session(SessionConfig(args.model, args.backend, args.harmonic, args.precision, args.denoiser_input))
     params = params_from_args(args, opened)
     passthrough = opened.passthrough
     session = LiveSession(
@@ -194,7 +199,7 @@ def cli_live(args: argparse.Namespace) -> int:
 def cli_render(args: argparse.Namespace) -> int:
     from realtime.render import Terminated, render_file, terminations_raise
 
-    opened = open_session(SessionConfig(args.model, args.backend, args.harmonic, args.precision))
+    opened = open_session(SessionConfig(args.model, args.backend, args.harmonic, args.precision, args.denoiser_input))
     params = params_from_args(args, opened)
     if opened.passthrough:
         print(PASSTHROUGH_NOTICE, file=sys.stderr)

@@ -49,6 +49,7 @@ from realtime.backends.base import Backend
 from realtime.processor import Processor
 
 CROSSFADE_MS = 100.0
+DENOISER_INPUTS = ("source", "excitation")  # what the denoiser hears (bundle manifest "denoiser_input")
 BUNDLE_EXCITATION = "bundle"  # ModelProcessor(excitation=...): use the bundle's manifest section, if any
 SAMPLERS = ("euler", "consistency")  # diffusion.sampling names; the manifest's sampler.name is one of them
 
@@ -82,7 +83,8 @@ class ModelProcessor(Processor):
 
     def __init__(self, bundle: Bundle, backend: Backend, emit: int | None = None, seed: int = 0,
                  crossfade_ms: float = CROSSFADE_MS,
-                 excitation: dict[str, Any] | None | str = BUNDLE_EXCITATION) -> None:
+                 excitation: dict[str, Any] | None | str = BUNDLE_EXCITATION,
+                 denoiser_input: str | None = None) -> None:
         spec = bundle.spectrogram
         self.bundle, self.backend, self.seed = bundle, backend, seed
         t, look, s = bundle.window, bundle.lookahead, emit or bundle.emit
@@ -137,6 +139,17 @@ class ModelProcessor(Processor):
             self._excitation = HarmonicExcitation(spec.sample_rate, hop, ExcitationConfig(**exc_cfg))
         self._exc_win = np.zeros(self.window, np.float32)
         self._silence = np.zeros(hop, np.float32)
+        # What the denoiser hears: the input, or its harmonic excitation (issue 15: the same 1/k series at the
+        # input's pitch and loudness whatever the input's own timbre). The excitation window's last hop is
+        # always zero (the generator lags one hop), so only the window's last column sees a cut frame; the
+        # offline reference (stream.stream_audio) cuts it the same way.
+        self.denoiser_input = denoiser_input or bundle.denoiser_input
+        if self.denoiser_input not in DENOISER_INPUTS:
+            raise StylehostError(f"denoiser input must be one of {', '.join(DENOISER_INPUTS)}, "
+                                 f"got {self.denoiser_input!r}")
+        if self.denoiser_input == "excitation" and self._excitation is None:
+            raise StylehostError("the denoiser can hear the excitation only when the stage shapes one: use a bundle "
+                                 "with an excitation section, or --harmonic")
         self.strength, self.steps = 0.7, 4
         self._set_schedule()
         self._set_style({bundle.styles[0]: 1.0}, immediate=True)
@@ -246,7 +259,9 @@ class ModelProcessor(Processor):
         start = self._start_frame()
         self._advance_style()
         # frontend: (1, samples) -> (1, mels, T) log-mel, normalised into the preallocated source
-        logmel = self.backend.run("frontend", window[None])
+        shaped = window if self._excitation is None else self._excite(window)
+        heard = shaped if self.denoiser_input == "excitation" else window
+        logmel = self.backend.run("frontend", heard[None])
         np.subtract(logmel, c["logmel_mean"], out=self._source[:, 0])
         self._source /= c["logmel_std"]
         if start < 0:  # columns before the first frame are the log floor, as in the offline reference
@@ -259,7 +274,6 @@ class ModelProcessor(Processor):
         else:  # strength 0: the source itself (resynthesis with unit gain)
             np.multiply(self._source[0, 0, :, cols], c["logmel_std"], out=self._pred[0])
             self._pred += c["logmel_mean"]
-        shaped = window if self._excitation is None else self._excite(window)
         for k in range(self._frames.shape[1]):
             off = (self._first_col - self._before + k) * hop
             self._frames[0, k] = shaped[off : off + n_fft]

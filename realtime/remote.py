@@ -59,11 +59,12 @@ class SessionSpec:
     margin_ms: float = 6.0
     harmonic: bool = False
     precision: str = "auto"
+    denoiser_input: str = "bundle"
 
     @property
     def session(self) -> SessionConfig:
         """What the child opens with realtime.session.open_session, as every other front end does."""
-        return SessionConfig(self.model, self.backend, self.harmonic, self.precision)
+        return SessionConfig(self.model, self.backend, self.harmonic, self.precision, self.denoiser_input)
 
 
 @dataclass(frozen=True)

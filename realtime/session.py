@@ -39,23 +39,27 @@ class SessionConfig:
     backend: str = "auto"  # realtime/backends/choose.py: auto, cpu, ort, cuda, ort-tensorrt, tensorrt, torch
     harmonic: bool = False  # the spectrogram-to-audio stage shapes a harmonic series at the input's pitch
     precision: str = "auto"  # auto | fp32 | int8: the bundle's int8 denoiser on the CPU (export/quantize.py)
+    denoiser_input: str = "bundle"  # bundle | source | excitation: what the denoiser hears (ModelProcessor)
 
 
 class ModelFactory:
     """Makes one ModelProcessor per processed channel; they share the bundle and the loaded backend
     (the worker calls them one after another, never at once)."""
 
-    def __init__(self, bundle: Bundle, backend: Backend, harmonic: bool = False) -> None:
+    def __init__(self, bundle: Bundle, backend: Backend, harmonic: bool = False,
+                 denoiser_input: str = "bundle") -> None:
         self.bundle = bundle
         self.backend = backend
         self.harmonic = harmonic  # the stage shapes the source's harmonic excitation (--harmonic)
+        self.denoiser_input = None if denoiser_input == "bundle" else denoiser_input  # --denoiser-input
 
     def __call__(self) -> Processor:
         from diffusion.excitation import ExcitationConfig
         from realtime.model_processor import BUNDLE_EXCITATION, ModelProcessor
 
         excitation = ExcitationConfig().to_dict() if self.harmonic else BUNDLE_EXCITATION
-        return ModelProcessor(self.bundle, self.backend, emit=int(self.bundle.defaults["emit"]), excitation=excitation)
+        return ModelProcessor(self.bundle, self.backend, emit=int(self.bundle.defaults["emit"]), excitation=excitation,
+                              denoiser_input=self.denoiser_input)
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ def open_session(config: SessionConfig, say: Callable[[str], None] | None = None
     bundle = load_bundle(path)
     backend = choose_backend(bundle, config.backend, say=tell, precision=config.precision)
     tell(f"model {bundle.describe()}")
-    factory = ModelFactory(bundle, backend, config.harmonic)
+    factory = ModelFactory(bundle, backend, config.harmonic, config.denoiser_input)
     factory()  # a processor that cannot be built (unknown sampler, bad emit) fails here, not in the engine
     return Session(factory, bundle)
 

@@ -81,7 +81,8 @@ def test_config_is_checked() -> None:
         ExcitationConfig(voiced_lo=0.9, voiced_hi=0.5)
 
 
-def test_processor_with_excitation_equals_offline_reference(tmp_path: Path) -> None:
+@pytest.mark.parametrize("heard", ["source", "excitation"])
+def test_processor_with_excitation_equals_offline_reference(tmp_path: Path, heard: str) -> None:
     import torch
 
     from diffusion.checkpoint import load_denoiser
@@ -103,7 +104,7 @@ def test_processor_with_excitation_equals_offline_reference(tmp_path: Path) -> N
     manifest["excitation"] = ExcitationConfig().to_dict()
     (bundle.path / B.MANIFEST).write_text(json.dumps(manifest))
     bundle = B.load_bundle(bundle.path)
-    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"), emit=2)
+    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"), emit=2, denoiser_input=heard)
     proc.set_params(style_mix=MIX, strength=1.0, steps=1)
     x, _ = vibrato_sine(0.8, 330.0)
     y = stream(proc, x)
@@ -113,7 +114,7 @@ def test_processor_with_excitation_equals_offline_reference(tmp_path: Path) -> N
     cfg = StreamConfig(emit=2, steps=1, strength=1.0)
     padded = np.concatenate([np.zeros(lead, np.float32), x])
     ref = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX), cfg, stage=stage,
-                       excitation=ExcitationConfig())
+                       excitation=ExcitationConfig(), denoiser_input=heard)
     src = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX), cfg, stage=stage)
     want = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), ref])[: len(y)]
     other = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), src])[: len(y)]

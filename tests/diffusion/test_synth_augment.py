@@ -122,3 +122,24 @@ def test_wave_windows_give_the_stage_the_excitation_of_a_warmed_up_tracker(data:
     np.testing.assert_array_equal(batch["source"], plain["source"])  # the pre-roll is dropped again
     assert EXCITATION_PREROLL >= 960  # at least one YIN frame of the source before the crop
     assert not np.allclose(batch["shaped"], batch["source"])  # pitched synthetic notes: harmonics replace them
+
+
+def test_excitation_sources_are_the_excitation_of_the_plain_source_with_a_silent_last_hop(data: Path) -> None:
+    from diffusion.augment import PREROLL_SECONDS
+    from diffusion.excitation import excite
+
+    cfg = ModelConfig()
+    clips = load_clips(data, cfg, "train")
+    hop, pre = cfg.spectrogram.hop, int(PREROLL_SECONDS * cfg.spectrogram.sample_rate)
+    plain = PairWindows(clips, cfg, 2, (0,), None, 0.0)
+    heard = PairWindows(clips, cfg, 2, (0,), None, 0.0, source_input="excitation")
+    for seed in range(3):
+        src, tgt, style = plain.example(np.random.default_rng(seed), keep_preroll=pre)
+        exc, tgt2, style2 = heard.example(np.random.default_rng(seed), keep_preroll=pre)
+        want = excite(src, cfg.spectrogram.sample_rate, hop, ExcitationConfig())
+        want[-hop:] = 0.0
+        assert style == style2 and np.array_equal(tgt, tgt2)
+        np.testing.assert_allclose(exc, want, atol=1e-6)
+        assert np.all(exc[-hop:] == 0.0) and not np.allclose(exc, src, atol=1e-3)
+    with pytest.raises(StylehostError, match="source_input"):
+        PairWindows(clips, cfg, 2, (0,), None, 0.0, source_input="both")

@@ -141,3 +141,23 @@ def test_max_steps_comes_from_the_manifest_or_the_sampler(tmp_path: Path) -> Non
     edit_manifest(path, lambda m: m["defaults"].update(max_steps=0))
     with pytest.raises(StylehostError, match="max_steps"):
         B.load_bundle(path)
+
+
+def test_a_denoiser_trained_on_the_excitation_is_exported_only_with_an_excitation_stage(tmp_path: Path) -> None:
+    from export.onnx import export_bundle
+    from tests.export.tiny import tiny_model
+
+    model = tiny_model(tmp_path / "exc.pt", meta={"config": {"source_input": "excitation"}})
+    with pytest.raises(StylehostError, match="trained to hear the harmonic excitation"):
+        export_bundle(model, tmp_path / "b")
+
+
+def test_denoiser_input_in_the_manifest_is_checked(tmp_path: Path) -> None:
+    from tests.export.tiny import copy_bundle, edit_manifest, tiny_bundle
+
+    src = tiny_bundle(tmp_path / "src")
+    assert src.denoiser_input == "source"
+    bad = copy_bundle(src, tmp_path)
+    edit_manifest(bad, lambda m: m.update({"denoiser_input": "excitation"}))  # without an excitation section
+    with pytest.raises(StylehostError, match="denoiser_input"):
+        B.load_bundle(bad)

@@ -92,3 +92,24 @@ def test_the_panel_plays_a_bundle_style_outside_the_built_in_list(
         assert controller.params.style_mix == ((OWN, 1.0),)
     finally:
         controller.stop()
+
+
+def test_denoiser_input_reaches_the_processor_and_needs_an_excitation(own_style_bundle: Bundle, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(StylehostError, match="only when the stage shapes one"):
+        open_session(SessionConfig(str(own_style_bundle.path), "cpu", denoiser_input="excitation"),
+                     say=lambda line: None)
+    session = open_session(SessionConfig(str(own_style_bundle.path), "cpu", harmonic=True,
+                                         denoiser_input="excitation"), say=lambda line: None)
+    assert session.factory().denoiser_input == "excitation"  # type: ignore[attr-defined]
+    rate = 24000
+    x = (0.3 * np.sin(2 * np.pi * 330 * np.arange(rate) / rate)).astype(np.float32)
+    sf.write(tmp_path / "in.wav", x, rate)
+    outs = []
+    for heard in ("source", "excitation"):
+        out = tmp_path / f"{heard}.wav"
+        assert main(["render", str(tmp_path / "in.wav"), str(out), "--style", "violin", "--harmonic",
+                     "--denoiser-input", heard, "--model", str(own_style_bundle.path), "--backend", "cpu",
+                     "--no-progress"]) == 0, capsys.readouterr().err
+        outs.append(sf.read(out, dtype="float32")[0])
+    assert np.abs(outs[0] - outs[1]).max() > 1e-4  # the flag changes what the model hears
