@@ -27,6 +27,14 @@ class StreamSettings:
     blocksize: int = 256
     model: str | None = None  # bundle path; None = DSP passthrough
     backend: str = "auto"
+    # What the model hears: "bundle" (its manifest's choice), "source" (the input) or "excitation" (the input's
+    # pitch and loudness as a harmonic series: for whistles, voices, synths; the stage then shapes it too).
+    denoiser_input: str = "bundle"
+
+    @property
+    def harmonic(self) -> bool:
+        """The model can hear the excitation only if the stage shapes one: ask for it (a bundle's own is kept)."""
+        return self.denoiser_input == "excitation"
 
 
 class EngineController:
@@ -71,14 +79,16 @@ class EngineController:
         if self.separate_process:  # the child loads the bundle and checks the params; errors come back
             remote = RemoteSession(SessionSpec(model=settings.model or "passthrough", backend=settings.backend,
                                                input=settings.input, output=settings.output,
-                                               samplerate=settings.samplerate, blocksize=settings.blocksize),
+                                               samplerate=settings.samplerate, blocksize=settings.blocksize,
+                                               harmonic=settings.harmonic, denoiser_input=settings.denoiser_input),
                                    self.params).start()
             assert remote.started is not None
             self.opened = None
             self.session, self.passthrough = remote, remote.started.passthrough
             return remote
         # "passthrough", not None: None would let the bundle resolver pick a default model.
-        opened = open_session(SessionConfig(settings.model or "passthrough", settings.backend))
+        opened = open_session(SessionConfig(settings.model or "passthrough", settings.backend, settings.harmonic,
+                                            denoiser_input=settings.denoiser_input))
         opened.check_params(self.params)
         self.opened = opened
         session = LiveSession(

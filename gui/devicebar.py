@@ -37,7 +37,7 @@ class DeviceBar(QGroupBox):
         self.output = QComboBox()
         self.output.setToolTip("Output device; use a virtual device (JACK, BlackHole, VB-Cable) to feed OBS")
         for combo in (self.input, self.output):
-            combo.setMinimumContentsLength(15)
+            combo.setMinimumContentsLength(12)
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Look for devices again (new virtual devices, a restarted JACK server)")
@@ -51,12 +51,19 @@ class DeviceBar(QGroupBox):
         self.block.setCurrentIndex(BLOCKS.index(DEFAULT_BLOCK))
         self.block.setToolTip("Callback block in samples: smaller is lower latency, larger survives a busy machine")
         self.model = QComboBox()
-        self.model.setMinimumContentsLength(20)
+        self.model.setMinimumContentsLength(16)
         self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model.setToolTip("Model bundle; 'passthrough' runs a DSP stand-in that does NOT restyle")
         self.browse = QPushButton("Open...")
         self.browse.setToolTip("Choose a model bundle folder that is not in the list")
         self.start_button = QPushButton("Start")
+        self.hears = QComboBox()
+        for text, value, tip in HEARS:
+            self.hears.addItem(text, value)
+            self.hears.setItemData(self.hears.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.hears.setToolTip("What the model listens to (docs/timbre.md)")
+        self.hears.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.hears.setMinimumContentsLength(6)
         self.start_button.setToolTip("Start or stop streaming (Ctrl+Return)")
         self.start_button.setMinimumWidth(90)
         row = QHBoxLayout(self)
@@ -64,7 +71,8 @@ class DeviceBar(QGroupBox):
             row.addWidget(_buddy(label, widget))
             row.addWidget(widget, 3)
         row.addWidget(self.refresh_button)
-        for label, widget in (("Rate", self.rate), ("Block", self.block), ("Model", self.model)):
+        for label, widget in (("Rate", self.rate), ("Block", self.block), ("Model", self.model),
+                              ("Hears", self.hears)):
             row.addWidget(_buddy(label, widget))
             row.addWidget(widget, 2 if widget is self.model else 0)
         row.addWidget(self.browse)
@@ -112,18 +120,29 @@ class DeviceBar(QGroupBox):
             samplerate=self.rate.currentData(),
             blocksize=int(block),
             model=self.model.currentData(),
+            denoiser_input=self.hears.currentData(),
         )
 
     def set_running(self, running: bool) -> None:
         """Lock the stream settings while streaming (they are fixed for an engine's life)."""
         self.start_button.setText("Stop" if running else "Start")
-        for w in (self.input, self.output, self.refresh_button, self.rate, self.block, self.model, self.browse):
+        for w in (self.input, self.output, self.refresh_button, self.rate, self.block, self.model, self.hears,
+                  self.browse):
             w.setEnabled(not running)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Model bundle folder")
         if path:
             self.add_bundle(path)
+
+
+# (label, StreamSettings.denoiser_input, tooltip): the choice a performer makes about their source
+HEARS = (
+    ("auto", "bundle", "what the model bundle was made for"),
+    ("instrument", "source", "the model hears your instrument itself: best for guitars, pianos, strings"),
+    ("pitch only", "excitation", "the model hears only your pitch and loudness, as a harmonic series: best for "
+                                 "whistles, voices, sines and synths (docs/timbre.md)"),
+)
 
 
 def _buddy(text: str, widget: QWidget) -> QLabel:

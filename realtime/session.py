@@ -57,7 +57,9 @@ class ModelFactory:
         from diffusion.excitation import ExcitationConfig
         from realtime.model_processor import BUNDLE_EXCITATION, ModelProcessor
 
-        excitation = ExcitationConfig().to_dict() if self.harmonic else BUNDLE_EXCITATION
+        # --harmonic gives a bundle without an excitation the default one; a bundle's own stays its own
+        excitation = ExcitationConfig().to_dict() if self.harmonic and self.bundle.excitation is None \
+            else BUNDLE_EXCITATION
         return ModelProcessor(self.bundle, self.backend, emit=int(self.bundle.defaults["emit"]), excitation=excitation,
                               denoiser_input=self.denoiser_input)
 

@@ -162,3 +162,16 @@ def test_dead_stream_is_stopped_with_a_message(window: PanelWindow, offline: Off
     window.poll()
     assert window.controller.session is None and "stopped" in window.last_message
     assert window.devices.start_button.text() == "Start"
+
+
+def test_the_source_choice_reaches_the_stream_settings(window: PanelWindow) -> None:
+    """"Hears: pitch only" asks the session for the excitation (and the stage shaping it); each choice has a tip."""
+    hears = window.devices.hears
+    assert window.devices.settings().denoiser_input == "bundle" and not window.devices.settings().harmonic
+    hears.setCurrentIndex(hears.findData("excitation"))
+    settings = window.devices.settings()
+    assert settings.denoiser_input == "excitation" and settings.harmonic
+    assert all(hears.itemData(i, Qt.ItemDataRole.ToolTipRole) for i in range(hears.count()))
+    window.devices.set_running(True)
+    assert not hears.isEnabled()  # fixed while a stream runs, as the model is
+    window.devices.set_running(False)
