@@ -8,7 +8,9 @@ trained on, unaugmented): the dataset's own sources (``pairs.fixed_windows``, as
 and the same draws with every source replaced by a random synthesized voice
 (``diffusion/synth_augment.py``, p_synth = 1). The figure is the log-mel distance (dB) of the model's
 strength-1 output to the true target, as ``distill.window_distance_db`` computes it for validation:
-does training on synthesized sources help on them, and what does it cost on SoundFont sources?
+does training on synthesized sources help on them, and what does it cost on SoundFont sources? Each
+model hears the sources as it was trained to (its file's ``source_input``: the source, or its harmonic
+excitation, diffusion/pairs.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusion.checkpoint import load_denoiser
+from diffusion.checkpoint import load_checkpoint, load_denoiser
 from diffusion.distill import window_distance_db
 from diffusion.features import SpectrogramTransform
 from diffusion.files import write_text_atomic
@@ -47,23 +49,34 @@ def main(argv: list[str] | None = None) -> int:
         specs.append((name, Path(path), sampler, int(steps)))
     first = load_denoiser(specs[0][1])
     _, val = load_pairs(args.data, first.cfg)
-    sets = {"soundfont sources": fixed_windows(val, first.cfg, args.windows)}
-    synth = PairWindows(val, first.cfg, args.windows, (1234,), None, 0.125, SynthAugmentConfig(p_synth=1.0))
-    sets["synthesized voices"] = synth.batch(np.random.default_rng(1234), SpectrogramTransform(first.cfg.spectrogram))
+    transform = SpectrogramTransform(first.cfg.spectrogram)
+
+    def window_sets(heard: str) -> dict[str, dict[str, torch.Tensor]]:
+        """The two sets, with the sources as a model trained on ``heard`` hears them (same draws, same targets)."""
+        synth = PairWindows(val, first.cfg, args.windows, (1234,), None, 0.125, SynthAugmentConfig(p_synth=1.0),
+                            source_input=heard)
+        return {"soundfont sources": fixed_windows(val, first.cfg, args.windows, source_input=heard),
+                "synthesized voices": synth.batch(np.random.default_rng(1234), transform)}
+
+    sets: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
     rows = []
     for name, path, sampler, steps in specs:
         model = load_denoiser(path)
-        row = {"model": name, "path": str(path), "sampler": sampler, "steps": steps}
-        for label, windows in sets.items():
+        heard = str((load_checkpoint(path).get("meta") or {}).get("config", {}).get("source_input", "source"))
+        if heard not in sets:
+            sets[heard] = window_sets(heard)
+        row = {"model": name, "path": str(path), "sampler": sampler, "steps": steps, "hears": heard}
+        for label, windows in sets[heard].items():
             row[label] = window_distance_db(model, windows, steps, sampler)
         rows.append(row)
-        print(f"{name}: " + ", ".join(f"{k} {row[k]:.2f} dB" for k in sets), flush=True)
+        print(f"{name} (hears the {heard}): " + ", ".join(f"{k} {row[k]:.2f} dB" for k in sets[heard]), flush=True)
     command = " ".join(["python", "-m", "benchmarks.synth_val", *(argv if argv is not None else sys.argv[1:])])
     report = {"command": command, "git_commit": git_commit(), "windows": args.windows, "rows": rows}
     write_text_atomic(args.out, json.dumps(report, indent=1) + "\n")
-    lines = [f"`{command}`", "", "| model | sampler, steps | SoundFont sources (dB) | synthesized voices (dB) |",
-             "|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['sampler']}, {r['steps']} | {r['soundfont sources']:.2f} | "
+    lines = [f"`{command}`", "",
+             "| model | hears | sampler, steps | SoundFont sources (dB) | synthesized voices (dB) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['hears']} | {r['sampler']}, {r['steps']} | {r['soundfont sources']:.2f} | "
               f"{r['synthesized voices']:.2f} |" for r in rows]
     write_text_atomic(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
     return 0
