@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusion.checkpoint import load_checkpoint, load_denoiser
+from diffusion.checkpoint import load_checkpoint, load_denoiser, meta_source_input
 from diffusion.distill import window_distance_db
 from diffusion.features import SpectrogramTransform
 from diffusion.files import write_text_atomic
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, path, sampler, steps in specs:
         model = load_denoiser(path)
-        heard = str((load_checkpoint(path).get("meta") or {}).get("config", {}).get("source_input", "source"))
+        heard = meta_source_input(load_checkpoint(path).get("meta"))
         if heard not in sets:
             sets[heard] = window_sets(heard)
         row = {"model": name, "path": str(path), "sampler": sampler, "steps": steps, "hears": heard}

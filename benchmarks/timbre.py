@@ -409,19 +409,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.no_model and args.model_clips > 0:
             models.append((load_model(args.bundle), args.bundle))
-            for item in args.compare:
-                name, sep, folder = item.partition("=")
-                if not sep or not name.strip():
-                    raise StylehostError(f"--compare expects NAME=FOLDER, got {item!r}")
-                models.append((load_model(Path(folder), name.strip()), Path(folder)))
-            for item in args.compare_excited:
-                name, sep, folder = item.partition("=")
-                if not sep or not name.strip():
-                    raise StylehostError(f"--compare-excited expects NAME=FOLDER, got {item!r}")
-                m = load_model(Path(folder), name.strip())
-                if m.excitation is None:
-                    raise StylehostError(f"--compare-excited: {folder} has no excitation section")
-                models.append((dataclasses.replace(m, denoiser_input="excitation"), Path(folder)))
+            for flag, items in (("--compare", args.compare), ("--compare-excited", args.compare_excited)):
+                for item in items:
+                    name, sep, folder = item.partition("=")
+                    if not sep or not name.strip():
+                        raise StylehostError(f"{flag} expects NAME=FOLDER, got {item!r}")
+                    m = load_model(Path(folder), name.strip())
+                    if flag == "--compare-excited":
+                        if m.excitation is None:
+                            raise StylehostError(f"--compare-excited: {folder} has no excitation section")
+                        m = dataclasses.replace(m, denoiser_input="excitation")
+                    models.append((m, Path(folder)))
         hcfg = HarmonicConfig(dynamic_range_db=args.dynamic_range_db)
         report = calibrate(args.data, cfg, hcfg=hcfg, progress=not args.quiet, models=tuple(m for m, _ in models))
     except StylehostError as exc:

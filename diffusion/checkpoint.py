@@ -103,6 +103,12 @@ def load_denoiser(path: Path, use_ema: bool = True) -> Denoiser:
     return denoiser.eval()
 
 
+def meta_source_input(meta: dict[str, Any] | None) -> str:
+    """What a model file's denoiser was trained to hear (its training config's ``source_input``): "source"
+    for every file from before the option existed."""
+    return str(((meta or {}).get("config") or {}).get("source_input", "source"))
+
+
 def model_sampler(path: Path) -> str:
     """The sampler a model file asks for (``meta['sampler']``; teachers have none and use Euler).
 

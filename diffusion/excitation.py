@@ -66,6 +66,9 @@ class ExcitationConfig:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+# What a denoiser hears (bundle manifest "denoiser_input", training config "source_input"): the input's log-mel,
+# or that of its harmonic excitation. One list for training, the offline reference, the bundle and the processor.
+DENOISER_INPUTS = ("source", "excitation")
 NOISE_TABLE = 1 << 16  # samples of deterministic noise, indexed by stream position (no RNG per call)
 
 

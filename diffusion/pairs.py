@@ -21,7 +21,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from diffusion.augment import PREROLL_SECONDS, AugmentConfig, augment_source
 from diffusion.errors import StylehostError
-from diffusion.excitation import ExcitationConfig, excite
+from diffusion.excitation import DENOISER_INPUTS, ExcitationConfig, excite
 from diffusion.features import SpectrogramTransform
 from diffusion.model import ModelConfig
 from diffusion.synth_augment import Note4, SynthAugmentConfig, draw_voice, render_voice
@@ -86,9 +86,6 @@ def load_clips(data_dir: Path, cfg: ModelConfig, split: str) -> list[Clip]:
     return clips
 
 
-SOURCE_INPUTS = ("source", "excitation")  # what the denoiser hears (TrainConfig.source_input)
-
-
 class PairWindows(IterableDataset):
     """Endless batches: {'source', 'target': (B, n_mels, T) float32 log-mel, 'style': (B,) target index}.
 
@@ -123,8 +120,8 @@ class PairWindows(IterableDataset):
             raise StylehostError("synthesized-source augmentation needs each clip's notes, which this dataset's "
                                  "manifest lacks: re-render it with `stylehost data render`")
         self.fonts = sorted(clips[0].audio)
-        if source_input not in SOURCE_INPUTS:
-            raise StylehostError(f"source_input must be one of {', '.join(SOURCE_INPUTS)}, got {source_input!r}")
+        if source_input not in DENOISER_INPUTS:
+            raise StylehostError(f"source_input must be one of {', '.join(DENOISER_INPUTS)}, got {source_input!r}")
         self.source_input = source_input
 
     def example(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from diffusion.errors import StylehostError
-from diffusion.excitation import ExcitationConfig, excite
+from diffusion.excitation import DENOISER_INPUTS, ExcitationConfig, excite
 from diffusion.guide import GuideStage, restore_windows
 from diffusion.model import Denoiser
 from diffusion.resynth import PhaseGuidedResynth
@@ -103,7 +103,7 @@ def stream_audio(
     the excitation's log-mel, the same 1/k series whatever the source's own timbre; each window's last
     column is the frame with its last hop cut, as the live generator's one-hop lag leaves it).
     """
-    if denoiser_input not in ("source", "excitation"):
+    if denoiser_input not in DENOISER_INPUTS:
         raise StylehostError(f"denoiser_input must be 'source' or 'excitation', got {denoiser_input!r}")
     if denoiser_input == "excitation" and (stage is None or excitation is None):
         raise StylehostError("denoiser_input 'excitation' needs a stage and an excitation config")

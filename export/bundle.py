@@ -308,8 +308,10 @@ def _check_manifest(m: Any, where: Path) -> None:
             ExcitationConfig(**excitation)
         except (TypeError, StylehostError) as exc:
             raise bad(f"'excitation': {exc}") from exc
+    from diffusion.excitation import DENOISER_INPUTS  # numpy only
+
     heard = m.get("denoiser_input", "source")
-    if heard not in ("source", "excitation") or (heard == "excitation" and excitation is None):
+    if heard not in DENOISER_INPUTS or (heard == "excitation" and excitation is None):
         raise bad(f"'denoiser_input' must be 'source', or 'excitation' with an 'excitation' section, got {heard!r}")
     defaults = m.get("defaults", {})
     if not isinstance(defaults, dict):

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffusion.checkpoint import load_checkpoint, load_denoiser, model_sampler
+from diffusion.checkpoint import load_checkpoint, load_denoiser, meta_source_input, model_sampler
 from diffusion.errors import StylehostError
 from diffusion.excitation import ExcitationConfig
 from diffusion.guide import GuideStage, load_stage
@@ -261,7 +261,7 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
         excitation = stage_excitation(Path(stage_path))
         if excitation is not None:  # a stage trained on the harmonic excitation must be played with it
             extra["excitation"] = excitation
-    heard = str((meta.get("config") or {}).get("source_input", "source"))
+    heard = meta_source_input(meta)
     if heard != "source":  # a denoiser trained on the excitation must hear it live too (ModelProcessor)
         if "excitation" not in extra:
             raise StylehostError(f"{model_path} was trained to hear the harmonic excitation (source_input {heard!r}); "

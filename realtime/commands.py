@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from diffusion.excitation import DENOISER_INPUTS
 from diffusion.styles import STYLE_NAMES
 from realtime.argtypes import ranged_float, ranged_int
 from realtime.backends.choose import NAMES as BACKENDS
@@ -66,7 +67,7 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="the spectrogram-to-audio stage shapes a harmonic series at the input's pitch instead of the "
                         "input itself, so a whistle or a sine gets the target's partials (docs/timbre.md; about "
                         "1.3 ms more per 8 ms call on the 2-core dev CPU)")
-    p.add_argument("--denoiser-input", default="bundle", choices=("bundle", "source", "excitation"),
+    p.add_argument("--denoiser-input", default="bundle", choices=("bundle", *DENOISER_INPUTS),
                    help="what the model hears: the input (source), its harmonic excitation (excitation: only the "
                         "input's pitch and loudness, as a 1/k harmonic series; much closer partials for whistles, "
                         "sines and synths, a little further for real instruments, docs/timbre.md; needs a bundle with "

@@ -42,14 +42,13 @@ from typing import Any
 import numpy as np
 
 from diffusion.errors import StylehostError
-from diffusion.excitation import ExcitationConfig, HarmonicExcitation
+from diffusion.excitation import DENOISER_INPUTS, ExcitationConfig, HarmonicExcitation
 from diffusion.noise import frame_noise
 from export.bundle import Bundle
 from realtime.backends.base import Backend
 from realtime.processor import Processor
 
 CROSSFADE_MS = 100.0
-DENOISER_INPUTS = ("source", "excitation")  # what the denoiser hears (bundle manifest "denoiser_input")
 BUNDLE_EXCITATION = "bundle"  # ModelProcessor(excitation=...): use the bundle's manifest section, if any
 SAMPLERS = ("euler", "consistency")  # diffusion.sampling names; the manifest's sampler.name is one of them
 

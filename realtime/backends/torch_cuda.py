@@ -70,7 +70,7 @@ class _Captured:
     """One graph at one set of input shapes: its static buffers and, on CUDA, its captured graph.
 
     A module whose call cannot be captured (an op that syncs with the host) runs eagerly on the same
-    buffers instead: slower, still correct; ``captured`` says which happened."""
+    buffers instead: slower, still correct; ``capture_error`` then says why."""
 
     def __init__(self, torch: Any, module: Any, shapes: tuple[tuple[int, ...], ...], device: str) -> None:
         cuda = device == "cuda"
@@ -102,10 +102,6 @@ class _Captured:
         self.dev_out = out
         self.host_out = torch.zeros(tuple(out.shape), dtype=torch.float32, pin_memory=cuda)
         self.host_out_np = self.host_out.numpy()
-
-    @property
-    def captured(self) -> bool:
-        return self.graph is not None
 
     def run(self, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
         for dst, x in zip(self.host_in_np, inputs, strict=True):
