@@ -89,7 +89,7 @@ class ModelUnderTest:
     stream: StreamConfig
     stage: GuideStage | None = None
     excitation: ExcitationConfig | None = None  # the stage shapes the source's harmonic excitation
-    denoiser_input: str = "source"  # "excitation": the denoiser sees the excitation too (--compare-excited)
+    denoiser_input: str = "source"  # what the denoiser hears: its training's; "excitation" with --compare-excited
 
 
 @dataclass(frozen=True)
@@ -352,7 +352,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def load_model(bundle: Path, label: str = "today's model") -> ModelUnderTest:
     """The bundle's torch weights (model.pt, guide.pt), its recommended stream settings and its excitation."""
-    from diffusion.checkpoint import load_denoiser, model_sampler
+    from diffusion.checkpoint import load_checkpoint, load_denoiser, meta_source_input, model_sampler
     from diffusion.guide import load_stage
 
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -367,7 +367,8 @@ def load_model(bundle: Path, label: str = "today's model") -> ModelUnderTest:
         stage = load_stage(bundle / "guide.pt", steps=int(stage_info.get("steps", 1))).eval()
     section = manifest.get("excitation")
     excitation = ExcitationConfig(**section) if section is not None and stage is not None else None
-    return ModelUnderTest(label, denoiser, stream, stage, excitation)
+    heard = meta_source_input(load_checkpoint(model_path).get("meta"))  # what it was trained to hear
+    return ModelUnderTest(label, denoiser, stream, stage, excitation, heard)
 
 
 def describe(model: ModelUnderTest, bundle: Path) -> dict[str, Any]:

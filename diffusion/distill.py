@@ -70,6 +70,7 @@ from diffusion.train import (
     DB_PER_NEPER,
     batch_loader,
     init_weights,
+    input_logmel,
     load_pairs,
     plot_history,
     run_loop,
@@ -208,11 +209,11 @@ def consistency_loss(
     """
     mc = module.cfg
     target = mc.normalize(batch["target"])[:, None]
-    source = mc.normalize(batch["source"])[:, None]
+    source = mc.heard(batch["source"])
     b = target.shape[0]
     t_hi, t_lo = (t.to(target) for t in sigma_pairs(b, cfg, mc, generator))
     from_source = (torch.rand(b, generator=generator) < cfg.p_source_start).to(target)[:, None, None, None]
-    start = from_source * source + (1 - from_source) * target
+    start = from_source * source[:, :1] + (1 - from_source) * target
     x_hi = start + t_hi[:, None, None, None] * torch.randn(target.shape, generator=generator).to(target)
     onehot = nn.functional.one_hot(batch["style"], len(mc.styles)).to(target)
     with torch.no_grad():
@@ -251,7 +252,8 @@ class Validator:
         return {
             "val_loss": loss,
             "val_model_db": window_distance_db(ema, self.val, self.cfg.val_steps, SAMPLER),
-            "val_source_db": float((self.val["source"] - self.val["target"]).abs().mean()) * DB_PER_NEPER,
+            "val_source_db": float((input_logmel(self.val["source"]) - self.val["target"]).abs().mean())
+            * DB_PER_NEPER,
             "val_teacher_db": self.teacher_db,
         }
 

@@ -68,11 +68,14 @@ def evaluate(
     progress: bool = True,
     stage: GuideStage | None = None,
     excitation: dict[str, ExcitationConfig | None] | None = None,
+    hears: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Score each named (denoiser, stream config) plus the two baselines; returns a JSON-able report.
     ``stage`` resynthesises the models' predictions as the engine does with a bundle's GuideDiff stage;
     ``excitation`` {suffix: config}: each model is scored once per entry, its stage shaping the source
-    (None) or its harmonic excitation (diffusion/excitation.py), named model + suffix."""
+    (None) or its harmonic excitation (diffusion/excitation.py), named model + suffix. ``hears`` {name:
+    denoiser input}: what each model was trained to hear (default "source"); one hearing the excitation is
+    scored only with an excitation entry, as the engine plays it."""
     excitation = excitation or {"": None}
     from tqdm import tqdm
 
@@ -117,8 +120,12 @@ def evaluate(
             outputs = {"source": source, "static_eq": resynthesize(resynth, source, lambda s, g=gain: s + g)}
             for name, (denoiser, scfg) in denoisers.items():
                 style_vec = denoiser.style_vector({tgt: 1.0})
+                heard = (hears or {}).get(name, "source")
                 for suffix, exc in excitation.items():
-                    outputs[name + suffix] = stream_audio(denoiser, resynth, source, style_vec, scfg, stage, exc)
+                    if heard != "source" and exc is None:
+                        raise StylehostError(f"{name} hears {heard!r}, which needs the excitation: --excitation on")
+                    outputs[name + suffix] = stream_audio(denoiser, resynth, source, style_vec, scfg, stage, exc,
+                                                          heard)
             for name, out in outputs.items():
                 probs, emb = embed_clip(classifier, logmel(out), frames)
                 embeddings[name, tgt].append(emb)
@@ -206,7 +213,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cli_eval(args: argparse.Namespace) -> int:
-    from diffusion.checkpoint import load_denoiser, model_sampler
+    from diffusion.checkpoint import load_checkpoint, load_denoiser, meta_source_input, model_sampler
 
     if args.train_classifier or not args.classifier.exists():
         info = train_classifier(args.data, args.classifier)
@@ -215,7 +222,7 @@ def cli_eval(args: argparse.Namespace) -> int:
     steps_list = parse_list(args.steps, int, "steps")
     strengths = parse_list(args.strength, float, "strength")
     variants = [(st, sg) for st in steps_list for sg in strengths]
-    denoisers = {}
+    denoisers, hears = {}, {}
     for p in paths:
         name = Path(p).parent.name if Path(p).stem == "model" else Path(p).stem
         denoiser = load_denoiser(p).eval()
@@ -223,14 +230,16 @@ def cli_eval(args: argparse.Namespace) -> int:
             label = name if len(variants) == 1 else f"{name} {st}-step s={sg:g}"
             denoisers[label] = (denoiser, StreamConfig(emit=args.emit, steps=st, strength=sg,
                                                        sampler=args.sampler or model_sampler(p), seed=args.seed))
+            hears[label] = meta_source_input(load_checkpoint(p).get("meta"))
     stage = load_stage(args.stage, steps=args.stage_steps).eval() if args.stage is not None else None
     choices: dict[str, dict[str, ExcitationConfig | None]] = {
         "off": {"": None}, "on": {"": ExcitationConfig()}, "both": {"": None, " + excitation": ExcitationConfig()}}
     excitation = choices[args.excitation]
     report = evaluate(denoisers, args.data, args.classifier,
                       EvalConfig(clips_per_pair=args.clips_per_pair, split=args.split, seed=args.seed), stage=stage,
-                      excitation=excitation)
+                      excitation=excitation, hears=hears)
     report["excitation"] = args.excitation
+    report["denoiser_input"] = hears
     report["resynthesis"] = ({"stage": str(args.stage), "steps": args.stage_steps} if stage is not None
                              else "source-phase")
     report["stream"] = {name: {"emit": c.emit, "steps": c.steps, "strength": c.strength, "sampler": c.sampler}

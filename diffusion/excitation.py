@@ -67,8 +67,14 @@ class ExcitationConfig:
 
 
 # What a denoiser hears (bundle manifest "denoiser_input", training config "source_input"): the input's log-mel,
-# or that of its harmonic excitation. One list for training, the offline reference, the bundle and the processor.
-DENOISER_INPUTS = ("source", "excitation")
+# that of its harmonic excitation, or both as two channels (the model's source_channels 2). One list for
+# training, the offline reference, the bundle and the processor.
+DENOISER_INPUTS = ("source", "excitation", "both")
+
+
+def heard_channels(denoiser_input: str) -> int:
+    """How many windows a denoiser hearing ``denoiser_input`` takes (its model config's source_channels)."""
+    return 2 if denoiser_input == "both" else 1
 NOISE_TABLE = 1 << 16  # samples of deterministic noise, indexed by stream position (no RNG per call)
 
 

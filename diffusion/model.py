@@ -39,6 +39,9 @@ class ModelConfig:
     blocks: int = 1  # residual blocks per level (down path; the up path has the same number)
     emb_dim: int = 128  # conditioning vector = style embedding size
     fourier_dim: int = 32
+    # Windows the denoiser hears beside x: 1 (the input's log-mel, or its excitation's) or 2 (both, issue 15:
+    # the input for what it has, its harmonic excitation for the partials an unseen timbre lacks)
+    source_channels: int = 1
     logmel_mean: float = -4.5  # fixed normalisation of natural-log mel magnitudes (measured on the
     # rendered train split: mean -4.39, std 3.40 over 40 clips x 8 styles x 2 fonts)
     logmel_std: float = 3.5
@@ -52,6 +55,8 @@ class ModelConfig:
             get_style(name)
         if len(set(self.styles)) != len(self.styles) or not self.styles:
             raise StylehostError(f"model styles must be distinct and non-empty, got {list(self.styles)}")
+        if self.source_channels not in (1, 2):
+            raise StylehostError(f"source_channels must be 1 or 2, got {self.source_channels}")
         levels = len(self.channels)
         factor = 2 ** (levels - 1)
         if self.spectrogram.n_mels % factor or self.window % factor:
@@ -98,6 +103,17 @@ class ModelConfig:
 
     def normalize(self, logmel: torch.Tensor) -> torch.Tensor:
         return (logmel - self.logmel_mean) / self.logmel_std
+
+    def heard(self, logmel: torch.Tensor) -> torch.Tensor:
+        """What the denoiser hears, normalised: (B, n_mels, T) or (B, C, n_mels, T) -> (B, source_channels,
+        n_mels, T). Channel 0 is also where SDEdit starts (the input, or the excitation for a model hearing it)."""
+        x = self.normalize(logmel)
+        x = x[:, None] if x.ndim == 3 else x
+        if x.ndim != 4 or x.shape[1] != self.source_channels or x.shape[2] != self.n_mels:
+            want = f"(B, {self.n_mels}, T)" if self.source_channels == 1 else \
+                f"(B, {self.source_channels}, {self.n_mels}, T) (it hears the input and its excitation)"
+            raise StylehostError(f"source must be {want} for this model, got {tuple(logmel.shape)}")
+        return x
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.logmel_std + self.logmel_mean
@@ -162,7 +178,7 @@ class UNet(nn.Module):
         self.noise_mlp = nn.Sequential(nn.Linear(cfg.fourier_dim, e), nn.SiLU(), nn.Linear(e, e))
         self.style_table = nn.Parameter(torch.randn(len(cfg.styles), e) * 0.5)
         self.cond_act = nn.SiLU()
-        self.stem = nn.Conv2d(2, ch[0], 3, padding=1)
+        self.stem = nn.Conv2d(1 + cfg.source_channels, ch[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         c_prev = ch[0]
@@ -260,5 +276,6 @@ def count_macs(denoiser: Denoiser, batch: int = 1) -> int:
     cfg = denoiser.cfg
     x = torch.zeros(batch, 1, cfg.n_mels, cfg.window)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        denoiser(x, torch.ones(batch), x, torch.zeros(batch, cfg.emb_dim))
+        source = torch.zeros(batch, cfg.source_channels, cfg.n_mels, cfg.window)
+        denoiser(x, torch.ones(batch), source, torch.zeros(batch, cfg.emb_dim))
     return counter.get_total_flops() // 2

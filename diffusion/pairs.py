@@ -21,7 +21,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from diffusion.augment import PREROLL_SECONDS, AugmentConfig, augment_source
 from diffusion.errors import StylehostError
-from diffusion.excitation import DENOISER_INPUTS, ExcitationConfig, excite
+from diffusion.excitation import DENOISER_INPUTS, ExcitationConfig, excite, heard_channels
 from diffusion.features import SpectrogramTransform
 from diffusion.model import ModelConfig
 from diffusion.synth_augment import Note4, SynthAugmentConfig, draw_voice, render_voice
@@ -122,6 +122,9 @@ class PairWindows(IterableDataset):
         self.fonts = sorted(clips[0].audio)
         if source_input not in DENOISER_INPUTS:
             raise StylehostError(f"source_input must be one of {', '.join(DENOISER_INPUTS)}, got {source_input!r}")
+        if heard_channels(source_input) != cfg.source_channels:
+            raise StylehostError(f"a model with source_channels {cfg.source_channels} cannot hear {source_input!r}: "
+                                 f"source_input 'both' goes with --set model.source_channels=2, the others with 1")
         self.source_input = source_input
 
     def example(
@@ -159,10 +162,11 @@ class PairWindows(IterableDataset):
             seg = np.concatenate([np.zeros(pre - min(pre, start), np.float32), seg])
         if self.augment is not None:
             seg = augment_source(seg, rng, spec.sample_rate, self.augment)
-        if self.source_input == "excitation":  # what the denoiser hears live (realtime/model_processor.py)
-            seg = excite(seg, spec.sample_rate, spec.hop, ExcitationConfig())
-            seg[-spec.hop :] = 0.0  # the live generator lags one hop: the window's last hop is silent
-        source = seg[pre - keep_preroll :]
+        if self.source_input != "source":  # what the denoiser hears live (realtime/model_processor.py)
+            excited = excite(seg, spec.sample_rate, spec.hop, ExcitationConfig())
+            excited[-spec.hop :] = 0.0  # the live generator lags one hop: the window's last hop is silent
+            seg = excited if self.source_input == "excitation" else np.stack([seg, excited])
+        source = seg[..., pre - keep_preroll :]
         return source, target.astype(np.float32) / 32768.0, tgt_style
 
     def draw_examples(
@@ -179,7 +183,9 @@ class PairWindows(IterableDataset):
     def batch(self, rng: np.random.Generator, transform: SpectrogramTransform) -> dict[str, torch.Tensor]:
         examples = self.draw_examples(rng)
         with torch.no_grad():
-            source = transform.log_mel(torch.from_numpy(np.stack([e[0] for e in examples])))
+            waves = torch.from_numpy(np.stack([e[0] for e in examples]))  # (B, samples) or (B, 2, samples)
+            source = transform.log_mel(waves.reshape(-1, waves.shape[-1]))
+            source = source.reshape(*waves.shape[:-1], *source.shape[1:])
             target = transform.log_mel(torch.from_numpy(np.stack([e[1] for e in examples])))
         return {"source": source, "target": target, "style": torch.tensor([e[2] for e in examples])}
 

@@ -130,7 +130,8 @@ def transfer(
     seed: int = 0,
     start_frames: int | Sequence[int] = 0,
 ) -> torch.Tensor:
-    """Restyle windows: (B, n_mels, T) source log-mel (natural log, not normalised) -> (B, n_mels, T).
+    """Restyle windows: (B, n_mels, T) source log-mel (natural log, not normalised; (B, 2, n_mels, T) for a
+    model hearing the input and its excitation) -> (B, n_mels, T).
 
     SDEdit-style start (Meng et al. 2021): ``x = source + sigma_start * noise`` with sigma_start from
     ``strength`` (see ``diffusion.schedule.strength_sigma``), then ``steps`` steps down the truncated
@@ -142,20 +143,18 @@ def transfer(
     if sampler not in SAMPLERS:
         raise StylehostError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
     cfg = denoiser.cfg
-    if source_logmel.ndim != 3 or source_logmel.shape[1] != cfg.n_mels:
-        raise StylehostError(f"source must be (B, {cfg.n_mels}, T), got {tuple(source_logmel.shape)}")
-    b, _, t = source_logmel.shape
+    source = cfg.heard(source_logmel)  # (B, source_channels, n_mels, T)
+    b, t = source.shape[0], source.shape[-1]
     starts = [start_frames] * b if isinstance(start_frames, int) else list(start_frames)
     if len(starts) != b:
         raise StylehostError(f"need one start frame per window ({b}), got {len(starts)}")
-    source = cfg.normalize(source_logmel)[:, None]
 
     def noise(step: int) -> torch.Tensor:
         return torch.from_numpy(batch_frame_noise(seed, np.asarray(starts), t, cfg.n_mels, step=step)).to(source)
 
     schedule = consistency_sigmas if sampler in STOCHASTIC else transfer_sigmas
     sigmas = schedule(steps, strength, cfg.sigma_min, cfg.sigma_max, cfg.rho)
-    x = source + strength_sigma(strength, cfg.sigma_min, cfg.sigma_max, cfg.rho) * noise(0)
+    x = source[:, :1] + strength_sigma(strength, cfg.sigma_min, cfg.sigma_max, cfg.rho) * noise(0)
     kwargs: dict[str, Any] = {"noise_sampler": noise} if sampler in STOCHASTIC else {}
     out = SAMPLERS[sampler](denoiser, x, sigmas.to(source), extra_args={"source": source, "style_vec": style_vec},
                             **kwargs)

@@ -48,7 +48,7 @@ def stream_logmel(
 ) -> torch.Tensor:
     """(n_mels, F) source log-mel -> (n_mels, F) restyled log-mel, window by window as streamed."""
     contexts = stream_contexts(denoiser, source_logmel, style_vec, cfg)
-    n_mels, frames = source_logmel.shape
+    n_mels, frames = source_logmel.shape[-2:]
     return contexts.permute(1, 0, 2).reshape(n_mels, -1)[:, :frames]
 
 
@@ -58,8 +58,9 @@ def stream_contexts(
 ) -> torch.Tensor:
     """(W, n_mels, before + emit + after): each window's own prediction of the frames it emits plus
     ``before`` earlier and ``after`` later columns, the context a spectrogram-to-audio stage reads
-    (guide.py; ``after`` <= lookahead, the columns right of the emitted ones). ``last_column`` (n_mels, F), when
-    given, is what each window hears as its newest column instead (the denoiser fed the live excitation)."""
+    (guide.py; ``after`` <= lookahead, the columns right of the emitted ones). ``last_column``, the shape of
+    ``source_logmel``, when given, is what each window hears as its newest column instead (the denoiser fed the
+    live excitation). Both are (n_mels, F), or (C, n_mels, F) for a model hearing C windows."""
     mcfg = denoiser.cfg
     t, look = mcfg.window, mcfg.lookahead
     if not 1 <= cfg.emit <= t - look:
@@ -67,18 +68,19 @@ def stream_contexts(
     first = t - look - cfg.emit
     if not 0 <= before <= first or not 0 <= after <= look:
         raise StylehostError(f"context must be within the window: before 0..{first}, after 0..{look}")
-    n_mels, frames = source_logmel.shape
+    heard = source_logmel if source_logmel.ndim == 3 else source_logmel[None]  # (C, n_mels, F)
+    c, n_mels, frames = heard.shape
     floor = float(np.log(mcfg.spectrogram.log_floor))
     ends = window_ends(frames, look, cfg.emit)
     pad_left, pad_right = t, int(ends[-1]) - frames
-    padded = torch.full((n_mels, pad_left + frames + pad_right), floor, dtype=source_logmel.dtype)
-    padded[:, pad_left : pad_left + frames] = source_logmel
+    padded = torch.full((c, n_mels, pad_left + frames + pad_right), floor, dtype=source_logmel.dtype)
+    padded[..., pad_left : pad_left + frames] = heard
     starts = ends - t
-    windows = torch.stack([padded[:, s + pad_left : s + pad_left + t] for s in starts])
-    if last_column is not None:  # (n_mels, F): what each window hears as its newest column
+    windows = torch.stack([padded[..., s + pad_left : s + pad_left + t] for s in starts])  # (W, C, n_mels, t)
+    if last_column is not None:  # what each window hears as its newest column
         cut = torch.full_like(padded, floor)
-        cut[:, pad_left : pad_left + frames] = last_column
-        windows[:, :, -1] = torch.stack([cut[:, s + pad_left + t - 1] for s in starts])
+        cut[..., pad_left : pad_left + frames] = last_column if last_column.ndim == 3 else last_column[None]
+        windows[..., -1] = torch.stack([cut[..., s + pad_left + t - 1] for s in starts])
     style = style_vec.reshape(1, -1)
     outs = []
     for i in range(0, len(windows), cfg.batch):
@@ -101,12 +103,13 @@ def stream_audio(
     shapes the harmonic excitation of the source (diffusion/excitation.py) instead of the source; the
     model still sees the source, unless ``denoiser_input`` is "excitation" (issue 15: the denoiser hears
     the excitation's log-mel, the same 1/k series whatever the source's own timbre; each window's last
-    column is the frame with its last hop cut, as the live generator's one-hop lag leaves it).
+    column is the frame with its last hop cut, as the live generator's one-hop lag leaves it) or "both"
+    (the source and that excitation as two channels).
     """
     if denoiser_input not in DENOISER_INPUTS:
-        raise StylehostError(f"denoiser_input must be 'source' or 'excitation', got {denoiser_input!r}")
-    if denoiser_input == "excitation" and (stage is None or excitation is None):
-        raise StylehostError("denoiser_input 'excitation' needs a stage and an excitation config")
+        raise StylehostError(f"denoiser_input must be one of {', '.join(DENOISER_INPUTS)}, got {denoiser_input!r}")
+    if denoiser_input != "source" and (stage is None or excitation is None):
+        raise StylehostError(f"denoiser_input {denoiser_input!r} needs a stage and an excitation config")
     if stage is None:
         return resynthesize(resynth, audio, lambda src: stream_logmel(denoiser, src, style_vec, cfg), excitation)
     with torch.no_grad():
@@ -114,12 +117,15 @@ def stream_audio(
         shaped = wave if excitation is None else torch.as_tensor(excite(audio, stage.spec.sample_rate,
                                                                         stage.spec.hop, excitation))
         last = None
-        if denoiser_input == "excitation":
-            source_logmel = resynth.transform.log_mel(shaped[None])[0]
+        source_logmel = resynth.transform.log_mel(wave[None])[0]
+        if denoiser_input != "source":
+            excited = resynth.transform.log_mel(shaped[None])[0]
             # audit: stream-excitation-tail-cut
-            last = resynth.transform.log_mel_cut_tail(shaped[None], stage.spec.hop)[0]
-        else:
-            source_logmel = resynth.transform.log_mel(wave[None])[0]
+            cut = resynth.transform.log_mel_cut_tail(shaped[None], stage.spec.hop)[0]
+            if denoiser_input == "excitation":
+                source_logmel, last = excited, cut
+            else:  # both: the input whole, the excitation with its newest column cut
+                source_logmel, last = torch.stack([source_logmel, excited]), torch.stack([source_logmel, cut])
         contexts = stream_contexts(denoiser, source_logmel, style_vec, cfg, stage.before, stage.after, last)
         return restore_windows(stage, shaped, contexts, cfg.emit).numpy()
 

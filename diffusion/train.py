@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -78,13 +79,28 @@ class TrainConfig:
     checkpoint_every: int = 1000
 
 
+def input_logmel(source: torch.Tensor) -> torch.Tensor:
+    """The input's own log-mel from what a denoiser hears: (B, n_mels, T), or channel 0 of (B, C, n_mels, T)."""
+    return source[:, 0] if source.ndim == 4 else source
+
+
 def init_weights(path: Path, model_cfg: ModelConfig) -> dict[str, torch.Tensor]:
-    """The EMA weights of a model file to fine-tune from, refused when its model config differs."""
+    """The EMA weights of a model file to fine-tune from, refused when its model config differs.
+
+    A one-channel model may start a two-channel one (source_channels 2, hearing the input and its excitation):
+    the stem's new channel starts at zero, so step 0 is the one-channel model and training adds the rest."""
     start = load_denoiser(path)
-    if start.cfg != model_cfg:
+    state = start.state_dict()
+    if start.cfg.source_channels == 1 and model_cfg.source_channels == 2:
+        stem = state["net.stem.weight"]  # (out, 1 + 1, 3, 3): x, then what it hears
+        state["net.stem.weight"] = torch.cat([stem, torch.zeros_like(stem[:, -1:])], dim=1)
+        start_cfg = dataclasses.replace(start.cfg, source_channels=2)
+    else:
+        start_cfg = start.cfg
+    if start_cfg != model_cfg:
         raise StylehostError(f"init model {path} has another model config ({start.cfg}); "
                              "pass its model section with --config or --set model.*")
-    return start.state_dict()
+    return state
 
 
 def lr_at(cfg: Any, step: int) -> float:
@@ -108,7 +124,7 @@ def edm_loss(
     """
     mc = module.cfg
     target = mc.normalize(batch["target"])[:, None]
-    source = mc.normalize(batch["source"])[:, None]
+    source = mc.heard(batch["source"])
     b = target.shape[0]
     sigma = training_sigmas(b, cfg.p_mean, cfg.p_std, generator).to(target)
     noise = torch.randn(target.shape, generator=generator).to(target)
@@ -132,7 +148,7 @@ def validate(ema: Denoiser, val: dict[str, torch.Tensor], cfg: TrainConfig) -> d
     return {
         "val_loss": loss,
         "val_model_db": float((pred - tgt).abs().mean()) * DB_PER_NEPER,
-        "val_source_db": float((val["source"] - tgt).abs().mean()) * DB_PER_NEPER,
+        "val_source_db": float((input_logmel(val["source"]) - tgt).abs().mean()) * DB_PER_NEPER,
     }
 
 

@@ -6,7 +6,8 @@ Layout (``stylehost export onnx`` writes it; ``load_bundle`` refuses anything el
         manifest.json     format version, model name/version, styles + embedding table,
                           SpectrogramConfig, window/lookahead/emit frames, sampler constants,
                           latency in samples, every graph's inputs/outputs, sha256 of every file
-        denoiser.onnx     (B,1,mels,T) x, (B,) sigma, (B,1,mels,T) source, (B,emb) style_vec -> x0
+        denoiser.onnx     (B,1,mels,T) x, (B,) sigma, (B,C,mels,T) source (C = 2 when it hears the input
+                          and its excitation), (B,emb) style_vec -> x0
         frontend.onnx     (B, window samples) audio -> (B, mels, T) natural-log mel
         resynth.onnx      (B, S, n_fft) source frames, (B, mels, S) predicted log-mel -> (B, S, n_fft)
                           synthesis-windowed frames, ready to overlap-add at hop spacing; with a learned
@@ -124,7 +125,8 @@ class Bundle:
 
     @property
     def denoiser_input(self) -> str:
-        """What the denoiser was trained to hear: "source" (the input's log-mel) or "excitation" (the log-mel
+        """What the denoiser was trained to hear: "source" (the input's log-mel), "both" (that and the
+        excitation's, two channels) or "excitation" (the log-mel
         of the input's harmonic excitation, diffusion/excitation.py). Manifest ``denoiser_input``."""
         return str(self.manifest.get("denoiser_input", "source"))
 
@@ -311,8 +313,9 @@ def _check_manifest(m: Any, where: Path) -> None:
     from diffusion.excitation import DENOISER_INPUTS  # numpy only
 
     heard = m.get("denoiser_input", "source")
-    if heard not in DENOISER_INPUTS or (heard == "excitation" and excitation is None):
-        raise bad(f"'denoiser_input' must be 'source', or 'excitation' with an 'excitation' section, got {heard!r}")
+    if heard not in DENOISER_INPUTS or (heard != "source" and excitation is None):
+        raise bad(f"'denoiser_input' must be 'source', or 'excitation' or 'both' with an 'excitation' section, "
+                  f"got {heard!r}")
     defaults = m.get("defaults", {})
     if not isinstance(defaults, dict):
         raise bad("'defaults' must be an object")
@@ -361,6 +364,8 @@ _Expected = list[tuple[str, list[int | None], str]]  # (name, shape with None fo
 def _expected_io(m: dict[str, Any]) -> dict[str, tuple[_Expected, _Expected]]:
     """Per graph: (inputs, outputs) as the runtime builds and reads them from the manifest's numbers:
     (name, shape with None for the batch, the source in words). realtime/model_processor.py feeds them."""
+    from diffusion.excitation import heard_channels  # numpy only
+
     spec = SpectrogramConfig.from_dict(m["spectrogram"])
     mels, t, n_fft = spec.n_mels, m["window"], spec.n_fft
     samples = spec.num_samples(t)
@@ -373,7 +378,8 @@ def _expected_io(m: dict[str, Any]) -> dict[str, tuple[_Expected, _Expected]]:
     return {
         "denoiser": (
             [("x", [None, 1, mels, t], window), ("sigma", [None], "one sigma per window"),
-             ("source", [None, 1, mels, t], window),
+             ("source", [None, heard_channels(m.get("denoiser_input", "source")), mels, t],
+              f"{window}, one channel per window heard (denoiser_input)"),
              ("style_vec", [None, table.shape[1]], f"style_table of shape {table.shape}")],
             [("x0", [None, 1, mels, t], window)],
         ),

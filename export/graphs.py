@@ -76,8 +76,8 @@ def io_specs(denoiser: Denoiser, stage: GuideStage | None = None) -> dict[str, d
 
     return {
         "denoiser": {
-            "inputs": [io("x", "batch", 1, m, t), io("sigma", "batch"), io("source", "batch", 1, m, t),
-                       io("style_vec", "batch", cfg.emb_dim)],
+            "inputs": [io("x", "batch", 1, m, t), io("sigma", "batch"),
+                       io("source", "batch", cfg.source_channels, m, t), io("style_vec", "batch", cfg.emb_dim)],
             "outputs": [io("x0", "batch", 1, m, t)],
         },
         "frontend": {"inputs": [io("audio", "batch", samples)], "outputs": [io("logmel", "batch", m, t)]},
@@ -105,7 +105,7 @@ def example_inputs(denoiser: Denoiser, batch: int = 2, emit: int = 4, seed: int 
     pred = torch.randn(batch, m, n, generator=g) - 4.0
     style = (weights / weights.sum(1, keepdim=True)) @ table
     return {
-        "denoiser": (x, sigma, torch.randn(batch, 1, m, t, generator=g), style),
+        "denoiser": (x, sigma, torch.randn(batch, cfg.source_channels, m, t, generator=g), style),
         "frontend": (audio,),
         "resynth": (frames, pred),
     }

@@ -24,7 +24,7 @@ import torch
 
 from diffusion.checkpoint import load_checkpoint, load_denoiser, meta_source_input, model_sampler
 from diffusion.errors import StylehostError
-from diffusion.excitation import ExcitationConfig
+from diffusion.excitation import ExcitationConfig, heard_channels
 from diffusion.guide import GuideStage, load_stage
 from diffusion.guide import parameter_count as stage_parameters
 from diffusion.model import Denoiser, count_macs, parameter_count
@@ -101,9 +101,13 @@ def real_inputs(denoiser: Denoiser, audio: np.ndarray, batch: int = 8, emit: int
     wave = torch.from_numpy(np.stack([audio[s : s + samples] for s in starts]))
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        source = cfg.normalize(mods["frontend"](wave))[:, None]
+        heard = cfg.normalize(mods["frontend"](wave))[:, None]
+        # A two-channel model hears the input and its excitation; parity only needs real second windows,
+        # so the input's windows read half a window later stand in (the export has no excitation to run).
+        later = torch.roll(heard, shifts=-cfg.window // 2, dims=-1)
+        source = torch.cat([heard, later], dim=1)[:, : cfg.source_channels]
         sigma = torch.exp(torch.linspace(np.log(cfg.sigma_min), np.log(cfg.sigma_max), batch))
-        x = source + sigma[:, None, None, None] * torch.randn(source.shape, generator=g)
+        x = heard + sigma[:, None, None, None] * torch.randn(heard.shape, generator=g)
         style = denoiser.style_vector({cfg.styles[0]: 0.5, cfg.styles[-1]: 0.5}, batch)
         pred = cfg.denormalize(denoiser(x, sigma, source, style))[:, 0]
     before, after = context_of(stage)
@@ -262,6 +266,9 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
         if excitation is not None:  # a stage trained on the harmonic excitation must be played with it
             extra["excitation"] = excitation
     heard = meta_source_input(meta)
+    if heard_channels(heard) != denoiser.cfg.source_channels:
+        raise StylehostError(f"{model_path} hears {denoiser.cfg.source_channels} window(s) per call, but its training "
+                             f"config's source_input is {heard!r}: the file is inconsistent")
     if heard != "source":  # a denoiser trained on the excitation must hear it live too (ModelProcessor)
         if "excitation" not in extra:
             raise StylehostError(f"{model_path} was trained to hear the harmonic excitation (source_input {heard!r}); "

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from diffusion.errors import StylehostError
+from diffusion.excitation import heard_channels
 from export.bundle import GRAPHS, Bundle
 from export.gpu import gpu_present
 
@@ -148,9 +149,9 @@ def parity_inputs(bundle: Bundle, seed: int = 0) -> dict[str, tuple[np.ndarray, 
     table = bundle.style_table
     w = rng.random(len(table)).astype(np.float32)
     sigma = np.array([2.4], np.float32)
-    source = rng.standard_normal((1, 1, m, t)).astype(np.float32)
+    source = rng.standard_normal((1, heard_channels(bundle.denoiser_input), m, t)).astype(np.float32)
     return {
-        "denoiser": (source + sigma[0] * rng.standard_normal((1, 1, m, t)).astype(np.float32), sigma, source,
+        "denoiser": (source[:, :1] + sigma[0] * rng.standard_normal((1, 1, m, t)).astype(np.float32), sigma, source,
                      ((w / w.sum()) @ table)[None].astype(np.float32)),
         "frontend": ((0.1 * rng.standard_normal((1, spec.num_samples(t)))).astype(np.float32),),
         "resynth": ((0.1 * rng.standard_normal((1, n, spec.n_fft))).astype(np.float32),

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from diffusion.errors import StylehostError
-from diffusion.excitation import DENOISER_INPUTS, ExcitationConfig, HarmonicExcitation
+from diffusion.excitation import DENOISER_INPUTS, ExcitationConfig, HarmonicExcitation, heard_channels
 from diffusion.noise import frame_noise
 from export.bundle import Bundle
 from realtime.backends.base import Backend
@@ -111,7 +111,7 @@ class ModelProcessor(Processor):
             raise StylehostError(f"bundle {bundle.path} asks for sampler {self.sampler!r}; this stylehost runs "
                                  f"{', '.join(SAMPLERS)}: upgrade stylehost")
         m = spec.n_mels
-        self._source = np.zeros((1, 1, m, t), np.float32)
+        self._source = np.zeros((1, heard_channels(bundle.denoiser_input), m, t), np.float32)
         self._noise: list[np.ndarray] = []  # per sampler step (consistency re-noises with step i's noise)
         self._noise_start: list[int | None] = []
         self._x = np.zeros((1, 1, m, t), np.float32)
@@ -146,9 +146,13 @@ class ModelProcessor(Processor):
         if self.denoiser_input not in DENOISER_INPUTS:
             raise StylehostError(f"denoiser input must be one of {', '.join(DENOISER_INPUTS)}, "
                                  f"got {self.denoiser_input!r}")
-        if self.denoiser_input == "excitation" and self._excitation is None:
+        if self.denoiser_input != "source" and self._excitation is None:
             raise StylehostError("the denoiser can hear the excitation only when the stage shapes one: use a bundle "
                                  "with an excitation section, or --harmonic")
+        if heard_channels(self.denoiser_input) != self._source.shape[1]:
+            raise StylehostError(f"this bundle's denoiser hears {bundle.denoiser_input!r} "
+                                 f"({self._source.shape[1]} window(s) per call), so it cannot hear "
+                                 f"{self.denoiser_input!r}: leave the denoiser input at the bundle's")
         self.strength, self.steps = 0.7, 4
         self._set_schedule()
         self._set_style({bundle.styles[0]: 1.0}, immediate=True)
@@ -257,11 +261,14 @@ class ModelProcessor(Processor):
         c, s, hop, n_fft = self._c, self.S, self.hop, self.n_fft
         start = self._start_frame()
         self._advance_style()
-        # frontend: (1, samples) -> (1, mels, T) log-mel, normalised into the preallocated source
+        # frontend: (1, samples) -> (1, mels, T) log-mel, normalised into the preallocated source: the input,
+        # its excitation, or both (channel 0 the input, 1 the excitation)
         shaped = window if self._excitation is None else self._excite(window)
-        heard = shaped if self.denoiser_input == "excitation" else window
-        logmel = self.backend.run("frontend", heard[None])
-        np.subtract(logmel, c["logmel_mean"], out=self._source[:, 0])
+        heard = (shaped,) if self.denoiser_input == "excitation" else \
+            (window, shaped) if self.denoiser_input == "both" else (window,)
+        for ch, wave in enumerate(heard):
+            logmel = self.backend.run("frontend", wave[None])
+            np.subtract(logmel, c["logmel_mean"], out=self._source[:, ch])
         self._source /= c["logmel_std"]
         if start < 0:  # columns before the first frame are the log floor, as in the offline reference
             self._source[..., : min(-start, self.T)] = self._floor_norm
@@ -290,7 +297,7 @@ class ModelProcessor(Processor):
         sigmas = self._sigmas
         x, tmp = self._x, self._tmp
         np.multiply(self._noise_for(0, start), np.float32(self._sigma_start), out=x[0, 0])
-        x += self._source
+        x += self._source[:, :1]  # SDEdit starts from channel 0 (diffusion.sampling.transfer)
         for i in range(len(sigmas) - 1):
             self._sigma[0] = sigmas[i]
             x0 = self.backend.run("denoiser", x, self._sigma, self._source, self._style)

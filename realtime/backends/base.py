@@ -1,7 +1,8 @@
 """The one interface every inference backend implements: load a bundle, run a batch through a graph.
 
 Graphs and their shapes are the bundle's (export/bundle.py): ``denoiser`` (B,1,mels,T) x, (B,) sigma,
-(B,1,mels,T) source, (B,emb) style_vec -> (B,1,mels,T) x0; ``frontend`` (B, samples) -> (B, mels, T);
+(B,C,mels,T) source (C=2: the input and its excitation), (B,emb) style_vec -> (B,1,mels,T) x0;
+``frontend`` (B, samples) -> (B, mels, T);
 ``resynth`` (B,S,n_fft) frames, (B,mels,S) log-mel -> (B,S,n_fft). Inputs are float32 numpy arrays in
 the manifest's input order; the output may be a buffer the backend reuses, valid until its next call
 (the processor consumes it at once, so a call need not allocate).

@@ -169,5 +169,7 @@ def test_denoiser_fed_the_excitation_is_an_offline_experiment_with_checked_input
     assert np.abs(plain - seen).max() > 1e-3 * np.abs(plain).max()
     with pytest.raises(StylehostError, match="needs a stage and an excitation"):
         stream_audio(d, resynth, x, style, cfg, stage, None, denoiser_input="excitation")
-    with pytest.raises(StylehostError, match="'source' or 'excitation'"):
+    with pytest.raises(StylehostError, match="one of source, excitation, both"):
+        stream_audio(d, resynth, x, style, cfg, stage, ExcitationConfig(), denoiser_input="mix")
+    with pytest.raises(StylehostError, match="must be"):  # a one-channel model cannot hear both
         stream_audio(d, resynth, x, style, cfg, stage, ExcitationConfig(), denoiser_input="both")

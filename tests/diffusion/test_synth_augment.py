@@ -142,4 +142,4 @@ def test_excitation_sources_are_the_excitation_of_the_plain_source_with_a_silent
         np.testing.assert_allclose(exc, want, atol=1e-6)
         assert np.all(exc[-hop:] == 0.0) and not np.allclose(exc, src, atol=1e-3)
     with pytest.raises(StylehostError, match="source_input"):
-        PairWindows(clips, cfg, 2, (0,), None, 0.0, source_input="both")
+        PairWindows(clips, cfg, 2, (0,), None, 0.0, source_input="mix")
