@@ -16,6 +16,7 @@ excitation, diffusion/pairs.py).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ import torch
 
 from diffusion.checkpoint import load_checkpoint, load_denoiser, meta_source_input
 from diffusion.distill import window_distance_db
+from diffusion.excitation import heard_channels
 from diffusion.features import SpectrogramTransform
 from diffusion.files import write_text_atomic
 from diffusion.pairs import PairWindows, fixed_windows
@@ -53,9 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def window_sets(heard: str) -> dict[str, dict[str, torch.Tensor]]:
         """The two sets, with the sources as a model trained on ``heard`` hears them (same draws, same targets)."""
-        synth = PairWindows(val, first.cfg, args.windows, (1234,), None, 0.125, SynthAugmentConfig(p_synth=1.0),
+        cfg = dataclasses.replace(first.cfg, source_channels=heard_channels(heard))  # the draws do not change
+        synth = PairWindows(val, cfg, args.windows, (1234,), None, 0.125, SynthAugmentConfig(p_synth=1.0),
                             source_input=heard)
-        return {"soundfont sources": fixed_windows(val, first.cfg, args.windows, source_input=heard),
+        return {"soundfont sources": fixed_windows(val, cfg, args.windows, source_input=heard),
                 "synthesized voices": synth.batch(np.random.default_rng(1234), transform)}
 
     sets: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         for label, windows in sets[heard].items():
             row[label] = window_distance_db(model, windows, steps, sampler)
         rows.append(row)
-        print(f"{name} (hears the {heard}): " + ", ".join(f"{k} {row[k]:.2f} dB" for k in sets[heard]), flush=True)
+        print(f"{name} (hears: {heard}): " + ", ".join(f"{k} {row[k]:.2f} dB" for k in sets[heard]), flush=True)
     command = " ".join(["python", "-m", "benchmarks.synth_val", *(argv if argv is not None else sys.argv[1:])])
     report = {"command": command, "git_commit": git_commit(), "windows": args.windows, "rows": rows}
     write_text_atomic(args.out, json.dumps(report, indent=1) + "\n")
