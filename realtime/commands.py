@@ -71,7 +71,8 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="what the model hears: the input (source), its harmonic excitation (excitation: only the "
                         "input's pitch and loudness, as a 1/k harmonic series; much closer partials for whistles, "
                         "sines and synths, a little further for real instruments, docs/timbre.md; needs a bundle with "
-                        "an excitation or --harmonic), or what the bundle says (bundle, the default)")
+                        "an excitation or --harmonic), both (only a bundle trained on both: the input and its "
+                        "excitation), or what the bundle says (bundle, the default)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="the denoiser's precision: on the CPU backend int8 (about twice as fast; the bundle's "
                         "denoiser_int8 graph from `stylehost export quantize`), fp32, or auto (int8 when the bundle "
