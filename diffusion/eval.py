@@ -226,11 +226,12 @@ def cli_eval(args: argparse.Namespace) -> int:
     for p in paths:
         name = Path(p).parent.name if Path(p).stem == "model" else Path(p).stem
         denoiser = load_denoiser(p).eval()
+        heard = meta_source_input(load_checkpoint(p).get("meta"))
         for st, sg in variants:
             label = name if len(variants) == 1 else f"{name} {st}-step s={sg:g}"
             denoisers[label] = (denoiser, StreamConfig(emit=args.emit, steps=st, strength=sg,
                                                        sampler=args.sampler or model_sampler(p), seed=args.seed))
-            hears[label] = meta_source_input(load_checkpoint(p).get("meta"))
+            hears[label] = heard
     stage = load_stage(args.stage, steps=args.stage_steps).eval() if args.stage is not None else None
     choices: dict[str, dict[str, ExcitationConfig | None]] = {
         "off": {"": None}, "on": {"": ExcitationConfig()}, "both": {"": None, " + excitation": ExcitationConfig()}}

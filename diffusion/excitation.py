@@ -75,6 +75,8 @@ DENOISER_INPUTS = ("source", "excitation", "both")
 def heard_channels(denoiser_input: str) -> int:
     """How many windows a denoiser hearing ``denoiser_input`` takes (its model config's source_channels)."""
     return 2 if denoiser_input == "both" else 1
+
+
 NOISE_TABLE = 1 << 16  # samples of deterministic noise, indexed by stream position (no RNG per call)
 
 

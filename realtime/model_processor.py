@@ -149,6 +149,8 @@ class ModelProcessor(Processor):
         if self.denoiser_input != "source" and self._excitation is None:
             raise StylehostError("the denoiser can hear the excitation only when the stage shapes one: use a bundle "
                                  "with an excitation section, or --harmonic")
+        # per source channel: does it hear the excitation window (else the input window)
+        self._heard = {"source": (False,), "excitation": (True,), "both": (False, True)}[self.denoiser_input]
         if heard_channels(self.denoiser_input) != self._source.shape[1]:
             raise StylehostError(f"this bundle's denoiser hears {bundle.denoiser_input!r} "
                                  f"({self._source.shape[1]} window(s) per call), so it cannot hear "
@@ -264,10 +266,8 @@ class ModelProcessor(Processor):
         # frontend: (1, samples) -> (1, mels, T) log-mel, normalised into the preallocated source: the input,
         # its excitation, or both (channel 0 the input, 1 the excitation)
         shaped = window if self._excitation is None else self._excite(window)
-        heard = (shaped,) if self.denoiser_input == "excitation" else \
-            (window, shaped) if self.denoiser_input == "both" else (window,)
-        for ch, wave in enumerate(heard):
-            logmel = self.backend.run("frontend", wave[None])
+        for ch, excited in enumerate(self._heard):
+            logmel = self.backend.run("frontend", (shaped if excited else window)[None])
             np.subtract(logmel, c["logmel_mean"], out=self._source[:, ch])
         self._source /= c["logmel_std"]
         if start < 0:  # columns before the first frame are the log floor, as in the offline reference

@@ -85,10 +85,6 @@ def test_config_is_checked() -> None:
 def test_processor_with_excitation_equals_offline_reference(tmp_path: Path, heard: str) -> None:
     import torch
 
-    from diffusion.checkpoint import load_denoiser
-    from diffusion.guide import load_stage
-    from diffusion.resynth import PhaseGuidedResynth
-    from diffusion.stream import StreamConfig, stream_audio
     from export import bundle as B
     from export.onnx import export_bundle
     from realtime.backends.choose import open_backend
@@ -108,18 +104,28 @@ def test_processor_with_excitation_equals_offline_reference(tmp_path: Path, hear
     proc.set_params(style_mix=MIX, strength=1.0, steps=1)
     x, _ = vibrato_sine(0.8, 330.0)
     y = stream(proc, x)
-    d = load_denoiser(bundle.torch_weights)
-    stage = load_stage(bundle.path / "guide.pt", steps=1)
-    lead = proc.frame_origin * proc.hop
-    cfg = StreamConfig(emit=2, steps=1, strength=1.0)
-    padded = np.concatenate([np.zeros(lead, np.float32), x])
-    ref = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX), cfg, stage=stage,
-                       excitation=ExcitationConfig(), denoiser_input=heard)
-    src = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX), cfg, stage=stage)
-    want = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), ref])[: len(y)]
-    other = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), src])[: len(y)]
+    want = offline_reference(proc, x, len(y), excitation=ExcitationConfig(), denoiser_input=heard)
+    other = offline_reference(proc, x, len(y))
     assert np.abs(want - other).max() > 0.1 * np.abs(want).max()  # the excitation is in use
     np.testing.assert_allclose(y, want, atol=1e-4, rtol=0)
+
+
+def offline_reference(proc, x: np.ndarray, length: int, denoiser=None, **stream_kwargs) -> np.ndarray:
+    """stream_audio of ``x`` with ``proc``'s bundle (emit 2, 1 step, strength 1, its stage; ``denoiser``, if
+    given, instead of the bundle's weights), aligned as ``proc`` emits it and cut to ``length`` samples."""
+    from diffusion.checkpoint import load_denoiser
+    from diffusion.guide import load_stage
+    from diffusion.resynth import PhaseGuidedResynth
+    from diffusion.stream import StreamConfig, stream_audio
+    from tests.diffusion.test_guide_bundle import MIX
+
+    d = denoiser if denoiser is not None else load_denoiser(proc.bundle.torch_weights)
+    stage = load_stage(proc.bundle.path / "guide.pt", steps=1)
+    lead = proc.frame_origin * proc.hop
+    padded = np.concatenate([np.zeros(lead, np.float32), x])
+    ref = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX),
+                       StreamConfig(emit=2, steps=1, strength=1.0), stage=stage, **stream_kwargs)
+    return np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), ref])[:length]
 
 
 def test_partials_and_voiced_check_equal_their_direct_sums() -> None:

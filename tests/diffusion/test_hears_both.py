@@ -82,12 +82,9 @@ def both_bundle(tmp_path: Path):  # -> export.bundle.Bundle
 
 def test_the_processor_plays_a_both_bundle_as_the_offline_reference(tmp_path: Path) -> None:
     from diffusion.checkpoint import load_denoiser
-    from diffusion.guide import load_stage
-    from diffusion.resynth import PhaseGuidedResynth
-    from diffusion.stream import StreamConfig, stream_audio
     from realtime.backends.choose import open_backend
     from realtime.model_processor import ModelProcessor
-    from tests.diffusion.test_excitation import vibrato_sine
+    from tests.diffusion.test_excitation import offline_reference, vibrato_sine
     from tests.diffusion.test_guide_bundle import MIX
     from tests.realtime.test_processor import stream
 
@@ -99,19 +96,13 @@ def test_the_processor_plays_a_both_bundle_as_the_offline_reference(tmp_path: Pa
     x, _ = vibrato_sine(0.8, 330.0)
     y = stream(proc, x)
     d = load_denoiser(bundle.torch_weights)
-    stage = load_stage(bundle.path / "guide.pt", steps=1)
-    lead = proc.frame_origin * proc.hop
-    cfg = StreamConfig(emit=2, steps=1, strength=1.0)
-    padded = np.concatenate([np.zeros(lead, np.float32), x])
-    resynth = PhaseGuidedResynth(d.cfg.spectrogram)
-    ref = stream_audio(d, resynth, padded, d.style_vector(MIX), cfg, stage, ExcitationConfig(), "both")
-    want = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), ref])[: len(y)]
+    want = offline_reference(proc, x, len(y), d, excitation=ExcitationConfig(), denoiser_input="both")
     np.testing.assert_allclose(y, want, atol=1e-4, rtol=0)
     # the excitation channel is heard: silencing its stem weights changes the output
     with torch.no_grad():
         d.net.stem.weight[:, 2:] = 0.0
-    deaf = stream_audio(d, resynth, padded, d.style_vector(MIX), cfg, stage, ExcitationConfig(), "both")
-    assert np.abs(deaf - ref).max() > 1e-3 * np.abs(ref).max()
+    deaf = offline_reference(proc, x, len(y), d, excitation=ExcitationConfig(), denoiser_input="both")
+    assert np.abs(deaf - want).max() > 1e-3 * np.abs(want).max()
     for other in ("source", "excitation"):
         with pytest.raises(StylehostError, match="cannot hear"):
             ModelProcessor(bundle, open_backend(bundle, "cpu"), emit=2, denoiser_input=other)
