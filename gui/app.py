@@ -164,11 +164,14 @@ class PanelWindow(QMainWindow):
         path = self.devices.model.currentData()
         if not path or path == "passthrough":
             self.styles.set_styles(STYLE_NAMES)
+            self.devices.follow_bundle_input(None)
             return
         try:
             bundle = load_bundle(path, verify_hashes=False)
         except StylehostError:
+            self.devices.follow_bundle_input(None)
             return
+        self.devices.follow_bundle_input(bundle.denoiser_input)
         self.styles.set_styles(bundle.styles)  # its own style list, which may hold names of its own
         defaults = bundle.defaults
         self.transfer.set_recommended(int(defaults["steps"]), float(defaults["strength"]))

@@ -7,6 +7,7 @@ virtual devices (JACK, PipeWire, BlackHole, VB-Cable) appear as soon as PortAudi
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QStandardItemModel
 from PyQt6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -110,6 +111,24 @@ class DeviceBar(QGroupBox):
             self.model.addItem(path.rstrip("/").split("/")[-1] or path, path)
         self.model.setCurrentIndex(self.model.findData(path))
 
+    def follow_bundle_input(self, heard: str | None) -> None:
+        """Offer only the choices the chosen bundle can honour: a bundle whose denoiser hears both the input
+        and its excitation (manifest ``denoiser_input`` both) has no one-window mode, so "auto" is all it
+        gets instead of a refusal at Start. ``heard`` None (passthrough, unreadable bundle): every choice."""
+        items = self.hears.model()
+        assert isinstance(items, QStandardItemModel)  # a QComboBox's own model
+        for i in range(self.hears.count()):
+            value = self.hears.itemData(i)
+            allowed = heard != "both" or value == "bundle"
+            item = items.item(i)
+            if item is not None:
+                item.setEnabled(allowed)
+            if value == "bundle":
+                tip = HEARS[0][2] if heard is None else f"what the model bundle was made for: {HEARD[heard]}"
+                self.hears.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
+        if heard == "both" and self.hears.currentData() != "bundle":
+            self.hears.setCurrentIndex(self.hears.findData("bundle"))
+
     def settings(self) -> StreamSettings:
         block = self.block.currentData()
         if block is None:
@@ -143,6 +162,13 @@ HEARS = (
     ("pitch only", "excitation", "the model hears only your pitch and loudness, as a harmonic series: best for "
                                  "whistles, voices, sines and synths (docs/timbre.md)"),
 )
+
+# manifest denoiser_input -> what "auto" means with that bundle, for its tooltip
+HEARD = {
+    "source": "your instrument itself",
+    "excitation": "only your pitch and loudness, as a harmonic series",
+    "both": "your instrument and its pitch together (no one-window mode)",
+}
 
 
 def _buddy(text: str, widget: QWidget) -> QLabel:

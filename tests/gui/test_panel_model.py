@@ -132,3 +132,25 @@ def json_styles(folder: Path) -> list[str]:
     import json
 
     return list(json.loads((folder / "manifest.json").read_text())["styles"])
+
+
+def test_a_bundle_hearing_both_offers_only_auto(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, window: PanelWindow
+) -> None:
+    """A denoiser hearing both windows has no one-window mode: "instrument" and "pitch only" are greyed out
+    (and a choice of one is put back to auto) rather than refused at Start; the passthrough offers all three."""
+    from tests.diffusion.test_hears_both import both_bundle
+
+    root = tmp_path_factory.mktemp("both")
+    both_bundle(root)
+    monkeypatch.setattr(export.bundle, "search_dirs", lambda: [root])
+    hears = window.devices.hears
+    hears.setCurrentIndex(hears.findData("excitation"))
+    window.devices.refresh_bundles()
+    window.devices.model.setCurrentIndex(1)  # after the passthrough
+    enabled = {hears.itemData(i): hears.model().item(i).isEnabled() for i in range(hears.count())}
+    assert enabled == {"bundle": True, "source": False, "excitation": False}
+    assert hears.currentData() == "bundle" and window.devices.settings().denoiser_input == "bundle"
+    assert "instrument and its pitch" in hears.itemData(0, 3)  # Qt.ItemDataRole.ToolTipRole
+    window.devices.model.setCurrentIndex(0)
+    assert all(hears.model().item(i).isEnabled() for i in range(hears.count()))
