@@ -189,6 +189,8 @@ def _print_trace(trace: dict[str, Any]) -> None:
 
 def _print(result: dict[str, Any]) -> None:
     for key, value in result.items():
+        if key == "latency_budget":
+            print(f"{'latency budget':>28}: " + ", ".join(f"{r['term']} {r['ms']:.2f}" for r in value) + " ms")
         if isinstance(value, list):
             continue
         print(f"{key:>28}: {value:.3f}" if isinstance(value, float) else f"{key:>28}: {value}")
@@ -456,6 +458,7 @@ def _measure(
             "reported_latency_ms": latency.total_ms,
             "algorithmic_latency_ms": latency.algorithmic_ms,
             "device_latency_ms": 1000.0 * (latency.device_input + latency.device_output) / rate,
+            "latency_budget": latency.budget(),  # every term of reported_latency_ms (docs/live.md)
             **figures,
             "pulse_delays_ms": [round(float(d), 4) for d in found],
         }

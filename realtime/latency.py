@@ -59,6 +59,7 @@ def measure_latency(cfg: EngineConfig, proc: Processor) -> Latency:
         buffering=deficit,
         block=B,
         margin=int(math.ceil(cfg.margin_ms * R / 1000)),
+        processor_parts=tuple((name, v * scale) for name, v in proc.delay_parts()),
     )
 
 

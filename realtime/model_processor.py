@@ -46,7 +46,7 @@ from diffusion.excitation import DENOISER_INPUTS, ExcitationConfig, HarmonicExci
 from diffusion.noise import frame_noise
 from export.bundle import Bundle
 from realtime.backends.base import Backend
-from realtime.processor import Processor
+from realtime.processor import Processor, stft_delay_parts
 
 CROSSFADE_MS = 100.0
 BUNDLE_EXCITATION = "bundle"  # ModelProcessor(excitation=...): use the bundle's manifest section, if any
@@ -219,6 +219,9 @@ class ModelProcessor(Processor):
         return self._style[0].copy()
 
     # ---- streaming -------------------------------------------------------------------------------
+
+    def delay_parts(self) -> tuple[tuple[str, int], ...]:
+        return stft_delay_parts(self.n_fft, self.hop, self.L)
 
     def reset(self) -> None:
         self._acc[:] = 0.0

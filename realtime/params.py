@@ -91,6 +91,8 @@ class Latency:
     margin: int  # compute margin for the processor
     device_input: int = 0
     device_output: int = 0
+    # ``processor`` split into named terms (Processor.delay_parts), device samples; empty: one term
+    processor_parts: tuple[tuple[str, float], ...] = ()
 
     @property
     def algorithmic(self) -> float:
@@ -107,6 +109,20 @@ class Latency:
     @property
     def total_ms(self) -> float:
         return 1000.0 * self.total / self.sample_rate
+
+    def budget(self) -> list[dict[str, float | str]]:
+        """Every term of ``total`` in device samples and ms, the processor's split by framing: the latency
+        budget table of docs/live.md, and what `stylehost bench latency` writes beside its measurement."""
+        ms = 1000.0 / self.sample_rate
+        terms = list(self.processor_parts) or [("processor", self.processor)]
+        terms += [("resampler content delay", self.resampler), ("stride wait + resampler hold-back", self.buffering),
+                  ("callback block", self.block), ("compute margin", self.margin),
+                  ("device input buffer", self.device_input), ("device output buffer", self.device_output)]
+        rows: list[dict[str, float | str]] = [
+            {"term": name, "samples": round(float(v), 1), "ms": round(float(v) * ms, 2)} for name, v in terms
+        ]
+        rows.append({"term": "total", "samples": round(self.total, 1), "ms": round(self.total_ms, 2)})
+        return rows
 
     def describe(self) -> str:
         ms = 1000.0 / self.sample_rate

@@ -50,6 +50,11 @@ class Processor(ABC):
     def reset(self) -> None:  # noqa: B027 - stateless processors need nothing
         """Forget internal state (overlap-add tails), as if all earlier input had been silence."""
 
+    def delay_parts(self) -> tuple[tuple[str, int], ...]:
+        """``delay_samples`` as named terms summing to it, for the latency budget (docs/live.md): what a
+        lower-latency framing would have to shrink. One term unless a processor knows its framing."""
+        return (("processor", self.delay_samples),)
+
     def _check_sizes(self) -> None:
         if self.stride < 1 or self.window < self.stride or self.delay_samples < 0:
             raise StylehostError(
@@ -127,6 +132,9 @@ class StftPassthroughProcessor(Processor):
     def reset(self) -> None:
         self._acc[:] = 0.0
 
+    def delay_parts(self) -> tuple[tuple[str, int], ...]:
+        return stft_delay_parts(self.cfg.n_fft, self.cfg.hop, self.lookahead)
+
     def process(self, window: np.ndarray, out: np.ndarray) -> None:
         hop, n_fft = self.cfg.hop, self.cfg.n_fft
         starts = self._first + hop * np.arange(self.frames_per_call)
@@ -169,3 +177,14 @@ class SlowProcessor(Processor):
 
     def reset(self) -> None:
         self.inner.reset()
+
+    def delay_parts(self) -> tuple[tuple[str, int], ...]:
+        return self.inner.delay_parts()
+
+
+def stft_delay_parts(n_fft: int, hop: int, lookahead: int) -> tuple[tuple[str, int], ...]:
+    """The delay n_fft + (L-1)*hop of an STFT processor, split where it comes from: a sample is final once
+    the last frame covering it is overlap-added (n_fft - hop after that frame starts), and the newest L
+    frames are heard but not yet emitted (L*hop). Worked example (n_fft 384, hop 96, L 2): 288 + 192 = 480."""
+    return (("STFT overlap (n_fft - hop)", n_fft - hop), (f"look-ahead ({lookahead} frame{'' if lookahead == 1 else 's'})",
+                                                                  lookahead * hop))

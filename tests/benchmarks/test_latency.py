@@ -49,6 +49,8 @@ def test_several_block_sizes_and_the_search(jack_server: JackServer, tmp_path: P
     for r in runs:
         assert r["end_to_end_latency_ms"] == pytest.approx(r["reported_latency_ms"], abs=0.1)
         assert r["steps"] is None  # the passthrough has no sampler: no invented steps
+        # the budget written beside it names the terms of what was reported, the stream's buffers included
+        assert r["latency_budget"][-1]["ms"] == pytest.approx(r["reported_latency_ms"], abs=0.01)
     found = tmp_path / "find.json"
     assert main(["bench", "latency", "--find-blocksize", "--seconds", "1", "--max-blocksize", "128", "--server",
                  jack_server.name, "--model", "passthrough", "--json", str(found)]) == 0

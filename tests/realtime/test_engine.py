@@ -74,6 +74,20 @@ def test_latency_breakdown_sums() -> None:
     assert 256 <= lat.buffering <= 256 + 4
 
 
+def test_latency_budget_names_every_term_and_sums_to_the_total() -> None:
+    """The budget table (docs/live.md, issue 17) splits the processor's delay by framing: the STFT passthrough
+    (n_fft 384, hop 96, look-ahead 1 at 24 kHz) is 288 samples of overlap + 96 of look-ahead, doubled at 48 kHz."""
+    import dataclasses
+
+    lat = Engine(StftPassthroughProcessor, EngineConfig(sample_rate=48000, blocksize=256)).latency
+    lat = dataclasses.replace(lat, device_input=256, device_output=512)
+    rows = {r["term"]: r for r in lat.budget()}
+    assert rows["STFT overlap (n_fft - hop)"]["samples"] == 576 and rows["look-ahead (1 frame)"]["samples"] == 192
+    assert rows["device output buffer"]["samples"] == 512
+    assert sum(float(r["samples"]) for t, r in rows.items() if t != "total") == pytest.approx(lat.total, abs=0.5)
+    assert rows["total"]["ms"] == pytest.approx(lat.total_ms, abs=0.01)
+
+
 def test_wet_dry_bypass_ramps_without_clicks() -> None:
     engine = Engine(ZeroProcessor, EngineConfig(sample_rate=24000, blocksize=128, smoothing_ms=20))
     t = np.arange(24000) / 24000
