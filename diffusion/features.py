@@ -15,6 +15,7 @@ from torch import nn
 
 from diffusion.spectrogram import (  # noqa: F401 - re-exported: one import site for training code
     SpectrogramConfig,
+    analysis_window,
     hann_window,
     hz_to_mel,
     mel_filterbank,
@@ -43,7 +44,7 @@ class SpectrogramTransform(nn.Module):
         n = np.arange(cfg.n_fft)
         k = np.arange(cfg.n_freqs)
         angle = 2.0 * math.pi * np.outer(k, n) / cfg.n_fft  # (F, N)
-        w = hann_window(cfg.n_fft)
+        w = analysis_window(cfg)
         analysis = np.concatenate([np.cos(angle) * w, -np.sin(angle) * w])[:, None, :]  # (2F, 1, N)
         # Real inverse DFT: x[n] = (1/N) sum_k c_k (Re X_k cos - Im X_k sin), c_k = 1 at DC/Nyquist, else 2.
         c = np.full(cfg.n_freqs, 2.0)

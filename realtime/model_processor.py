@@ -94,7 +94,8 @@ class ModelProcessor(Processor):
         self.sample_rate = spec.sample_rate
         self.stride = s * hop
         self.window = spec.num_samples(t)
-        self.delay_samples = n_fft + (look - 1) * hop  # a learned stage's look-ahead lies inside L: no more
+        self._span = spec.synthesis_span  # each frame's synthesis window covers its last _span samples
+        self.delay_samples = self._span + (look - 1) * hop  # a learned stage's look-ahead lies inside L: no more
         self._check_sizes()
         self._before, self._after = bundle.resynth_context
         if self._before + s > t - look or self._after > look:
@@ -123,7 +124,7 @@ class ModelProcessor(Processor):
         n = s + self._before + self._after  # frames the resynth graph reads
         self._frames = np.zeros((1, n, n_fft), np.float32)
         self._pred = np.zeros((1, m, n), np.float32)
-        self._acc = np.zeros(n_fft + (s - 1) * hop, np.float32)
+        self._acc = np.zeros(self._span + (s - 1) * hop, np.float32)  # acc[0]: the first sample this call finalises
         self._fade_len = max(1, round(crossfade_ms / 1000.0 * self.sample_rate / self.stride))
         self._fade_pos = self._fade_len
         self._first_col = t - look - s  # window column of the first emitted frame
@@ -221,7 +222,7 @@ class ModelProcessor(Processor):
     # ---- streaming -------------------------------------------------------------------------------
 
     def delay_parts(self) -> tuple[tuple[str, int], ...]:
-        return stft_delay_parts(self.n_fft, self.hop, self.L)
+        return stft_delay_parts(self._span, self.hop, self.L)
 
     def reset(self) -> None:
         self._acc[:] = 0.0
@@ -288,8 +289,9 @@ class ModelProcessor(Processor):
             self._frames[0, k] = shaped[off : off + n_fft]
         synth = self.backend.run("resynth", self._frames, self._pred)
         first_emitted = start + self._first_col
+        span = self._span
         for k in range(max(0, -first_emitted), s):  # frames before the first one do not exist offline
-            self._acc[k * hop : k * hop + n_fft] += synth[0, k]
+            self._acc[k * hop : k * hop + span] += synth[0, k, n_fft - span :]
         out[:] = self._acc[: self.stride]
         self._acc[: -self.stride] = self._acc[self.stride :]
         self._acc[-self.stride :] = 0.0

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from diffusion.errors import StylehostError
-from diffusion.spectrogram import SpectrogramConfig, hann_window, synthesis_window  # audit: no-torch-live-path
+from diffusion.spectrogram import SpectrogramConfig, analysis_window, synthesis_window  # audit: no-torch-live-path
 
 
 class Processor(ABC):
@@ -119,12 +119,14 @@ class StftPassthroughProcessor(Processor):
         self.sample_rate = self.cfg.sample_rate
         self.stride = frames_per_call * hop
         self.window = n_fft + (context + frames_per_call + lookahead - 1) * hop
-        self.delay_samples = n_fft + (lookahead - 1) * hop
+        span = self.cfg.synthesis_span  # each frame's synthesis covers its last ``span`` samples
+        self.delay_samples = span + (lookahead - 1) * hop
         self._check_sizes()
-        self._analysis = hann_window(n_fft)
-        self._synthesis = synthesis_window(self.cfg)
-        # Overlap-add accumulator: acc[0] is the first sample this call finalises.
-        self._acc = np.zeros(n_fft + (frames_per_call - 1) * hop, dtype=np.float64)
+        self._analysis = analysis_window(self.cfg)
+        self._synthesis = synthesis_window(self.cfg)[n_fft - span :]
+        # Overlap-add accumulator: acc[0] is the first sample this call finalises, where the first emitted
+        # frame's synthesis window starts.
+        self._acc = np.zeros(span + (frames_per_call - 1) * hop, dtype=np.float64)
         # Window offset of the first emitted frame, J-L-S+1: its start is T - n_fft - (L+S-1)*hop.
         self._first = self.window - n_fft - (lookahead + frames_per_call - 1) * hop
         self._gain = 1.0
@@ -133,17 +135,17 @@ class StftPassthroughProcessor(Processor):
         self._acc[:] = 0.0
 
     def delay_parts(self) -> tuple[tuple[str, int], ...]:
-        return stft_delay_parts(self.cfg.n_fft, self.cfg.hop, self.lookahead)
+        return stft_delay_parts(self.cfg.synthesis_span, self.cfg.hop, self.lookahead)
 
     def process(self, window: np.ndarray, out: np.ndarray) -> None:
-        hop, n_fft = self.cfg.hop, self.cfg.n_fft
+        hop, n_fft, span = self.cfg.hop, self.cfg.n_fft, self.cfg.synthesis_span
         starts = self._first + hop * np.arange(self.frames_per_call)
         frames = np.stack([window[s : s + n_fft] for s in starts]).astype(np.float64)
         spec = np.fft.rfft(frames * self._analysis, axis=1)
         spec *= self._gain  # where a model would restyle the frames
-        frames_out = np.fft.irfft(spec, n=n_fft, axis=1) * self._synthesis
+        frames_out = np.fft.irfft(spec, n=n_fft, axis=1)[:, n_fft - span :] * self._synthesis
         for s in range(self.frames_per_call):
-            self._acc[s * hop : s * hop + n_fft] += frames_out[s]
+            self._acc[s * hop : s * hop + span] += frames_out[s]
         out[:] = self._acc[: self.stride]
         self._acc[: -self.stride] = self._acc[self.stride :].copy()
         self._acc[-self.stride :] = 0.0
@@ -182,9 +184,10 @@ class SlowProcessor(Processor):
         return self.inner.delay_parts()
 
 
-def stft_delay_parts(n_fft: int, hop: int, lookahead: int) -> tuple[tuple[str, int], ...]:
-    """The delay n_fft + (L-1)*hop of an STFT processor, split where it comes from: a sample is final once
-    the last frame covering it is overlap-added (n_fft - hop after that frame starts), and the newest L
-    frames are heard but not yet emitted (L*hop). Worked example (n_fft 384, hop 96, L 2): 288 + 192 = 480."""
-    return (("STFT overlap (n_fft - hop)", n_fft - hop), (f"look-ahead ({lookahead} frame{'' if lookahead == 1 else 's'})",
-                                                                  lookahead * hop))
+def stft_delay_parts(span: int, hop: int, lookahead: int) -> tuple[tuple[str, int], ...]:
+    """The delay span + (L-1)*hop of an STFT processor, split where it comes from: a sample is final once
+    the last frame whose synthesis window covers it is overlap-added (span - hop after that window starts;
+    span is n_fft for the symmetric windows, SpectrogramConfig.synthesis_span), and the newest L frames are
+    heard but not yet emitted (L*hop). Worked example (n_fft 384, hop 96, L 2): 288 + 192 = 480."""
+    frames = f"{lookahead} frame{'' if lookahead == 1 else 's'}"
+    return (("STFT overlap (synthesis window - hop)", span - hop), (f"look-ahead ({frames})", lookahead * hop))

@@ -82,7 +82,8 @@ def test_latency_budget_names_every_term_and_sums_to_the_total() -> None:
     lat = Engine(StftPassthroughProcessor, EngineConfig(sample_rate=48000, blocksize=256)).latency
     lat = dataclasses.replace(lat, device_input=256, device_output=512)
     rows = {r["term"]: r for r in lat.budget()}
-    assert rows["STFT overlap (n_fft - hop)"]["samples"] == 576 and rows["look-ahead (1 frame)"]["samples"] == 192
+    assert rows["STFT overlap (synthesis window - hop)"]["samples"] == 576
+    assert rows["look-ahead (1 frame)"]["samples"] == 192
     assert rows["device output buffer"]["samples"] == 512
     assert sum(float(r["samples"]) for t, r in rows.items() if t != "total") == pytest.approx(lat.total, abs=0.5)
     assert rows["total"]["ms"] == pytest.approx(lat.total_ms, abs=0.01)
