@@ -1,0 +1,249 @@
+"""A causal, streaming denoiser (issue 17): each frame computed once, its convolutions' state carried between calls.
+
+Today's UNet (diffusion/model.py) halves time at every level and normalises over the whole window, so a live
+call must re-run it over 32 frames to emit 2: about 15/16 of the work is repeated. This network keeps time at
+full rate and looks only backwards in it:
+
+- time convolutions are causal (kernel ``time_kernel``, dilation doubling per level, as a TCN), with the
+  receptive field the dilations give (``receptive_field``); mel is halved and doubled as in the UNet, by
+  convolutions that do not look along time;
+- every GroupNorm normalises one frame (over channels and mel), never across frames;
+- each time convolution keeps the last ``(k - 1) * dilation`` frames of its input as *state*: called on n new
+  frames with its state, it returns exactly the n frames the whole-sequence pass would have (tested), so a
+  live call costs n frames' work. ``init_state`` is the silence before the first frame (zeros).
+
+The EDM preconditioning, the style table and the conditioning are the UNet's (``Denoiser``): sigma and the
+style vector are per call, which for 1-step consistency sampling is what the engine has. Look-ahead is a
+training choice, not a network one: a model trained to emit target frame j - L when input frame j arrives
+hears L frames after the one it emits, at L hops of latency.
+
+Shapes: x, source (B, 1 | source_channels, n_mels, n) for n new frames; state a list of tensors, one per time
+convolution, (B, C, M, (k - 1) * dilation) each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+import torch
+from torch import nn
+
+from diffusion.errors import StylehostError
+from diffusion.model import Denoiser, FourierFeatures, ModelConfig
+
+State = list[torch.Tensor]
+
+
+@dataclass(frozen=True)
+class CausalConfig:
+    """The time structure of the causal network; everything else (widths, styles, conditioning) is ModelConfig's."""
+
+    time_kernel: int = 3
+    dilations: tuple[int, ...] = ()  # per UNet level (len == len(ModelConfig.channels)); () = 1, 2, 4, ...
+
+    def __post_init__(self) -> None:
+        if self.time_kernel < 1 or any(d < 1 for d in self.dilations):
+            raise StylehostError(f"need time_kernel >= 1 and dilations >= 1, got {self.time_kernel}, "
+                                 f"{self.dilations}")
+
+
+def frame_norm(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """GroupNorm of each frame on its own (over channels in a group and mel), so no frame hears a later one."""
+    b, c, m, t = x.shape
+    y = nn.functional.group_norm(x.permute(0, 3, 1, 2).reshape(b * t, c, m), groups)
+    return y.reshape(b, t, c, m).permute(0, 2, 3, 1)
+
+
+class CausalConv(nn.Module):
+    """Conv2d over (mel, time), 'same' along mel and causal along time, with its input tail as state."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int, mel_kernel: int = 3) -> None:
+        super().__init__()
+        self.c_in, self.context = c_in, (kernel - 1) * dilation
+        self.conv = nn.Conv2d(c_in, c_out, (mel_kernel, kernel), padding=(mel_kernel // 2, 0),
+                              dilation=(1, dilation))
+
+    def zero_state(self, batch: int, mels: int) -> torch.Tensor:
+        return torch.zeros(batch, self.c_in, mels, self.context)
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x: n new frames, state: the previous ``context`` frames) -> (n output frames, the new state)."""
+        full = torch.cat([state, x], dim=-1)
+        return self.conv(full), full[..., full.shape[-1] - self.context :]
+
+
+class CausalBlock(nn.Module):
+    """The UNet's ResBlock with per-frame norms and causal time convolutions (two states)."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, kernel: int, dilation: int) -> None:
+        super().__init__()
+        self.groups_in, self.groups_out = min(8, c_in), min(8, c_out)
+        self.conv1 = CausalConv(c_in, c_out, kernel, dilation)
+        self.film = nn.Linear(emb_dim, 2 * c_out)
+        self.conv2 = CausalConv(c_out, c_out, kernel, dilation)
+        nn.init.zeros_(self.conv2.conv.weight)  # each block starts as the identity, as the UNet's
+        assert self.conv2.conv.bias is not None
+        nn.init.zeros_(self.conv2.conv.bias)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def convs(self) -> tuple[CausalConv, CausalConv]:
+        return self.conv1, self.conv2
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h, s1 = self.conv1(nn.functional.silu(frame_norm(x, self.groups_in)), s1)
+        scale, shift = self.film(emb)[:, :, None, None].chunk(2, dim=1)
+        h = frame_norm(h, self.groups_out) * (1 + scale) + shift
+        h, s2 = self.conv2(nn.functional.silu(h), s2)
+        return self.skip(x) + h, s1, s2
+
+
+class CausalUNet(nn.Module):
+    """F(c_in * x, source, c_noise, style_vec, state) -> (raw output, state); the UNet's levels, time at full rate."""
+
+    def __init__(self, cfg: ModelConfig, causal: CausalConfig) -> None:
+        super().__init__()
+        dilations = causal.dilations or tuple(2**i for i in range(len(cfg.channels)))
+        if len(dilations) != len(cfg.channels):
+            raise StylehostError(f"one dilation per level: {len(cfg.channels)} levels, got {causal.dilations}")
+        self.cfg, self.causal = cfg, causal
+        ch, e, k = cfg.channels, cfg.emb_dim, causal.time_kernel
+        self.fourier = FourierFeatures(cfg.fourier_dim)
+        self.noise_mlp = nn.Sequential(nn.Linear(cfg.fourier_dim, e), nn.SiLU(), nn.Linear(e, e))
+        self.style_table = nn.Parameter(torch.randn(len(cfg.styles), e) * 0.5)
+        self.stem = CausalConv(1 + cfg.source_channels, ch[0], k, 1)
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        c_prev = ch[0]
+        for i, c in enumerate(ch):
+            d = dilations[i]
+            self.down.append(nn.ModuleList([CausalBlock(c_prev if b == 0 else c, c, e, k, d)
+                                            for b in range(cfg.blocks)]))
+            c_prev = c
+            if i < len(ch) - 1:  # halve mel only: a frame stays a frame
+                self.downsample.append(nn.Conv2d(c, c, (3, 1), stride=(2, 1), padding=(1, 0)))
+        self.mid = CausalBlock(ch[-1], ch[-1], e, k, dilations[-1])
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for i in reversed(range(len(ch))):
+            d = dilations[i]
+            self.up.append(nn.ModuleList([CausalBlock(c_prev + ch[i] if b == 0 else ch[i], ch[i], e, k, d)
+                                          for b in range(cfg.blocks)]))
+            c_prev = ch[i]
+            if i > 0:
+                self.upsample.append(nn.Conv2d(ch[i], ch[i - 1], (3, 1), padding=(1, 0)))
+                c_prev = ch[i - 1]
+        self.out_groups = min(8, ch[0])
+        self.out = CausalConv(ch[0], 1, k, 1)
+        nn.init.zeros_(self.out.conv.weight)
+        assert self.out.conv.bias is not None
+        nn.init.zeros_(self.out.conv.bias)
+
+    def style_vectors(self, weights: torch.Tensor) -> torch.Tensor:
+        """(B, n_styles) mixing weights -> (B, emb_dim), as the UNet's."""
+        return weights @ self.style_table
+
+    def time_convs(self) -> list[tuple[CausalConv, int]]:
+        """(conv, mel bins it sees) in state order: the stem, two per block, the output conv."""
+        mels = self.cfg.n_mels
+        out: list[tuple[CausalConv, int]] = [(self.stem, mels)]
+        levels = len(self.cfg.channels)
+        per_level = [mels // 2**i for i in range(levels)]
+        for i, level in enumerate(_levels(self.down)):
+            out += [(c, per_level[i]) for b in level for c in b.convs()]
+        out += [(c, per_level[-1]) for c in self.mid.convs()]
+        for j, level in enumerate(_levels(self.up)):
+            out += [(c, per_level[levels - 1 - j]) for b in level for c in b.convs()]
+        return out + [(self.out, mels)]
+
+    def init_state(self, batch: int = 1) -> State:
+        """Zeros: the state after silence, before the first frame."""
+        return [conv.zero_state(batch, mels) for conv, mels in self.time_convs()]
+
+    @property
+    def receptive_field(self) -> int:
+        """Frames of input (the newest included) that one output frame depends on."""
+        return 1 + sum(conv.context for conv, _ in self.time_convs())
+
+    def forward(self, x: torch.Tensor, source: torch.Tensor, c_noise: torch.Tensor, style_vec: torch.Tensor,
+                state: State) -> tuple[torch.Tensor, State]:
+        emb = nn.functional.silu(self.noise_mlp(self.fourier(c_noise)) + style_vec)
+        it = iter(state)
+        new: State = []
+        h, s = self.stem(torch.cat([x, source], dim=1), next(it))
+        new.append(s)
+        skips = []
+        for i, level in enumerate(_levels(self.down)):
+            for block in level:
+                h, s1, s2 = block(h, emb, next(it), next(it))
+                new += [s1, s2]
+            skips.append(h)
+            if i < len(self.downsample):
+                h = self.downsample[i](h)
+        h, s1, s2 = self.mid(h, emb, next(it), next(it))
+        new += [s1, s2]
+        for i, level in enumerate(_levels(self.up)):
+            h = torch.cat([h, skips.pop()], dim=1)
+            for block in level:
+                h, s1, s2 = block(h, emb, next(it), next(it))
+                new += [s1, s2]
+            if i < len(self.upsample):
+                h = self.upsample[i](nn.functional.interpolate(h, scale_factor=(2.0, 1.0), mode="nearest"))
+        h, s = self.out(nn.functional.silu(frame_norm(h, self.out_groups)), next(it))
+        new.append(s)
+        return h, new
+
+
+def _levels(modules: nn.ModuleList) -> list[list[CausalBlock]]:
+    """The blocks of each level, typed (a ModuleList of ModuleLists of CausalBlocks)."""
+    return [[cast(CausalBlock, b) for b in cast(nn.ModuleList, level)] for level in modules]
+
+
+class CausalDenoiser(Denoiser):
+    """``Denoiser``'s EDM contract, ``(x, sigma, source, style_vec) -> x0``, on the causal network; ``step``
+    is the same with the state in and out, for n new frames per call."""
+
+    def __init__(self, cfg: ModelConfig, causal: CausalConfig | None = None) -> None:
+        nn.Module.__init__(self)
+        self.cfg = cfg
+        self.causal = causal or CausalConfig()
+        self.net: CausalUNet = CausalUNet(cfg, self.causal)  # type: ignore[assignment]
+
+    def init_state(self, batch: int = 1) -> State:
+        return self.net.init_state(batch)
+
+    def step(self, x: torch.Tensor, sigma: torch.Tensor, source: torch.Tensor, style_vec: torch.Tensor,
+             state: State) -> tuple[torch.Tensor, State]:
+        """n new frames with the state of all earlier ones -> (their x0, the new state)."""
+        c_skip, c_out, c_in, c_noise = self.precondition(sigma)
+        raw, state = self.net(c_in * x, source, c_noise, style_vec, state)
+        return c_skip * x + c_out * raw, state
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, source: torch.Tensor, style_vec: torch.Tensor
+                ) -> torch.Tensor:
+        """A whole sequence from silence (what training sees): ``step`` from ``init_state``."""
+        return self.step(x, sigma, source, style_vec, self.init_state(x.shape[0]))[0]
+
+
+def frame_macs(d: CausalDenoiser) -> int:
+    """Multiply-accumulates of one streamed frame (torch's FLOP counter / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = d.cfg
+    x = torch.zeros(1, 1, cfg.n_mels, 1)
+    source = torch.zeros(1, cfg.source_channels, cfg.n_mels, 1)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        d.step(x, torch.ones(1), source, torch.zeros(1, cfg.emb_dim), d.init_state())
+    return int(counter.get_total_flops() // 2)
+
+
+if __name__ == "__main__":  # python -m diffusion.causal: the cost figures of docs/live.md
+    from diffusion.model import count_macs, parameter_count
+
+    shipped = ModelConfig()
+    causal_net, unet = CausalDenoiser(shipped), Denoiser(shipped)
+    hop_ms = 1000.0 * shipped.spectrogram.hop / shipped.spectrogram.sample_rate
+    print(f"causal: {parameter_count(causal_net):,} params, {frame_macs(causal_net):,} MACs per frame, receptive "
+          f"field {causal_net.net.receptive_field} frames ({causal_net.net.receptive_field * hop_ms:.0f} ms)")
+    print(f"unet:   {parameter_count(unet):,} params, {count_macs(unet):,} MACs per call ({shipped.window} frames)")

@@ -1,0 +1,114 @@
+"""The causal streaming denoiser (issue 17, diffusion/causal.py): n frames at a time with the state carried give
+exactly the whole-sequence pass; no output hears a later frame or one beyond its receptive field; the graph with
+its state in and out runs in ONNX Runtime as in torch; and one frame costs a fraction of today's window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffusion.causal import CausalConfig, CausalDenoiser, frame_macs
+from diffusion.errors import StylehostError
+from diffusion.model import Denoiser, ModelConfig, count_macs
+
+SMALL = ModelConfig(channels=(8, 16), emb_dim=16, fourier_dim=8)
+
+
+def perturbed(seed: int = 0, cfg: ModelConfig = SMALL, causal: CausalConfig | None = None) -> CausalDenoiser:
+    """Weights moved off the identity init (zero output convs would hide a wrong state)."""
+    torch.manual_seed(seed)
+    d = CausalDenoiser(cfg, causal).double().eval()
+    with torch.no_grad():
+        for p in d.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return d
+
+
+def inputs(frames: int, cfg: ModelConfig = SMALL, seed: int = 1) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 1, cfg.n_mels, frames, generator=g, dtype=torch.float64)
+    src = torch.randn(2, cfg.source_channels, cfg.n_mels, frames, generator=g, dtype=torch.float64)
+    sigma = torch.tensor([0.5, 3.0], dtype=torch.float64)
+    style = torch.randn(2, cfg.emb_dim, generator=g, dtype=torch.float64)
+    return x, sigma, src, style
+
+
+@pytest.mark.parametrize("chunks", [[1] * 12, [2] * 6, [3, 1, 4, 2, 2]])
+def test_streaming_in_chunks_equals_the_whole_sequence(chunks: list[int]) -> None:
+    d = perturbed()
+    x, sigma, src, style = inputs(sum(chunks))
+    with torch.no_grad():
+        whole = d(x, sigma, src, style)
+        state = [s.double() for s in d.init_state(2)]
+        parts, t = [], 0
+        for n in chunks:
+            y, state = d.step(x[..., t : t + n], sigma, src[..., t : t + n], style, state)
+            parts.append(y)
+            t += n
+    torch.testing.assert_close(torch.cat(parts, dim=-1), whole, atol=1e-12, rtol=0)
+
+
+def test_no_output_hears_a_later_frame_or_one_beyond_its_receptive_field() -> None:
+    d = perturbed(causal=CausalConfig(dilations=(1, 2)))
+    rf = d.net.receptive_field
+    frames = rf + 8
+    x, sigma, src, style = inputs(frames)
+    with torch.no_grad():
+        base = d(x, sigma, src, style)
+        for t in (frames - 1, 5):  # a later frame changes nothing before it
+            moved = src.clone()
+            moved[..., t] += 1.0
+            diff = (d(x, sigma, moved, style) - base).abs().amax(dim=(0, 1, 2))
+            assert diff[:t].max() == 0 and diff[t] > 0
+        last = frames - 1
+        for t, heard in ((last - rf, False), (last - rf + 1, True)):
+            moved = x.clone()
+            moved[..., t] += 1.0
+            changed = bool((d(x, sigma, src, style) != d(moved, sigma, src, style))[..., last].any())
+            assert changed == heard, (t, rf)
+
+
+def test_the_graph_with_its_state_runs_in_onnx_runtime(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import onnxruntime as ort
+
+    d = perturbed().float()
+    names = [f"state{i}" for i in range(len(d.init_state()))]
+
+    class Step(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.d = d
+
+        def forward(self, x, sigma, source, style, *state):  # type: ignore[no-untyped-def]
+            y, new = self.d.step(x, sigma, source, style, list(state))
+            return (y, *new)
+
+    x, sigma, src, style = (t.float() for t in inputs(2))
+    state = d.init_state(2)
+    path = tmp_path / "causal.onnx"
+    torch.onnx.export(Step(), (x, sigma, src, style, *state), path, input_names=["x", "sigma", "source", "style",
+                      *names], output_names=["x0", *[f"new_{n}" for n in names]], opset_version=17, dynamo=False)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {"x": x.numpy(), "sigma": sigma.numpy(), "source": src.numpy(), "style": style.numpy()}
+    with torch.no_grad():
+        for _call in range(3):  # the state that comes out goes back in, call after call
+            got = sess.run(None, {**feeds, **{n: s.numpy() for n, s in zip(names, state, strict=True)}})
+            want, carried = d.step(x, sigma, src, style, state)
+            np.testing.assert_allclose(got[0], want.numpy(), atol=1e-5, rtol=0)
+            state = [torch.from_numpy(s) for s in got[1:]]
+            for a, b in zip(state, carried, strict=True):
+                np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, rtol=0)
+
+
+def test_one_frame_costs_a_fraction_of_todays_window() -> None:
+    """At the shipped widths: MACs of one streamed frame against one UNet call (which emits 2 frames)."""
+    cfg = ModelConfig()
+    per_frame = frame_macs(CausalDenoiser(cfg))
+    per_window = count_macs(Denoiser(cfg))
+    assert 2 * per_frame < per_window / 4  # 2 frames per call: under a quarter of today's call
+
+
+def test_a_dilation_per_level_is_required() -> None:
+    with pytest.raises(StylehostError, match="one dilation per level"):
+        CausalDenoiser(SMALL, CausalConfig(dilations=(1, 2, 4)))
