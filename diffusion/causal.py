@@ -23,29 +23,16 @@ convolution, (B, C, M, (k - 1) * dilation) each.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from typing import cast
 
 import torch
 from torch import nn
 
 from diffusion.errors import StylehostError
-from diffusion.model import Denoiser, FourierFeatures, ModelConfig
+from diffusion.model import CausalConfig, Denoiser, FourierFeatures, ModelConfig
 
 State = list[torch.Tensor]
-
-
-@dataclass(frozen=True)
-class CausalConfig:
-    """The time structure of the causal network; everything else (widths, styles, conditioning) is ModelConfig's."""
-
-    time_kernel: int = 3
-    dilations: tuple[int, ...] = ()  # per UNet level (len == len(ModelConfig.channels)); () = 1, 2, 4, ...
-
-    def __post_init__(self) -> None:
-        if self.time_kernel < 1 or any(d < 1 for d in self.dilations):
-            raise StylehostError(f"need time_kernel >= 1 and dilations >= 1, got {self.time_kernel}, "
-                                 f"{self.dilations}")
 
 
 def frame_norm(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -205,10 +192,13 @@ class CausalDenoiser(Denoiser):
     is the same with the state in and out, for n new frames per call."""
 
     def __init__(self, cfg: ModelConfig, causal: CausalConfig | None = None) -> None:
+        """``causal`` defaults to ``cfg.causal`` (or the default CausalConfig); the model config saved with the
+        weights always names it, so a model file rebuilds the same network."""
         nn.Module.__init__(self)
-        self.cfg = cfg
-        self.causal = causal or CausalConfig()
-        self.net: CausalUNet = CausalUNet(cfg, self.causal)  # type: ignore[assignment]
+        causal = causal or cfg.causal or CausalConfig()
+        self.cfg = dataclasses.replace(cfg, causal=causal)
+        self.causal = causal
+        self.net: CausalUNet = CausalUNet(self.cfg, causal)  # type: ignore[assignment]
 
     def init_state(self, batch: int = 1) -> State:
         return self.net.init_state(batch)

@@ -91,10 +91,19 @@ def save_model(path: Path, denoiser: Denoiser, meta: dict[str, Any] | None = Non
                            "model": denoiser.state_dict(), "meta": meta or {}})
 
 
+def build_denoiser(cfg: ModelConfig) -> Denoiser:
+    """The network ``cfg`` names: the UNet, or the causal streaming one when ``cfg.causal`` is set (issue 17)."""
+    if cfg.causal is None:
+        return Denoiser(cfg)
+    from diffusion.causal import CausalDenoiser
+
+    return CausalDenoiser(cfg)
+
+
 def load_denoiser(path: Path, use_ema: bool = True) -> Denoiser:
     """A Denoiser in eval mode from a model file or a training checkpoint (its EMA weights by default)."""
     ckpt = load_checkpoint(path)
-    denoiser = Denoiser(model_config_of(ckpt))
+    denoiser = build_denoiser(model_config_of(ckpt))
     state = ckpt["ema"] if use_ema and "ema" in ckpt else ckpt["model"]
     try:
         denoiser.load_state_dict(state)

@@ -33,6 +33,14 @@ def valid_keys(cls: type, prefix: str = "") -> list[str]:
     return keys
 
 
+def _optional_dataclass(hint: Any) -> type | None:
+    """The dataclass D of a ``D | None`` field (set as a JSON object, or null), else None."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if type(None) in typing.get_args(hint) and len(args) == 1 and dataclasses.is_dataclass(args[0]):
+        return args[0] if isinstance(args[0], type) else None
+    return None
+
+
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build ``cls`` from plain JSON data; missing keys keep their defaults, lists become tuples."""
     if not isinstance(data, dict):
@@ -46,8 +54,11 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         hint = hints[key]
+        optional = _optional_dataclass(hint)
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[key] = from_dict(hint, value, f"{prefix}{key}.")
+        elif optional is not None and isinstance(value, dict):  # e.g. model.causal: None or a CausalConfig
+            kwargs[key] = from_dict(optional, value, f"{prefix}{key}.")
         elif typing.get_origin(hint) is tuple and isinstance(value, list):
             kwargs[key] = tuple(value)
         else:

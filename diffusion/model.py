@@ -26,6 +26,19 @@ from diffusion.styles import STYLE_NAMES, get_style
 
 
 @dataclass(frozen=True)
+class CausalConfig:
+    """The time structure of the causal network (diffusion/causal.py); widths and conditioning are ModelConfig's."""
+
+    time_kernel: int = 3
+    dilations: tuple[int, ...] = ()  # per UNet level (len == len(ModelConfig.channels)); () = 1, 2, 4, ...
+
+    def __post_init__(self) -> None:
+        if self.time_kernel < 1 or any(d < 1 for d in self.dilations):
+            raise StylehostError(f"need time_kernel >= 1 and dilations >= 1, got {self.time_kernel}, "
+                                 f"{self.dilations}")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything that defines the network and its input domain; saved in every checkpoint and bundle."""
 
@@ -42,6 +55,9 @@ class ModelConfig:
     # Windows the denoiser hears beside x: 1 (the input's log-mel, or its excitation's) or 2 (both, issue 15:
     # the input for what it has, its harmonic excitation for the partials an unseen timbre lacks)
     source_channels: int = 1
+    # None: the UNet below. A CausalConfig: the causal streaming network of diffusion/causal.py (issue 17),
+    # built by diffusion.checkpoint.build_denoiser
+    causal: CausalConfig | None = None
     logmel_mean: float = -4.5  # fixed normalisation of natural-log mel magnitudes (measured on the
     # rendered train split: mean -4.39, std 3.40 over 40 clips x 8 styles x 2 fonts)
     logmel_std: float = 3.5
@@ -59,7 +75,7 @@ class ModelConfig:
             raise StylehostError(f"source_channels must be 1 or 2, got {self.source_channels}")
         levels = len(self.channels)
         factor = 2 ** (levels - 1)
-        if self.spectrogram.n_mels % factor or self.window % factor:
+        if self.spectrogram.n_mels % factor or (self.window % factor and self.causal is None):
             raise StylehostError(
                 f"n_mels ({self.spectrogram.n_mels}) and window ({self.window}) must be divisible by "
                 f"2**(levels-1) = {factor} for {levels} UNet levels"
@@ -85,6 +101,8 @@ class ModelConfig:
         data = dataclasses.asdict(self)
         data["styles"] = list(self.styles)
         data["channels"] = list(self.channels)
+        if self.causal is not None:
+            data["causal"]["dilations"] = list(self.causal.dilations)
         return data
 
     @classmethod
@@ -96,6 +114,8 @@ class ModelConfig:
         data = dict(data)
         if isinstance(data.get("spectrogram"), dict):
             data["spectrogram"] = SpectrogramConfig.from_dict(data["spectrogram"])
+        if isinstance(data.get("causal"), dict):
+            data["causal"] = CausalConfig(**{**data["causal"], "dilations": tuple(data["causal"].get("dilations", ()))})
         for key in ("styles", "channels"):
             if key in data:
                 data[key] = tuple(data[key])

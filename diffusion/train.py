@@ -29,7 +29,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from diffusion.augment import AugmentConfig
-from diffusion.checkpoint import check_model_config, load_checkpoint, load_denoiser, save_checkpoint, save_model
+from diffusion.checkpoint import (
+    build_denoiser,
+    check_model_config,
+    load_checkpoint,
+    load_denoiser,
+    save_checkpoint,
+    save_model,
+)
 from diffusion.config import load_config, to_dict
 from diffusion.errors import StylehostError
 from diffusion.model import Denoiser, ModelConfig, count_macs, parameter_count
@@ -298,7 +305,7 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Tru
     train_clips, val_clips = load_pairs(data_dir, cfg.model)
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    module = Denoiser(cfg.model).to(device)
+    module = build_denoiser(cfg.model).to(device)
     if cfg.init:
         module.load_state_dict(init_weights(Path(cfg.init), cfg.model))
     ema = copy.deepcopy(module).requires_grad_(False)

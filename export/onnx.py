@@ -251,6 +251,9 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
     if out.exists() and not force:
         raise StylehostError(f"{out} already exists; pass --force to replace it")
     denoiser = load_denoiser(model_path)
+    if denoiser.cfg.causal is not None:  # its window graph would play, but as a window model: say so instead
+        raise StylehostError(f"{model_path} is a causal streaming model (model.causal): bundles of it need the "
+                             "denoiser's state in and out of the graph, which export does not write yet (issue 17)")
     meta = load_checkpoint(model_path).get("meta") or {}
     sampler = model_sampler(model_path)
     if sampler not in SCHEDULES:

@@ -112,3 +112,29 @@ def test_one_frame_costs_a_fraction_of_todays_window() -> None:
 def test_a_dilation_per_level_is_required() -> None:
     with pytest.raises(StylehostError, match="one dilation per level"):
         CausalDenoiser(SMALL, CausalConfig(dilations=(1, 2, 4)))
+
+
+def test_a_causal_model_file_round_trips(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``model.causal`` in a config builds the causal network (`stylehost train --set 'model.causal={}'`,
+    tests/diffusion/test_train.py trains one); its model file loads back as the same network; export refuses it with the reason instead of a window bundle."""
+    from diffusion.checkpoint import build_denoiser, load_denoiser, save_model
+    from diffusion.config import apply_overrides, from_dict
+    from diffusion.train import TrainConfig
+    from export.onnx import export_bundle
+
+    data = apply_overrides({}, ['model.causal={"dilations": [1, 2]}', "model.channels=[8,16]"], TrainConfig)
+    cfg = from_dict(TrainConfig, data).model
+    assert cfg.causal == CausalConfig(dilations=(1, 2))
+    d = build_denoiser(cfg)
+    assert isinstance(d, CausalDenoiser)
+    with torch.no_grad():
+        for p in d.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_model(tmp_path / "causal.pt", d)
+    back = load_denoiser(tmp_path / "causal.pt")
+    assert isinstance(back, CausalDenoiser) and back.cfg == d.cfg
+    x, sigma, src, style = (t.float() for t in inputs(6, cfg))
+    with torch.no_grad():
+        torch.testing.assert_close(back(x, sigma, src, style), d.eval()(x, sigma, src, style))
+    with pytest.raises(StylehostError, match="causal streaming model"):
+        export_bundle(tmp_path / "causal.pt", tmp_path / "bundle")
