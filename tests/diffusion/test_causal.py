@@ -116,7 +116,8 @@ def test_a_dilation_per_level_is_required() -> None:
 
 def test_a_causal_model_file_round_trips(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """``model.causal`` in a config builds the causal network (`stylehost train --set 'model.causal={}'`,
-    tests/diffusion/test_train.py trains one); its model file loads back as the same network; export refuses it with the reason instead of a window bundle."""
+    tests/diffusion/test_train.py trains one); its model file loads back as the same network; export refuses it
+    with the reason instead of a window bundle."""
     from diffusion.checkpoint import build_denoiser, load_denoiser, save_model
     from diffusion.config import apply_overrides, from_dict
     from diffusion.train import TrainConfig
