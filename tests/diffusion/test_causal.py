@@ -139,3 +139,11 @@ def test_a_causal_model_file_round_trips(tmp_path) -> None:  # type: ignore[no-u
         torch.testing.assert_close(back(x, sigma, src, style), d.eval()(x, sigma, src, style))
     with pytest.raises(StylehostError, match="causal streaming model"):
         export_bundle(tmp_path / "causal.pt", tmp_path / "bundle")
+
+
+def test_frame_norm_is_a_groupnorm_of_each_frame() -> None:
+    from diffusion.causal import frame_norm
+
+    x = torch.randn(2, 16, 8, 5, dtype=torch.float64)
+    per_frame = torch.stack([torch.nn.functional.group_norm(x[..., t], 8) for t in range(5)], dim=-1)
+    torch.testing.assert_close(frame_norm(x, 8), per_frame, atol=1e-12, rtol=0)
