@@ -36,13 +36,12 @@ State = list[torch.Tensor]
 
 
 def frame_norm(x: torch.Tensor, groups: int, eps: float = 1e-5) -> torch.Tensor:
-    """GroupNorm of each frame on its own (over channels in a group and mel), so no frame hears a later one.
-    Statistics over the reshaped (group, channel, mel) axes, no transposes: a handful of graph ops per norm."""
+    """GroupNorm of each frame on its own (over channels in a group and mel), so no frame hears a later one:
+    time folded into the batch, then one GroupNorm (one fused InstanceNormalization in ONNX Runtime, faster
+    per call than the same statistics spelled out in reductions: benchmarks/causal_ms)."""
     b, c, m, t = x.shape
-    g = x.reshape(b, groups, c // groups, m, t)
-    mean = g.mean(dim=(2, 3), keepdim=True)
-    var = (g - mean).square().mean(dim=(2, 3), keepdim=True)
-    return ((g - mean) * torch.rsqrt(var + eps)).reshape(b, c, m, t)
+    y = nn.functional.group_norm(x.permute(0, 3, 1, 2).reshape(b * t, c, m), groups, eps=eps)
+    return y.reshape(b, t, c, m).permute(0, 2, 3, 1)
 
 
 class CausalConv(nn.Module):
