@@ -34,7 +34,9 @@ def test_tiny_bundle_on_cpu_writes_the_issue_keys(jack_server: JackServer, tmp_p
     assert result["backend"] == "cpu" and result["steps"] == 1
     assert result["compute_calls"] > 0 and 0 < result["compute_ms_p50"] <= result["compute_ms_p99"]
     assert result["compute_ms_p99"] <= result["compute_ms_max"]
-    assert len(result["pulse_delays_ms"]) == result["pulses"] > 0
+    # every pulse found is in the list; a pulse that a dropout swallowed is missing (how many: machine load, not
+    # behaviour, which is why the benchmark reports pulses_found), but most must come back for a latency at all
+    assert len(result["pulse_delays_ms"]) == result["pulses_found"] and 2 * result["pulses_found"] > result["pulses"]
     assert result["cpu_percent"] > 0 and result["machine"]["cores"] >= 1
 
 
