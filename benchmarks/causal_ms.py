@@ -12,7 +12,6 @@ is the figure to read. ``--out PREFIX`` writes PREFIX.json and PREFIX.md.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.machine import machine_info
 from diffusion.causal import CausalDenoiser, State, frame_macs
+from diffusion.files import write_json_and_markdown
 from diffusion.model import Denoiser, ModelConfig, count_macs
 
 
@@ -132,13 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="write OUT.json and OUT.md")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    result = measure(args.calls, args.frames)
+    machine = machine_info()  # at the start: its load average says whether the run had the machine to itself
+    result = {**measure(args.calls, args.frames), "machine": machine}
     text = markdown(result)
     print(text)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-        args.out.with_suffix(".md").write_text(text)
+        write_json_and_markdown(args.out, result, text)
     return 0
 
 

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks.machine import machine_info
+from diffusion.files import write_json_and_markdown
 from realtime.engine import EngineConfig
 from realtime.latency import measure_latency
 from realtime.processor import Processor
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="write OUT.json and OUT.md")
     args = p.parse_args(argv)
     blocks = [int(b) for b in args.blocks.split(",") if b.strip()]
-    result = budget(args.model, blocks, args.sample_rate, args.device_periods)
+    result = {**budget(args.model, blocks, args.sample_rate, args.device_periods), "machine": machine_info()}
     measured = None
     if args.measured is not None:
         data = json.loads(args.measured.read_text())
@@ -86,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(result, measured)
     sys.stdout.write(text)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-        args.out.with_suffix(".md").write_text(text)
+        write_json_and_markdown(args.out, result, text)
     return 0
 
 

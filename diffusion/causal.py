@@ -91,12 +91,13 @@ class CausalBlock(nn.Module):
 class CausalUNet(nn.Module):
     """F(c_in * x, source, c_noise, style_vec, state) -> (raw output, state); the UNet's levels, time at full rate."""
 
-    def __init__(self, cfg: ModelConfig, causal: CausalConfig) -> None:
+    def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        causal = cfg.causal or CausalConfig()
         dilations = causal.dilations or tuple(2**i for i in range(len(cfg.channels)))
         if len(dilations) != len(cfg.channels):
             raise StylehostError(f"one dilation per level: {len(cfg.channels)} levels, got {causal.dilations}")
-        self.cfg, self.causal = cfg, causal
+        self.cfg = cfg
         ch, e, k = cfg.channels, cfg.emb_dim, causal.time_kernel
         self.fourier = FourierFeatures(cfg.fourier_dim)
         self.noise_mlp = nn.Sequential(nn.Linear(cfg.fourier_dim, e), nn.SiLU(), nn.Linear(e, e))
@@ -197,10 +198,8 @@ class CausalDenoiser(Denoiser):
         """``causal`` defaults to ``cfg.causal`` (or the default CausalConfig); the model config saved with the
         weights always names it, so a model file rebuilds the same network."""
         nn.Module.__init__(self)
-        causal = causal or cfg.causal or CausalConfig()
-        self.cfg = dataclasses.replace(cfg, causal=causal)
-        self.causal = causal
-        self.net: CausalUNet = CausalUNet(self.cfg, causal)  # type: ignore[assignment]
+        self.cfg = dataclasses.replace(cfg, causal=causal or cfg.causal or CausalConfig())
+        self.net: CausalUNet = CausalUNet(self.cfg)  # type: ignore[assignment]
 
     def init_state(self, batch: int = 1) -> State:
         return self.net.init_state(batch)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 
 def sha256_file(path: Path) -> str:
@@ -23,3 +25,10 @@ def write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json_and_markdown(prefix: Path, data: dict[str, Any], markdown: str) -> None:
+    """A benchmark's PREFIX.json (its figures) and PREFIX.md (its table), each written atomically."""
+    prefix = Path(prefix)
+    write_text_atomic(prefix.with_suffix(".json"), json.dumps(data, indent=1) + "\n")
+    write_text_atomic(prefix.with_suffix(".md"), markdown)
