@@ -1,6 +1,6 @@
 """ONNX Runtime ms per call: today's window denoiser against the causal streaming one (issue 17), interleaved.
 
-    python -m benchmarks.causal_ms --out benchmarks/results/causal_ms
+    python -m benchmarks.causal_ms --profile --out benchmarks/results/causal_ms
 
 Both networks at the shipped widths (ModelConfig()), untrained (timing does not depend on the weights), exported
 to ONNX in a temporary folder and run on one ONNX Runtime CPU thread, as the engine runs its denoiser: the
@@ -12,6 +12,7 @@ is the figure to read. ``--out PREFIX`` writes PREFIX.json and PREFIX.md.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -64,6 +65,34 @@ def export_both(folder: Path, frames: int) -> tuple[Any, Any, list[str], State]:
                           dynamo=False, input_names=["x", "sigma", "source", "style", *names],
                           output_names=["x0", *[f"new_{n}" for n in names]], opset_version=17)
     return _session(folder / "unet.onnx"), _session(folder / "causal.onnx"), names, state
+
+
+def op_profile(calls: int, frames: int) -> dict[str, float]:
+    """ms per causal call spent in each ONNX op type (ONNX Runtime's own profiler, its file deleted): where an
+    op-bound graph's time goes. Largest first."""
+    import onnxruntime as ort
+
+    cfg = ModelConfig()
+    with tempfile.TemporaryDirectory() as tmp:
+        _, _, names, state0 = export_both(Path(tmp), frames)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tmp) / "profile")
+        sess = ort.InferenceSession(str(Path(tmp) / "causal.onnx"), opts, providers=["CPUExecutionProvider"])
+        new = np.zeros((1, 1, cfg.n_mels, frames), np.float32)
+        feeds = {"x": new, "sigma": np.ones(1, np.float32), "source": new,
+                 "style": np.zeros((1, cfg.emb_dim), np.float32)}
+        state = [s.numpy() for s in state0]
+        for _ in range(calls):
+            state = sess.run(None, {**feeds, **dict(zip(names, state, strict=True))})[1:]
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    totals: dict[str, float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            op = e["args"]["op_name"]
+            totals[op] = totals.get(op, 0.0) + e["dur"] / 1000.0 / calls
+    return dict(sorted(((k, round(v, 4)) for k, v in totals.items()), key=lambda kv: -kv[1]))
 
 
 def measure(calls: int, frames: int) -> dict[str, Any]:
@@ -123,6 +152,9 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Window / causal: p50 {r['ratio_p50']:.2f}x, mean {r['ratio_mean']:.2f}x.",
         "",
+        *([f"Causal call by ONNX op type (ms per call, profiler on, {r['frames_per_causal_call']} frames): "
+           + ", ".join(f"{op} {ms:.3f}" for op, ms in r["op_profile_ms"].items()), ""]
+          if "op_profile_ms" in r else []),
     ])
 
 
@@ -130,11 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=500, help="timed calls of each (after 20 left out)")
     p.add_argument("--frames", type=int, default=2, help="new frames per causal call (today's emit: 2)")
+    p.add_argument("--profile", action="store_true", help="also time the causal call by ONNX op type")
     p.add_argument("--out", type=Path, help="write OUT.json and OUT.md")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     machine = machine_info()  # at the start: its load average says whether the run had the machine to itself
     result = {**measure(args.calls, args.frames), "machine": machine}
+    if args.profile:
+        result["op_profile_ms"] = op_profile(args.calls, args.frames)
     text = markdown(result)
     print(text)
     if args.out is not None:
