@@ -41,14 +41,30 @@ def _jack() -> Any:
     return jack
 
 
+_stranded: list[str] = []  # the server that died under PortAudio's JACK client in this process, if one did
+
+
 def reinit_portaudio() -> None:
     """PortAudio reads JACK_DEFAULT_SERVER only when initialised: re-initialise after changing it.
 
     Safe only while this process holds no libjack client on a server other than PortAudio's (see
     ``server_running``): that is what made Pa_Terminate segfault here.
     """
+    if _stranded:
+        raise StylehostError(f"JACK server {_stranded[0]!r} stopped answering under PortAudio's client in this "
+                             "process, and PortAudio cannot let go of it without aborting the process: "
+                             "run again in a fresh process")
     sd._terminate()
     sd._initialize()
+
+
+def strand_portaudio(server: str) -> None:
+    """Never terminate PortAudio again in this process, not at exit either: its JACK host API asserts that
+    closing its client succeeds (pa_jack.c, Terminate), which it cannot once the server died or stopped
+    answering, and the whole process aborts (a CI run lost every result that way). Later servers are
+    refused with a clear error by ``reinit_portaudio`` instead."""
+    _stranded.append(server)
+    sd._initialized = 0  # sounddevice's exit handler calls Pa_Terminate while this is above 0
 
 
 # The probe run by ``server_running`` in a child: exit 0 = the server answered, 1 = it did not,
@@ -91,6 +107,31 @@ def server_running(name: str, timeout: float = 10.0) -> bool:
         reason = done.stderr.decode(errors="replace").strip()
         raise StylehostError(f"the JACK-Client package is needed here ({reason}); pip install JACK-Client")
     return done.returncode == 0
+
+
+# The liveness probe run by ``JackServer.cycling`` in a child: exit 0 = the server ran ``argv[3]`` process
+# cycles for an active client within ``argv[4]`` seconds, 1 = it did not (dead, or wedged by an earlier client).
+_CYCLE_CODE = """
+import sys, threading
+import jack
+jack.set_error_function(lambda msg: None)
+jack.set_info_function(lambda msg: None)
+try:
+    client = jack.Client(sys.argv[2], no_start_server=True, servername=sys.argv[1])
+except jack.JackOpenError:
+    sys.exit(1)
+want, done, count = int(sys.argv[3]), threading.Event(), [0]
+@client.set_process_callback
+def process(frames):
+    count[0] += 1
+    if count[0] >= want:
+        done.set()
+client.activate()
+ok = done.wait(float(sys.argv[4]))
+client.deactivate()
+client.close()
+sys.exit(0 if ok else 1)
+"""
 
 
 def running_servers(exclude: str | None = None) -> list[str]:
@@ -260,6 +301,21 @@ class JackServer:
             time.sleep(0.05)
         return self
 
+    def cycling(self, cycles: int = 4, timeout: float = 5.0) -> bool:
+        """Whether this server still runs process cycles for a new client (in a child process, as
+        ``server_running``): a test that leaves the server dead or wedged is then caught before the
+        next one hangs on it until pytest's timeout."""
+        if self._proc is None or self._proc.poll() is not None:
+            return False
+        cmd = [sys.executable, "-c", _CYCLE_CODE, self.name, f"stylehost-alive-{uuid.uuid4().hex[:6]}",
+               str(cycles), str(timeout)]
+        try:
+            done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=timeout + 10)
+        except subprocess.TimeoutExpired:
+            return False
+        return done.returncode == 0
+
     def pin(self, cpus: set[int]) -> None:
         """Keep every thread of this jackd on ``cpus`` (the benchmarks' --pin-cpus; best effort)."""
         if self._proc is None or not cpus:
@@ -286,6 +342,8 @@ class JackServer:
     def __enter__(self) -> JackServer:
         if JackServer._active is not None:
             raise StylehostError(f"JACK server {JackServer._active.name!r} is still in use; one at a time")
+        if _stranded:
+            reinit_portaudio()  # raises: say why before starting a server nobody can use
         self.start()
         JackServer._active = self
         self._old_env = os.environ.get("JACK_DEFAULT_SERVER")
@@ -294,14 +352,19 @@ class JackServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        sd._terminate()  # close PortAudio's JACK client before its server goes away
+        answering = self.cycling()
+        if answering:
+            sd._terminate()  # close PortAudio's JACK client before its server goes away
+        else:
+            strand_portaudio(self.name)  # audit: jack-strand-dead-server
         if self._old_env is None:
             os.environ.pop("JACK_DEFAULT_SERVER", None)
         else:
             os.environ["JACK_DEFAULT_SERVER"] = self._old_env
         self.stop()
         JackServer._active = None
-        sd._initialize()
+        if answering:
+            sd._initialize()
 
 
 def play_timeout(samples: int, rate: int) -> float:

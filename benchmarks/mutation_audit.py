@@ -487,6 +487,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         reason=r"Failed to open server",
     ),
     Mutation(
+        "jack-strand-dead-server", "CI run aborted (Pa_Terminate's assertion) after its JACK server stopped answering",
+        "a server that no longer cycles is left alone at exit: PortAudio is never terminated on it",
+        "benchmarks/jackserver.py",
+        (Edit("jack-strand-dead-server", "sd._terminate()  # MUTATION: terminate PortAudio on a dead server"),),
+        (f"{JACKSRV}::test_a_server_dying_under_portaudio_fails_clearly_instead_of_aborting_the_process",),
+        reason=r"Assertion|returncode|-6",
+        # failure seen: python: src/hostapi/jack/pa_jack.c:820: Terminate: Assertion `err == 0' failed.
+    ),
+    Mutation(
         "jack-probe-in-child", "issue 19: bench latency --server NAME segfaulted (rc 139) with another server up",
         "server_running probes in a child process: a libjack client here on a second server broke Pa_Terminate",
         "benchmarks/jackserver.py",

@@ -20,6 +20,17 @@ def jack_server() -> Iterator[JackServer]:
         yield server
 
 
+@pytest.fixture(autouse=True)
+def _jack_server_still_cycles(request: pytest.FixtureRequest) -> None:
+    """A test left the module's server dead or wedged: the next test fails at once, saying so, instead of
+    hanging on the server until pytest's timeout (a CI run once lost 40 minutes that way)."""
+    if "jack_server" in request.fixturenames:
+        server: JackServer = request.getfixturevalue("jack_server")
+        if not server.cycling():
+            pytest.fail(f"JACK server {server.name!r} no longer runs process cycles (dead or wedged by an "
+                        "earlier test in this module)")
+
+
 SMALL_STYLES = "piano,guitar,flute"
 
 
