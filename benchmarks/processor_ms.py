@@ -1,4 +1,4 @@
-"""Per-call ms of ModelProcessor.process for one or more bundles, at each bundle's recommended settings.
+"""Per-call ms of a bundle's processor (ModelProcessor; StreamingProcessor for a streaming bundle) at its defaults.
 
     python -m benchmarks.processor_ms models/default [OTHER_BUNDLE ...]
     python -m benchmarks.processor_ms --excitation both --seconds 20 --out benchmarks/results/processor_ms M
@@ -33,6 +33,7 @@ from diffusion.excitation import ExcitationConfig
 from export.bundle import load_bundle
 from realtime.backends.choose import open_backend
 from realtime.model_processor import BUNDLE_EXCITATION, ModelProcessor
+from realtime.stream_processor import make_processor
 
 MODES = ("bundle", "on", "off", "both")
 WARMUP = 20  # calls left out of the statistics (ORT's first runs, caches)
@@ -42,7 +43,7 @@ def _make(path: str, excitation: str) -> ModelProcessor:
     bundle = load_bundle(path)
     exc: dict[str, Any] | None | str = {"bundle": BUNDLE_EXCITATION, "on": ExcitationConfig().to_dict(),
                                         "off": None}[excitation]
-    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"), emit=int(bundle.defaults["emit"]), excitation=exc)
+    proc = make_processor(bundle, open_backend(bundle, "cpu"), emit=int(bundle.defaults["emit"]), excitation=exc)
     proc.set_params(style_mix={bundle.styles[0]: 1.0}, strength=bundle.defaults["strength"],
                     steps=bundle.defaults["steps"])
     return proc
@@ -95,6 +96,9 @@ def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle") ->
                               "calls": len(times[modes[0]]) - WARMUP}
     for m in modes:
         result[m] = _stats(times[m])
+        # compute per emitted frame and the real-time factor (call time / stride): what issue 17 asks for
+        result[m]["ms_per_frame_p50"] = result[m]["p50_ms"] / first.S
+        result[m]["rtf_p50"] = result[m]["p50_ms"] / result["stride_ms"]
         if exc_times[m]:
             result[m].update({f"exc_{k}": v for k, v in _stats(exc_times[m]).items()})
     return result
@@ -109,7 +113,8 @@ def _line(path: str, r: dict[str, Any]) -> str:
             s = r[m]
             exc = (f" (excitation p50 {s['exc_p50_ms']:.3f}, p99 {s['exc_p99_ms']:.3f})"
                    if "exc_p50_ms" in s else "")
-            parts.append(f"{m}: p50 {s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms{exc}")
+            parts.append(f"{m}: p50 {s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms{exc}, "
+                         f"{s['ms_per_frame_p50']:.3f} ms per frame, rtf {s['rtf_p50']:.2f}")
     return (f"{path} ({what}): " + "; ".join(parts) + f" per call of {r['stride_ms']:.1f} ms; "
             f"latency {r['latency_ms']:.1f} ms; {r['calls']} calls")
 

@@ -145,6 +145,13 @@ class Bundle:
         return int(stage.get("context_before", 0)), int(stage.get("context_after", 0))
 
     @property
+    def streaming(self) -> dict[str, Any] | None:
+        """The ``streaming`` section of a causal bundle (export/streaming.py: its denoiser graph carries its
+        state, ``emit`` frames per call), or None for a window bundle."""
+        section = self.manifest.get("streaming")
+        return dict(section) if section else None
+
+    @property
     def latency_samples(self) -> int:
         return int(self.manifest["latency_samples"])
 
@@ -330,6 +337,31 @@ def _check_manifest(m: Any, where: Path) -> None:
     emit = defaults.get("emit", m["emit"])
     if not isinstance(emit, int) or isinstance(emit, bool) or not 1 <= emit <= m["window"] - m["lookahead"]:
         raise bad(f"defaults.emit must be an integer in 1..window-lookahead, got {emit!r}")
+    if "streaming" in m:
+        _check_streaming(m, stage, bad)
+
+
+def _check_streaming(m: dict[str, Any], stage: dict[str, Any], bad: Any) -> None:
+    """A causal bundle's frame arithmetic (export/streaming.py): lookahead = the network's + the stage's,
+    window = lookahead + emit + context_before, emit fixed, every state named and shaped."""
+    st = m["streaming"]
+    if not isinstance(st, dict) or st.get("kind") != "causal":
+        raise bad("'streaming' must be an object with kind 'causal'")
+    look = st.get("causal_lookahead")
+    if not isinstance(look, int) or isinstance(look, bool) or not 0 <= look <= m["lookahead"]:
+        raise bad(f"streaming.causal_lookahead must be an integer in 0..lookahead, got {look!r}")
+    before, after = stage.get("context_before", 0), stage.get("context_after", 0)
+    if m["lookahead"] != look + after or m["window"] != m["lookahead"] + m["emit"] + before:
+        raise bad(f"a streaming bundle needs lookahead = causal_lookahead + context_after ({look} + {after}) and "
+                  f"window = lookahead + emit + context_before, got lookahead {m['lookahead']}, window {m['window']}")
+    if (m.get("defaults") or {}).get("emit", m["emit"]) != m["emit"]:
+        raise bad("a streaming bundle's defaults.emit must be its emit (its graphs take that many frames)")
+    state = st.get("state")
+    if not isinstance(state, list) or not state or not all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("shape"), list)
+        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in e["shape"]) for e in state
+    ):
+        raise bad("streaming.state must be a non-empty list of {name, shape} with positive integer shapes")
 
 
 # ---- graph files: what each .onnx declares and which files it reads -----------------------------------
@@ -375,14 +407,27 @@ def _expected_io(m: dict[str, Any]) -> dict[str, tuple[_Expected, _Expected]]:
     n = emit + stage.get("context_before", 0) + stage.get("context_after", 0)
     window = f"spectrogram.n_mels {mels} x window {t}"
     frames = f"defaults.emit {emit} + resynth_stage context {n - emit}"
-    return {
-        "denoiser": (
+    if "streaming" in m:  # the denoiser and frontend take the `emit` new frames, the state beside them
+        per_call = f"spectrogram.n_mels {mels} x emit {emit} frames per call"
+        heard = heard_channels(m.get("denoiser_input", "source"))
+        state = [(e["name"], [None, *e["shape"]], f"streaming.state {e['name']}") for e in m["streaming"]["state"]]
+        t, samples, window = emit, spec.num_samples(emit), per_call
+        denoiser_io: tuple[_Expected, _Expected] = (
+            [("x", [None, 1, mels, emit], per_call), ("sigma", [None], "one sigma per call"),
+             ("source", [None, heard, mels, emit], per_call),
+             ("style_vec", [None, table.shape[1]], f"style_table of shape {table.shape}"), *state],
+            [("x0", [None, 1, mels, emit], per_call), *((f"{n}_out", shape, w) for n, shape, w in state)],
+        )
+    else:
+        denoiser_io = (
             [("x", [None, 1, mels, t], window), ("sigma", [None], "one sigma per window"),
              ("source", [None, heard_channels(m.get("denoiser_input", "source")), mels, t],
               f"{window}, one channel per window heard (denoiser_input)"),
              ("style_vec", [None, table.shape[1]], f"style_table of shape {table.shape}")],
             [("x0", [None, 1, mels, t], window)],
-        ),
+        )
+    return {
+        "denoiser": denoiser_io,
         "frontend": (
             [("audio", [None, samples], f"window {t} frames at n_fft {n_fft}, hop {spec.hop} ({samples} samples)")],
             [("logmel", [None, mels, t], window)],

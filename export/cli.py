@@ -21,6 +21,9 @@ def add_onnx_arguments(p: argparse.ArgumentParser) -> None:
                    help="learned spectrogram-to-audio stage (`stylehost guide-train` RUN/model.pt) exported as "
                         "the resynth graph (default: source-phase resynthesis)")
     p.add_argument("--stage-steps", type=int, default=1, help="InDI steps of the stage (1 or 2; default 1)")
+    p.add_argument("--frames-per-call", type=int, default=2,
+                   help="a causal model (model.causal) is exported as a streaming bundle that takes this many "
+                        "new frames per call, its state in and out of the graph (default 2; needs --stage)")
     p.add_argument("--keep-sections", default=None, metavar="NAMES",
                    help="with --force: manifest sections of the bundle being replaced to carry over, "
                         "e.g. eval,defaults,distill,reconstruction")
@@ -36,6 +39,10 @@ def cli_export_onnx(args: argparse.Namespace) -> int:
         names = parse_list(args.keep_sections, str, "keep-sections")
         old = load_bundle(Path(args.out)).manifest if Path(args.out).exists() else {}
         kept = {name: old[name] for name in names if name in old}
+    from diffusion.checkpoint import load_checkpoint, model_config_of
+
+    if model_config_of(load_checkpoint(Path(args.model))).causal is not None:
+        return _export_streaming(args, kept)
     bundle = export_bundle(Path(args.model), Path(args.out), name=args.name, version=args.version,
                            audio_path=Path(args.audio) if args.audio else None,
                            torch_weights=not args.no_torch_weights, force=args.force,
@@ -55,6 +62,29 @@ def cli_export_onnx(args: argparse.Namespace) -> int:
         print(f"resynth graph: learned stage, {stage['steps']} step(s), reads {stage['context_before']} frames "
               f"before / {stage['context_after']} after the emitted ones, adds {stage['added_latency_samples']} "
               "samples of latency")
+    return 0
+
+
+def _export_streaming(args: argparse.Namespace, kept: dict) -> int:
+    """A causal model: export/streaming.py's bundle (the stage is required: it is the resynth graph)."""
+    from export.bundle import update_manifest
+    from export.streaming import export_streaming_bundle
+
+    if not args.stage:
+        raise StylehostError(f"{args.model} is a causal streaming model: pass its spectrogram-to-audio --stage")
+    bundle = export_streaming_bundle(Path(args.model), Path(args.out), Path(args.stage), frames=args.frames_per_call,
+                                     name=args.name, version=args.version,
+                                     audio_path=Path(args.audio) if args.audio else None,
+                                     stage_steps=args.stage_steps, force=args.force)
+    if kept:
+        bundle = update_manifest(bundle.path, kept)
+    bench, parity = bundle.manifest["benchmark"], bundle.manifest["parity"]
+    print(f"wrote {bundle.describe()}")
+    print(f"streaming: {bundle.emit} frames per call, state carried in the graph; parity vs torch (max abs, "
+          f"random inputs and a real clip streamed call by call): denoiser "
+          f"{max(parity['denoiser'].values()):.1e}, tolerance {parity['tolerance']:g}")
+    print(f"denoiser {bench['denoiser_ms_p50']:.2f} ms per call (p99 {bench['denoiser_ms_p99']:.2f}), "
+          f"{bench['runtime']}")
     return 0
 
 

@@ -55,12 +55,13 @@ class ModelFactory:
 
     def __call__(self) -> Processor:
         from diffusion.excitation import ExcitationConfig
-        from realtime.model_processor import BUNDLE_EXCITATION, ModelProcessor
+        from realtime.model_processor import BUNDLE_EXCITATION
+        from realtime.stream_processor import make_processor
 
         # --harmonic gives a bundle without an excitation the default one; a bundle's own stays its own
         excitation = ExcitationConfig().to_dict() if self.harmonic and self.bundle.excitation is None \
             else BUNDLE_EXCITATION
-        return ModelProcessor(self.bundle, self.backend, emit=int(self.bundle.defaults["emit"]), excitation=excitation,
+        return make_processor(self.bundle, self.backend, emit=int(self.bundle.defaults["emit"]), excitation=excitation,
                               denoiser_input=self.denoiser_input)
 
 

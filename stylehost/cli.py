@@ -55,6 +55,14 @@ def _distill_args(p: argparse.ArgumentParser) -> None:
     add_distill_arguments(p)
 
 
+@command(("causal-distill",), "regress a causal streaming student onto a windowed one (issue 17; resumes)",
+         "diffusion.causal_distill:cli_causal_distill")
+def _causal_distill_args(p: argparse.ArgumentParser) -> None:
+    from diffusion.causal_distill import add_causal_distill_arguments
+
+    add_causal_distill_arguments(p)
+
+
 @command(("distill-report",), "teacher vs undistilled DDIM vs students: quality and ONNX ms per window",
          "diffusion.distill_report:cli_distill_report")
 def _distill_report_args(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from diffusion.errors import StylehostError
 from export.bundle import Bundle
 
 # Backend names "auto" tries, in this order (fastest first, as far as measured: torch-cuda replays one
@@ -34,3 +35,8 @@ class Backend(ABC):
     @abstractmethod
     def run(self, graph: str, *inputs: np.ndarray) -> np.ndarray:
         """One call of ``graph`` on a batch; see the module docstring for shapes."""
+
+    def run_all(self, graph: str, *inputs: np.ndarray) -> list[np.ndarray]:
+        """Every output of one call, in the graph's order: a streaming bundle's denoiser returns x0 and then its
+        new state (export/streaming.py). Backends that cannot are refused at open (choose.open_backend)."""
+        raise StylehostError(f"backend {self.name} cannot run streaming bundles; use --backend cpu")

@@ -19,6 +19,9 @@ def open_backend(bundle: Bundle, name: str, threads: int = 1, precision: str = "
     """One backend by CLI name; StylehostError (one line) when it cannot run here. ``precision`` (auto, fp32,
     int8) is the ONNX Runtime backends' (realtime/backends/ort.py); torch-cuda takes auto, fp32 or fp16
     (auto: fp16 where parity allows), the others run fp32 and refuse int8."""
+    if bundle.streaming is not None and name not in ("cpu", "ort", "cuda"):
+        raise StylehostError(f"model {bundle.name} is a streaming bundle (its denoiser carries state between calls); "
+                             f"backend {name} does not run those yet: use --backend cpu (or cuda)")
     if name in ("cpu", "ort", "cuda", "ort-tensorrt"):
         from realtime.backends.ort import OrtBackend
 

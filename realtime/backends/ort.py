@@ -90,8 +90,11 @@ class OrtBackend(Backend):
         self.description = f"onnxruntime {ort.__version__} {provider}{threads_note}"
 
     def run(self, graph: str, *inputs: np.ndarray) -> np.ndarray:
+        return self.run_all(graph, *inputs)[0]
+
+    def run_all(self, graph: str, *inputs: np.ndarray) -> list[np.ndarray]:
         feeds = dict(zip(self._inputs[graph], inputs, strict=True))
         try:
-            return self._sessions[graph].run(None, feeds)[0]
+            return self._sessions[graph].run(None, feeds)
         except Exception as exc:  # wrap the foreign boundary once
             raise StylehostError(f"onnxruntime failed running {graph}: {exc}") from exc

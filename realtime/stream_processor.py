@@ -1,0 +1,148 @@
+"""StreamingProcessor: a causal bundle (export/streaming.py) played S new frames per call, each frame computed once.
+
+Per call (numpy + backend only): frontend of the S newest frames -> normalise -> for each sampler step, the
+causal denoiser on those S frames with that step's state (x = the source L_c frames back + sigma * frame
+noise, as SDEdit starts; consistency re-noising between steps, as ModelProcessor) -> the stage on the S
+emitted frames and its context -> overlap-add -> ``stride`` finished samples.
+
+Frame arithmetic (K = n_fft/hop, S = emit, L_c the network's look-ahead, ``after``/``before`` the stage's
+context, L = L_c + after = the bundle's lookahead, T = L + S + before = the bundle's window): call c sees
+input up to sample (c+1)*S*hop, newest complete frame J = (c+1)*S - K. The network hears source frames
+J-S+1..J and x of the frames L_c earlier, and returns x0 of frames J-S+1-L_c..J-L_c; the stage emits the
+S frames ``after`` before those and reads ``before`` earlier ones, so the emitted frames are [J-L-S+1, J-L]
+exactly as in ModelProcessor: the same delay (synthesis span + (L-1) hops), the same ``frame_origin``, the
+same inherited style crossfade, excitation window and schedule. The window holds T frames: the stage's
+audio frames start at its first sample.
+
+The offline reference is ``diffusion.causal_stream.causal_stream_audio``: the whole clip in one causal pass
+per step, equal to this processor call by call (tests/realtime/test_stream_processor.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from diffusion.errors import StylehostError
+from diffusion.noise import frame_noise
+from export.bundle import Bundle
+from realtime.backends.base import Backend
+from realtime.model_processor import BUNDLE_EXCITATION, CROSSFADE_MS, ModelProcessor
+
+
+class StreamingProcessor(ModelProcessor):
+    """A streaming bundle through a backend with the Processor contract; see the module docstring."""
+
+    def __init__(self, bundle: Bundle, backend: Backend, seed: int = 0, crossfade_ms: float = CROSSFADE_MS,
+                 excitation: dict[str, Any] | None | str = BUNDLE_EXCITATION) -> None:
+        streaming = bundle.streaming
+        if streaming is None:
+            raise StylehostError(f"model {bundle.name} is a window bundle: play it with ModelProcessor")
+        if bundle.denoiser_input != "source":
+            raise StylehostError(f"streaming bundle {bundle.name} hears {bundle.denoiser_input!r}; only 'source' "
+                                 "is supported")
+        self._lc = int(streaming["causal_lookahead"])
+        self._state_shapes = [tuple(e["shape"]) for e in streaming["state"]]
+        self._states: list[list[np.ndarray]] = []  # per sampler step: that step's network state
+        super().__init__(bundle, backend, emit=bundle.emit, seed=seed, crossfade_ms=crossfade_ms,
+                         excitation=excitation)
+        if self._excitation is not None and self._lc < 1:
+            raise StylehostError("the excitation runs one hop behind the input; a network without look-ahead "
+                                 "cannot feed a stage that shapes it")
+        m, s = bundle.spectrogram.n_mels, self.S
+        self._frontend_len = bundle.spectrogram.num_samples(s)
+        self._new = np.zeros((1, 1, m, s), np.float32)  # the S new source frames, normalised
+        self._hist = np.zeros((m, self._lc + s), np.float32)  # source frames [start - L_c, start + S)
+        self._xs = np.zeros((1, 1, m, s), np.float32)
+        self._ctx = np.zeros((1, m, self._before + s + self._after), np.float32)  # predicted log-mel, denormalised
+        self.reset()
+
+    def _set_schedule(self) -> None:
+        super()._set_schedule()
+        while len(self._states) < max(1, self.steps):  # allocates only when steps grow, between calls
+            self._states.append([np.zeros((1, *shape), np.float32) for shape in self._state_shapes])
+
+    def reset(self) -> None:
+        super().reset()
+        if hasattr(self, "_hist"):
+            self._hist[:] = self._floor_norm  # frames before the stream are silence
+            self._ctx[:] = float(np.log(self.bundle.spectrogram.log_floor))
+            for state in self._states:
+                for arr in state:
+                    arr[:] = 0.0
+
+    def _new_start(self) -> int:
+        """Absolute frame of this call's first new source frame: J - S + 1 + frame_origin."""
+        return (self._calls + 1) * self.S - self._k - self.S + 1 + self.frame_origin
+
+    def process(self, window: np.ndarray, out: np.ndarray) -> None:
+        c, s, hop, n_fft = self._c, self.S, self.hop, self.n_fft
+        start = self._new_start()
+        self._advance_style()
+        shaped = window if self._excitation is None else self._excite(window)
+        logmel = self.backend.run("frontend", window[None, -self._frontend_len :])
+        np.subtract(logmel, c["logmel_mean"], out=self._new[:, 0])
+        self._new /= c["logmel_std"]
+        if start < 0:
+            self._new[..., : min(-start, s)] = self._floor_norm
+        hist = self._hist
+        hist[:, :-s] = hist[:, s:]
+        hist[:, -s:] = self._new[0, 0]
+        x_start = start - self._lc  # absolute frame of the x0 frames this call computes
+        ctx = self._ctx
+        ctx[..., :-s] = ctx[..., s:]
+        if self.strength > 0:
+            self._sample_frames(x_start)
+            np.multiply(self._xs[0, 0], c["logmel_std"], out=ctx[0, :, -s:])
+        else:
+            np.multiply(hist[:, :s], c["logmel_std"], out=ctx[0, :, -s:])
+        ctx[0, :, -s:] += c["logmel_mean"]
+        first = self.T - self.L - s  # window frame of the first emitted one: its context starts at frame 0
+        for k in range(self._frames.shape[1]):
+            off = (first - self._before + k) * hop
+            self._frames[0, k] = shaped[off : off + n_fft]
+        synth = self.backend.run("resynth", self._frames, ctx)
+        first_emitted = x_start - self._after
+        span = self._span
+        for k in range(max(0, -first_emitted), s):  # frames before the first one do not exist offline
+            self._acc[k * hop : k * hop + span] += synth[0, k, n_fft - span :]
+        out[:] = self._acc[: self.stride]
+        self._acc[: -self.stride] = self._acc[self.stride :]
+        self._acc[-self.stride :] = 0.0
+        self._calls += 1
+
+    def _sample_frames(self, x_start: int) -> None:
+        """SDEdit start from the source L_c frames back, then the sampler, each step with its own state."""
+        sigmas, m, s = self._sigmas, self.bundle.spectrogram.n_mels, self.S
+        x = self._xs
+        x[0, 0] = frame_noise(self.seed, x_start, s, m, 0)
+        x *= np.float32(self._sigma_start)
+        x[0, 0] += self._hist[:, :s]
+        for i in range(len(sigmas) - 1):
+            self._sigma[0] = sigmas[i]
+            state = self._states[i]
+            outs = self.backend.run_all("denoiser", x, self._sigma, self._new, self._style, *state)
+            for arr, new in zip(state, outs[1:], strict=True):
+                arr[:] = new
+            x0 = outs[0]
+            if sigmas[i + 1] == 0:
+                x[:] = x0
+            elif self.sampler == "consistency":
+                x[0, 0] = frame_noise(self.seed, x_start, s, m, i + 1)
+                x *= sigmas[i + 1]
+                x += x0
+            else:  # Euler, the torch sampler's order of operations
+                d = (x - x0) / sigmas[i]
+                x += d * (sigmas[i + 1] - sigmas[i])
+
+
+def make_processor(bundle: Bundle, backend: Backend, **kwargs: Any) -> ModelProcessor:
+    """The processor a bundle plays with: StreamingProcessor for a streaming bundle, else ModelProcessor
+    (``emit`` and ``denoiser_input`` apply to window bundles only)."""
+    if bundle.streaming is not None:
+        kwargs.pop("emit", None)
+        if kwargs.pop("denoiser_input", None) not in (None, "source"):
+            raise StylehostError(f"streaming bundle {bundle.name} hears the source only")
+        return StreamingProcessor(bundle, backend, **kwargs)
+    return ModelProcessor(bundle, backend, **kwargs)

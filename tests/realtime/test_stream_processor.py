@@ -1,0 +1,175 @@
+"""Streaming (causal) bundles: export with the state in and out of the graph, the processor that plays them
+S frames per call, and its equality with the one-pass offline reference (issue 17)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diffusion.causal import CausalDenoiser
+from diffusion.causal_stream import causal_stream_audio
+from diffusion.checkpoint import load_denoiser, save_model
+from diffusion.errors import StylehostError
+from diffusion.excitation import ExcitationConfig
+from diffusion.guide import load_stage
+from diffusion.model import CausalConfig, ModelConfig
+from export import bundle as B
+from export.streaming import export_streaming_bundle
+from realtime.backends.choose import open_backend
+from realtime.stream_processor import StreamingProcessor, make_processor
+from tests.diffusion.test_guide_bundle import MIX, tiny_stage_file
+from tests.export.tiny import TINY
+from tests.realtime.test_processor import stream
+
+
+def tiny_causal(path: Path, lookahead: int = 1, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    d = CausalDenoiser(ModelConfig(**TINY, window=16, lookahead=lookahead, emit=1,
+                                   causal=CausalConfig(dilations=(1, 2))))
+    with torch.no_grad():
+        for p in d.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_model(path, d, {"kind": "student", "sampler": "consistency"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def causal_bundle(tmp_path_factory: pytest.TempPathFactory) -> B.Bundle:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("streaming")
+    return export_streaming_bundle(tiny_causal(root / "c.pt"), root / "b", tiny_stage_file(root / "g.pt"), frames=2)
+
+
+def vibrato(seconds: float, hz: float = 330.0) -> np.ndarray:
+    t = np.arange(int(24000 * seconds)) / 24000
+    phase = 2 * np.pi * np.cumsum(hz * (1 + 0.02 * np.sin(2 * np.pi * 5 * t))) / 24000
+    return (0.3 * np.sin(phase) + 0.02 * np.random.default_rng(0).standard_normal(len(t))).astype(np.float32)
+
+
+def reference(proc: StreamingProcessor, x: np.ndarray, length: int, **kwargs: object) -> np.ndarray:
+    """The one-pass offline reference of ``x``, aligned as ``proc`` emits it and cut to ``length`` samples."""
+    d = load_denoiser(proc.bundle.torch_weights)
+    assert isinstance(d, CausalDenoiser)
+    stage = load_stage(proc.bundle.path / "guide.pt", steps=1)
+    lead = proc.frame_origin * proc.hop
+    clip = np.concatenate([np.zeros(lead, np.float32), x])
+    first = 1 - proc._k + proc.frame_origin  # the first source frame the stream feeds
+    ref = causal_stream_audio(d, stage, clip, d.style_vector(MIX), emit=proc.S, first_frame=first,
+                              steps=proc.steps, strength=proc.strength, **kwargs)
+    return np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), ref])[:length]
+
+
+def test_the_bundle_declares_its_state_and_framing(causal_bundle: B.Bundle) -> None:
+    st = causal_bundle.streaming
+    assert st is not None and st["kind"] == "causal" and st["causal_lookahead"] == 1
+    before, after = causal_bundle.resynth_context
+    assert causal_bundle.lookahead == 1 + after and causal_bundle.emit == 2
+    assert causal_bundle.window == causal_bundle.lookahead + 2 + before
+    names = [io["name"] for io in causal_bundle.graph_io("denoiser")["inputs"]]
+    assert names[:4] == ["x", "sigma", "source", "style_vec"] and names[4:] == [e["name"] for e in st["state"]]
+    parity = causal_bundle.manifest["parity"]
+    assert parity["denoiser"]["streamed_real"] <= 1e-4  # ORT streamed call by call == torch in one pass
+
+
+@pytest.mark.parametrize("steps,strength", [(1, 1.0), (2, 0.7)])
+def test_the_processor_equals_the_one_pass_reference(causal_bundle: B.Bundle, steps: int, strength: float) -> None:
+    proc = make_processor(causal_bundle, open_backend(causal_bundle, "cpu"))
+    assert isinstance(proc, StreamingProcessor)
+    proc.set_params(style_mix=MIX, strength=strength, steps=steps)
+    x = vibrato(0.8)
+    y = stream(proc, x)
+    want = reference(proc, x, len(y))
+    assert np.abs(want).max() > 1e-3
+    np.testing.assert_allclose(y, want, atol=1e-4, rtol=0)
+    # and a reset stream plays the same again (the state is the processor's, not left over)
+    proc.reset()
+    np.testing.assert_allclose(stream(proc, x), y, atol=1e-6, rtol=0)
+
+
+def test_with_the_excitation_the_processor_equals_the_reference(causal_bundle: B.Bundle, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "exc"
+    shutil.copytree(causal_bundle.path, folder)
+    m = json.loads((folder / B.MANIFEST).read_text())
+    m["excitation"] = ExcitationConfig().to_dict()
+    (folder / B.MANIFEST).write_text(json.dumps(m))
+    bundle = B.load_bundle(folder)
+    proc = StreamingProcessor(bundle, open_backend(bundle, "cpu"))
+    proc.set_params(style_mix=MIX, strength=1.0, steps=1)
+    x = vibrato(0.8)
+    y = stream(proc, x)
+    want = reference(proc, x, len(y), excitation=ExcitationConfig())
+    np.testing.assert_allclose(y, want, atol=1e-4, rtol=0)
+
+
+def test_a_stream_call_costs_the_same_late_as_early(causal_bundle: B.Bundle) -> None:
+    """Each frame once: the denoiser sees S frames per call whatever the stream's age (no window re-run)."""
+    backend = open_backend(causal_bundle, "cpu")
+    seen: list[tuple[int, ...]] = []
+    run_all = backend.run_all
+
+    def spy(graph: str, *inputs: np.ndarray) -> list[np.ndarray]:
+        if graph == "denoiser":
+            seen.append(inputs[0].shape)
+        return run_all(graph, *inputs)
+
+    backend.run_all = spy  # type: ignore[method-assign]
+    proc = StreamingProcessor(causal_bundle, backend)
+    proc.set_params(style_mix=MIX, strength=1.0, steps=1)
+    stream(proc, vibrato(0.3))
+    assert seen and set(seen) == {(1, 1, causal_bundle.spectrogram.n_mels, 2)}
+
+
+def test_window_bundles_and_wrong_backends_are_refused(causal_bundle: B.Bundle, tmp_path: Path) -> None:
+    from tests.export.tiny import tiny_bundle
+
+    window = tiny_bundle(tmp_path / "w")
+    with pytest.raises(StylehostError, match="window bundle"):
+        StreamingProcessor(window, open_backend(window, "cpu"))
+    with pytest.raises(StylehostError, match="streaming bundle"):
+        open_backend(causal_bundle, "torch")
+
+
+def test_a_manifest_with_inconsistent_framing_is_refused(causal_bundle: B.Bundle, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "bad"
+    shutil.copytree(causal_bundle.path, folder)
+    m = json.loads((folder / B.MANIFEST).read_text())
+    m["streaming"]["causal_lookahead"] = 0  # lookahead would no longer be the network's + the stage's
+    (folder / B.MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(StylehostError, match="causal_lookahead"):
+        B.load_bundle(folder)
+
+
+def test_render_through_the_engine_equals_the_processor_stream(causal_bundle: B.Bundle, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    """`stylehost render` plays a streaming bundle through the same engine and processor as `live`: at the model
+    rate its file is the processor's stream with the latency removed (the level match off, as for window bundles)."""
+    import soundfile as sf
+
+    from realtime.commands import ModelFactory
+    from realtime.params import EngineParams
+    from realtime.render import render_file
+    from stylehost.cli import main
+
+    x = vibrato(0.5)
+    sf.write(tmp_path / "in.wav", x, 24000, subtype="FLOAT")
+    factory = ModelFactory(causal_bundle, open_backend(causal_bundle, "cpu"))
+    params = EngineParams(style_mix=tuple(MIX.items()), strength=1.0, steps=1, match_level=False)
+    render_file(tmp_path / "in.wav", tmp_path / "out.wav", factory, params=params, progress=False)
+    y = sf.read(tmp_path / "out.wav", dtype="float32")[0]
+    proc = factory()
+    assert isinstance(proc, StreamingProcessor)
+    proc.set_params(**params.model_params())
+    want = stream(proc, np.concatenate([x, np.zeros(2 * proc.window, np.float32)]))[proc.delay_samples:][: len(x)]
+    np.testing.assert_allclose(y, want, atol=1e-5)
+    # and the CLI picks the streaming processor for it and says its latency
+    assert main(["render", str(tmp_path / "in.wav"), str(tmp_path / "cli.wav"), "--style", "violin",
+                 "--model", str(causal_bundle.path), "--no-progress"]) == 0
+    assert f"latency {causal_bundle.latency_samples} samples" in capsys.readouterr().err
