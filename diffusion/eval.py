@@ -30,6 +30,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from diffusion.causal import CausalDenoiser
+from diffusion.causal_stream import causal_stream_audio
 from diffusion.classifier import ClassifierConfig, embed_clip, load_classifier, train_classifier
 from diffusion.config import parse_list
 from diffusion.data import Note, load_manifest
@@ -124,8 +126,16 @@ def evaluate(
                 for suffix, exc in excitation.items():
                     if heard != "source" and exc is None:
                         raise StylehostError(f"{name} hears {heard!r}, which needs the excitation: --excitation on")
-                    outputs[name + suffix] = stream_audio(denoiser, resynth, source, style_vec, scfg, stage, exc,
-                                                          heard)
+                    if isinstance(denoiser, CausalDenoiser):  # a streaming model, played as its processor plays it
+                        if stage is None:
+                            raise StylehostError(f"{name} is a causal streaming model: pass its --stage")
+                        outputs[name + suffix] = causal_stream_audio(
+                            denoiser, stage, source, style_vec, emit=scfg.emit, first_frame=1 - spec.n_fft // spec.hop,
+                            steps=scfg.steps, strength=scfg.strength, sampler=scfg.sampler, seed=scfg.seed,
+                            excitation=exc)
+                    else:
+                        outputs[name + suffix] = stream_audio(denoiser, resynth, source, style_vec, scfg, stage, exc,
+                                                              heard)
             for name, out in outputs.items():
                 probs, emb = embed_clip(classifier, logmel(out), frames)
                 embeddings[name, tgt].append(emb)

@@ -36,3 +36,14 @@ def test_evaluate_reports_every_system_and_metric(small_dataset: Path, tmp_path:
     for name in ("source", "static_eq"):
         assert staged["overall"][name] == report["overall"][name]
     assert staged["overall"]["tiny"]["log_mel_db"] != report["overall"]["tiny"]["log_mel_db"]
+
+    # A causal streaming model is scored as its streaming processor plays it (diffusion/causal_stream.py).
+    from diffusion.causal import CausalDenoiser
+    from diffusion.model import CausalConfig
+
+    causal = CausalDenoiser(ModelConfig(channels=(8, 16), emb_dim=16, fourier_dim=8, lookahead=1, emit=1,
+                                        causal=CausalConfig(dilations=(1, 2)))).eval()
+    both = evaluate({"tiny": (tiny, StreamConfig(steps=1, emit=2)), "causal": (causal, StreamConfig(steps=1, emit=2))},
+                    small_dataset, clf_path, EvalConfig(clips_per_pair=1), progress=False, stage=tiny_stage())
+    assert set(both["overall"]) == {"source", "static_eq", "tiny", "causal"}
+    assert all(np.isfinite(v) for v in both["overall"]["causal"].values())
