@@ -115,6 +115,7 @@ def cli_models(args: argparse.Namespace) -> int:
         if isinstance(item, StylehostError):
             print(f"{path.name:<16} INVALID  {item}")
         else:
+            kind = f"streaming, {item.emit} frames per call" if item.streaming is not None else "window"
             print(f"{item.name:<16} {item.version:<18} styles {', '.join(item.styles)} | latency "
-                  f"{item.latency_samples} samples ({item.latency_ms:.1f} ms) | {path}")
+                  f"{item.latency_samples} samples ({item.latency_ms:.1f} ms, {kind}) | {path}")
     return 0

@@ -37,5 +37,12 @@ def available_bundles() -> list[BundleChoice]:
         if isinstance(bundle, Exception):
             items.append(BundleChoice(f"{Path(path).name} (invalid)", str(path), str(bundle)))
         else:
-            items.append(BundleChoice(f"{bundle.name} {bundle.version}", str(path)))
+            items.append(BundleChoice(bundle_label(bundle), str(path)))
     return items
+
+
+def bundle_label(bundle) -> str:  # noqa: ANN001 - an export.bundle.Bundle (export/ is optional at this layer)
+    """Name, version and the model's own latency (its framing; the devices add theirs when streaming starts),
+    so a performer choosing between a window bundle and a streaming one sees what each costs in time."""
+    kind = ", streaming" if bundle.streaming is not None else ""
+    return f"{bundle.name} {bundle.version} ({bundle.latency_ms:.0f} ms model latency{kind})"

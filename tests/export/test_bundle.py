@@ -117,7 +117,7 @@ def test_discovery_resolve_and_models_command(bundle: B.Bundle, tmp_path: Path, 
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("broken") and "INVALID" in line for line in lines)
     ok = [line for line in lines if "violins" in line]
-    assert ok and "violin, cello" in ok[0] and "latency 480 samples (20.0 ms)" in ok[0]
+    assert ok and "violin, cello" in ok[0] and "latency 480 samples (20.0 ms, window)" in ok[0]
     (repo / "default" / B.MANIFEST).unlink()
     assert B.resolve(None) is None  # no default bundle: the passthrough
 

@@ -37,6 +37,20 @@ def models_dir(bundle: Bundle, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_discovered_bundles_are_listed_after_the_passthrough(models_dir: Path, bundle: Bundle) -> None:
     choices = available_bundles()
     assert choices[0].path is None and any(c.label.startswith(bundle.name) and not c.problem for c in choices)
+    mine = next(c for c in choices if c.path == str(bundle.path))
+    assert f"({bundle.latency_ms:.0f} ms model latency)" in mine.label  # each bundle's latency, as `models` says
+
+
+def test_a_streaming_bundle_is_labelled_with_its_latency(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from export.streaming import export_streaming_bundle
+    from tests.diffusion.test_guide_bundle import tiny_stage_file
+    from tests.realtime.test_stream_processor import tiny_causal
+
+    streaming = export_streaming_bundle(tiny_causal(tmp_path / "c.pt"), tmp_path / "models" / "s",
+                                        tiny_stage_file(tmp_path / "g.pt"))
+    monkeypatch.setattr(export.bundle, "search_dirs", lambda: [tmp_path / "models"])
+    labels = [c.label for c in available_bundles()]
+    assert f"({streaming.latency_ms:.0f} ms model latency, streaming)" in labels[1]
 
 
 @pytest.mark.jack

@@ -173,3 +173,13 @@ def test_render_through_the_engine_equals_the_processor_stream(causal_bundle: B.
     assert main(["render", str(tmp_path / "in.wav"), str(tmp_path / "cli.wav"), "--style", "violin",
                  "--model", str(causal_bundle.path), "--no-progress"]) == 0
     assert f"latency {causal_bundle.latency_samples} samples" in capsys.readouterr().err
+
+
+def test_models_lists_a_streaming_bundle_with_its_latency(causal_bundle: B.Bundle,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    from stylehost.cli import main
+
+    assert main(["models", "--model", str(causal_bundle.path)]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if str(causal_bundle.path) in ln][0]
+    assert f"latency {causal_bundle.latency_samples} samples ({causal_bundle.latency_ms:.1f} ms, streaming, 2 frames " \
+           "per call)" in line
