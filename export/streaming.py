@@ -9,13 +9,13 @@ is the usual one (export/bundle.py) with a ``streaming`` section:
     streaming.receptive_field   frames one output frame depends on
     streaming.state             [{name, shape}] per time convolution, shape without the batch axis
 
-and these graphs (S = ``emit``, the frames per call; T = ``window`` = L + S + context_before frames, what the
-processor keeps for the stage; L = ``lookahead`` = L_c + context_after):
+and these graphs, every axis fixed and the batch 1 (S = ``emit``, the frames per call; T = ``window`` = L + S +
+context_before frames, what the processor keeps for the stage; L = ``lookahead`` = L_c + context_after):
 
-    denoiser.onnx  x (B,1,mels,S), sigma (B,), source (B,C,mels,S), style_vec (B,emb), state_0..state_n
-                   -> x0 (B,1,mels,S), state_0_out..state_n_out
-    frontend.onnx  (B, num_samples(S)) audio -> (B, mels, S) log-mel of the S newest frames
-    resynth.onnx   the stage, as in every bundle
+    denoiser.onnx  x (1,1,mels,S), sigma (1,), source (1,C,mels,S), style_vec (1,emb), state_0..state_n
+                   -> x0 (1,1,mels,S), state_0_out..state_n_out
+    frontend.onnx  (1, num_samples(S)) audio -> (1, mels, S) log-mel of the S newest frames
+    resynth.onnx   the stage, as in every bundle, on its S + context frames
 
 Export checks itself as export/onnx.py does: ORT against torch on random inputs with random state, and on a
 real clip streamed call by call against the whole-sequence torch pass, before the folder is renamed into place.
@@ -88,24 +88,27 @@ def _io(name: str, *shape: int | str) -> dict[str, Any]:
 
 
 def io_specs(denoiser: CausalDenoiser, stage: GuideStage, frames: int) -> dict[str, dict[str, Any]]:
+    """Every axis fixed, the batch at 1 (one live stream per processor): with static shapes ONNX Runtime folds
+    the traced shape arithmetic away (the causal graph went from 1,412 nodes to 779 and its call from 4.20 to
+    3.18 ms p50 at 2 frames, measured interleaved on this CPU under load), which dynamic axes prevent."""
     cfg = denoiser.cfg
     m, n_fft, c = cfg.n_mels, cfg.spectrogram.n_fft, cfg.source_channels
     states = [(n, list(s.shape[1:])) for n, s in zip(state_names(denoiser), denoiser.init_state(), strict=True)]
+    n = frames + stage.before + stage.after
     return {
         "denoiser": {
-            "inputs": [_io("x", "batch", 1, m, frames), _io("sigma", "batch"), _io("source", "batch", c, m, frames),
-                       _io("style_vec", "batch", cfg.emb_dim), *(_io(n, "batch", *s) for n, s in states)],
-            "outputs": [_io("x0", "batch", 1, m, frames), *(_io(f"{n}_out", "batch", *s) for n, s in states)],
+            "inputs": [_io("x", 1, 1, m, frames), _io("sigma", 1), _io("source", 1, c, m, frames),
+                       _io("style_vec", 1, cfg.emb_dim), *(_io(n, 1, *s) for n, s in states)],
+            "outputs": [_io("x0", 1, 1, m, frames), *(_io(f"{n}_out", 1, *s) for n, s in states)],
         },
-        "frontend": {"inputs": [_io("audio", "batch", cfg.spectrogram.num_samples(frames))],
-                     "outputs": [_io("logmel", "batch", m, frames)]},
-        "resynth": {"inputs": [_io("frames", "batch", "context_frames", n_fft),
-                               _io("pred_logmel", "batch", m, "context_frames")],
-                    "outputs": [_io("out_frames", "batch", "emit", n_fft)]},
+        "frontend": {"inputs": [_io("audio", 1, cfg.spectrogram.num_samples(frames))],
+                     "outputs": [_io("logmel", 1, m, frames)]},
+        "resynth": {"inputs": [_io("frames", 1, n, n_fft), _io("pred_logmel", 1, m, n)],
+                    "outputs": [_io("out_frames", 1, frames, n_fft)]},
     }
 
 
-def example_inputs(denoiser: CausalDenoiser, stage: GuideStage, frames: int, batch: int = 2,
+def example_inputs(denoiser: CausalDenoiser, stage: GuideStage, frames: int, batch: int = 1,
                    seed: int = 0) -> dict[str, tuple[torch.Tensor, ...]]:
     """Seeded random inputs of every graph, the state random too (a stream's state is never zeros for long)."""
     cfg = denoiser.cfg
@@ -158,15 +161,17 @@ def check_parity(denoiser: CausalDenoiser, stage: GuideStage, frames: int, folde
     mods = build_modules(denoiser, stage)
     report: dict[str, Any] = {"tolerance": TOLERANCE, "runtime": "onnxruntime CPU, fp32"}
     failures = []
-    inputs = example_inputs(denoiser, stage, frames, batch=3, seed=7)
     sessions = {name: ort_session(folder / spec["file"]) for name, spec in graphs.items()}
     for name, spec in graphs.items():
-        with torch.no_grad():
-            want = mods[name](*inputs[name])
-        want_list = [w.numpy() for w in (want if isinstance(want, tuple) else (want,))]
-        feeds = {io["name"]: t.numpy() for io, t in zip(spec["inputs"], inputs[name], strict=True)}
-        got = sessions[name].run(None, feeds)
-        err = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want_list, strict=True))
+        err = 0.0
+        for seed in (7, 8, 9):  # batch 1 each (the graphs are static)
+            inputs = example_inputs(denoiser, stage, frames, seed=seed)
+            with torch.no_grad():
+                want = mods[name](*inputs[name])
+            want_list = [w.numpy() for w in (want if isinstance(want, tuple) else (want,))]
+            feeds = {io["name"]: t.numpy() for io, t in zip(spec["inputs"], inputs[name], strict=True)}
+            got = sessions[name].run(None, feeds)
+            err = max(err, *(float(np.max(np.abs(g - w))) for g, w in zip(got, want_list, strict=True)))
         report[name] = {"random": err}
         if not err <= TOLERANCE:
             failures.append(f"{name} on random inputs: max |ORT - torch| = {err:.2e}")
@@ -209,8 +214,7 @@ def time_denoiser(folder: Path, denoiser: CausalDenoiser, stage: GuideStage, fra
     """Median and p99 ms of one batch-1 streaming call (``frames`` frames with the state), ORT CPU, 1 thread."""
     sess = ort_session(folder / "denoiser.onnx")
     names = [i.name for i in sess.get_inputs()]
-    feeds = {n: t[:1].numpy() for n, t in zip(names, example_inputs(denoiser, stage, frames)["denoiser"],
-                                               strict=True)}
+    feeds = {n: t.numpy() for n, t in zip(names, example_inputs(denoiser, stage, frames)["denoiser"], strict=True)}
     p50, p99 = time_session(sess, feeds, calls, warmup=20)
     return {"denoiser_ms_p50": p50, "denoiser_ms_p99": p99, "frames_per_call": frames,
             "runtime": "onnxruntime CPU, 1 intra-op thread, batch 1", "calls": calls}
