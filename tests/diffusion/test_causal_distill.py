@@ -18,7 +18,7 @@ from diffusion.causal_distill import (
     student_config,
     validate,
 )
-from diffusion.checkpoint import load_denoiser
+from diffusion.checkpoint import load_denoiser, model_sampler
 from diffusion.config import load_config
 from diffusion.errors import StylehostError
 from diffusion.pairs import fixed_windows, load_clips
@@ -74,5 +74,6 @@ def test_the_regression_loss_falls_and_the_student_is_causal(data: Path, tmp_pat
     assert after < 0.7 * before, (before, after)
     saved = load_denoiser(tmp_path / "run" / "model.pt")
     assert isinstance(saved, CausalDenoiser) and saved.cfg.lookahead == 1 and saved.cfg.causal == cfg.causal
+    assert model_sampler(tmp_path / "run" / "model.pt") == "consistency"  # it samples as the model it copies
     with pytest.raises(StylehostError, match="itself causal"):  # a causal model is no window student to regress onto
         causal_distill(cfg, tmp_path / "run" / "model.pt", data, tmp_path / "again", progress=False)
