@@ -67,7 +67,7 @@ class CausalDistillConfig:
     """The recipe; saved in every checkpoint. The student's widths and conditioning are the shipped student's."""
 
     causal: CausalConfig = field(default_factory=lambda: CausalConfig(dilations=(1, 1, 1, 1)))
-    lookahead: int = 0  # L: input frames the causal student hears after the one it emits
+    lookahead: int = 1  # L: input frames heard after the one emitted (>= 1 for a stage shaping the excitation)
     frames: int = 64  # causal training window
     loss_from: int = 32  # frames before this only warm the state up (receptive field 41 at the defaults)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
