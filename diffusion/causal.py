@@ -124,7 +124,7 @@ class CausalUNet(nn.Module):
             if i > 0:
                 self.upsample.append(nn.Conv2d(ch[i], ch[i - 1], (3, 1), padding=(1, 0)))
                 c_prev = ch[i - 1]
-        self.out_groups = min(8, ch[0])
+        self.out_groups, self.out_norm = min(8, ch[0]), causal.out_norm
         self.out = CausalConv(ch[0], 1, k, 1)
         nn.init.zeros_(self.out.conv.weight)
         assert self.out.conv.bias is not None
@@ -180,7 +180,8 @@ class CausalUNet(nn.Module):
                 new += [s1, s2]
             if i < len(self.upsample):
                 h = self.upsample[i](nn.functional.interpolate(h, scale_factor=(2.0, 1.0), mode="nearest"))
-        h, s = self.out(nn.functional.silu(frame_norm(h, self.out_groups)), next(it))
+        h = frame_norm(h, self.out_groups) if self.out_norm else h
+        h, s = self.out(nn.functional.silu(h), next(it))
         new.append(s)
         return h, new
 

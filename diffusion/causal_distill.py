@@ -66,7 +66,7 @@ METHOD = "causal student regressed onto a windowed model's x0 (per-frame targets
 class CausalDistillConfig:
     """The recipe; saved in every checkpoint. The student's widths and conditioning are the shipped student's."""
 
-    causal: CausalConfig = field(default_factory=lambda: CausalConfig(dilations=(1, 1, 1, 1)))
+    causal: CausalConfig = field(default_factory=lambda: CausalConfig(dilations=(1, 1, 1, 1), out_norm=False))
     lookahead: int = 1  # L: input frames heard after the one emitted (>= 1 for a stage shaping the excitation)
     frames: int = 64  # causal training window
     loss_from: int = 32  # frames before this only warm the state up (receptive field 41 at the defaults)

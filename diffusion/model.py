@@ -31,6 +31,10 @@ class CausalConfig:
 
     time_kernel: int = 3
     dilations: tuple[int, ...] = ()  # per UNet level (len == len(ModelConfig.channels)); () = 1, 2, 4, ...
+    # A per-frame norm before the output conv removes each frame's level, which the output must then rebuild
+    # from the pattern across channels (c_skip is ~0 at sigma_max, so F carries the whole level there). False:
+    # the output conv reads the unnormalised residual stream. True keeps the first causal models' network.
+    out_norm: bool = True
 
     def __post_init__(self) -> None:
         if self.time_kernel < 1 or any(d < 1 for d in self.dilations):

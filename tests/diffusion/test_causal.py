@@ -34,9 +34,10 @@ def inputs(frames: int, cfg: ModelConfig = SMALL, seed: int = 1) -> tuple[torch.
     return x, sigma, src, style
 
 
+@pytest.mark.parametrize("out_norm", [True, False])
 @pytest.mark.parametrize("chunks", [[1] * 12, [2] * 6, [3, 1, 4, 2, 2]])
-def test_streaming_in_chunks_equals_the_whole_sequence(chunks: list[int]) -> None:
-    d = perturbed()
+def test_streaming_in_chunks_equals_the_whole_sequence(chunks: list[int], out_norm: bool) -> None:
+    d = perturbed(causal=CausalConfig(out_norm=out_norm))
     x, sigma, src, style = inputs(sum(chunks))
     with torch.no_grad():
         whole = d(x, sigma, src, style)
@@ -147,3 +148,19 @@ def test_frame_norm_is_a_groupnorm_of_each_frame() -> None:
     x = torch.randn(2, 16, 8, 5, dtype=torch.float64)
     per_frame = torch.stack([torch.nn.functional.group_norm(x[..., t], 8) for t in range(5)], dim=-1)
     torch.testing.assert_close(frame_norm(x, 8), per_frame, atol=1e-12, rtol=0)
+
+
+def test_without_the_output_norm_a_frames_level_reaches_the_output() -> None:
+    """With the per-frame norm before the output conv, the output is blind to the level of the last hidden
+    frames: doubling them changes nothing. Without it (``out_norm=False``, what causal-distill trains) it does."""
+    x, sigma, src, style = inputs(6)
+    for out_norm in (True, False):
+        d = perturbed(causal=CausalConfig(out_norm=out_norm))
+        last_block = d.net.up[-1][-1]
+        with torch.no_grad():
+            base = d(x, sigma, src, style)
+            hook = last_block.register_forward_hook(lambda m, a, out: (2 * out[0], *out[1:]))
+            doubled = d(x, sigma, src, style)
+            hook.remove()
+        changed = float((doubled - base).abs().max())
+        assert (changed > 1e-3) == (not out_norm), (out_norm, changed)
