@@ -183,3 +183,26 @@ def test_models_lists_a_streaming_bundle_with_its_latency(causal_bundle: B.Bundl
     line = [ln for ln in capsys.readouterr().out.splitlines() if str(causal_bundle.path) in ln][0]
     assert f"latency {causal_bundle.latency_samples} samples ({causal_bundle.latency_ms:.1f} ms, streaming, 2 frames " \
            "per call)" in line
+
+
+def test_the_equality_is_not_trivial(causal_bundle: B.Bundle) -> None:
+    """Another seed, or the state dropped between calls, moves the output far beyond the equality's 1e-4."""
+    x = vibrato(0.8)
+
+    def played(seed: int = 0, keep_state: bool = True) -> np.ndarray:
+        backend = open_backend(causal_bundle, "cpu")
+        if not keep_state:
+            run_all = backend.run_all
+
+            def forgetful(graph: str, *inputs: np.ndarray) -> list[np.ndarray]:
+                outs = run_all(graph, *inputs)
+                return [outs[0], *(np.zeros_like(o) for o in outs[1:])] if graph == "denoiser" else outs
+
+            backend.run_all = forgetful  # type: ignore[method-assign]
+        proc = StreamingProcessor(causal_bundle, backend, seed=seed)
+        proc.set_params(style_mix=MIX, strength=1.0, steps=1)
+        return stream(proc, x)
+
+    y = played()
+    assert np.abs(played(seed=1) - y).max() > 1e-3
+    assert np.abs(played(keep_state=False) - y).max() > 1e-3
