@@ -171,7 +171,8 @@ class PanelWindow(QMainWindow):
         except StylehostError:
             self.devices.follow_bundle_input(None)
             return
-        self.devices.follow_bundle_input(bundle.denoiser_input)
+        self.devices.follow_bundle_input(bundle.denoiser_input, fixed=bundle.denoiser_input == "both"
+                                         or bundle.streaming is not None)
         self.styles.set_styles(bundle.styles)  # its own style list, which may hold names of its own
         defaults = bundle.defaults
         self.transfer.set_recommended(int(defaults["steps"]), float(defaults["strength"]))

@@ -111,22 +111,24 @@ class DeviceBar(QGroupBox):
             self.model.addItem(path.rstrip("/").split("/")[-1] or path, path)
         self.model.setCurrentIndex(self.model.findData(path))
 
-    def follow_bundle_input(self, heard: str | None) -> None:
+    def follow_bundle_input(self, heard: str | None, fixed: bool | None = None) -> None:
         """Offer only the choices the chosen bundle can honour: a bundle whose denoiser hears both the input
-        and its excitation (manifest ``denoiser_input`` both) has no one-window mode, so "auto" is all it
-        gets instead of a refusal at Start. ``heard`` None (passthrough, unreadable bundle): every choice."""
+        and its excitation (manifest ``denoiser_input`` both) has no one-window mode, and a streaming bundle
+        hears what it was made for only (``fixed``), so "auto" is all they get instead of a refusal at Start.
+        ``heard`` None (passthrough, unreadable bundle): every choice."""
+        fixed = heard == "both" if fixed is None else fixed
         items = self.hears.model()
         assert isinstance(items, QStandardItemModel)  # a QComboBox's own model
         for i in range(self.hears.count()):
             value = self.hears.itemData(i)
-            allowed = heard != "both" or value == "bundle"
+            allowed = not fixed or value == "bundle"
             item = items.item(i)
             if item is not None:
                 item.setEnabled(allowed)
             if value == "bundle":
                 tip = HEARS[0][2] if heard is None else f"what the model bundle was made for: {HEARD[heard]}"
                 self.hears.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
-        if heard == "both" and self.hears.currentData() != "bundle":
+        if fixed and self.hears.currentData() != "bundle":
             self.hears.setCurrentIndex(self.hears.findData("bundle"))
 
     def settings(self) -> StreamSettings:

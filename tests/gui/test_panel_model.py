@@ -53,6 +53,24 @@ def test_a_streaming_bundle_is_labelled_with_its_latency(tmp_path: Path, monkeyp
     assert f"({streaming.latency_ms:.0f} ms model latency, streaming)" in labels[1]
 
 
+def test_a_streaming_bundle_offers_only_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             window: PanelWindow) -> None:
+    """A streaming bundle hears what it was made for only: the other Hears choices are greyed out."""
+    from export.streaming import export_streaming_bundle
+    from tests.diffusion.test_guide_bundle import tiny_stage_file
+    from tests.realtime.test_stream_processor import tiny_causal
+
+    export_streaming_bundle(tiny_causal(tmp_path / "c.pt"), tmp_path / "models" / "s",
+                            tiny_stage_file(tmp_path / "g.pt"))
+    monkeypatch.setattr(export.bundle, "search_dirs", lambda: [tmp_path / "models"])
+    hears = window.devices.hears
+    hears.setCurrentIndex(hears.findData("excitation"))
+    window.devices.refresh_bundles()
+    window.devices.model.setCurrentIndex(1)
+    enabled = {hears.itemData(i): hears.model().item(i).isEnabled() for i in range(hears.count())}
+    assert enabled == {"bundle": True, "source": False, "excitation": False} and hears.currentData() == "bundle"
+
+
 @pytest.mark.jack
 def test_streaming_a_model_bundle(jack_server: JackServer, models_dir: Path, window: PanelWindow, qtbot: Any) -> None:
     window.devices.refresh_bundles()
