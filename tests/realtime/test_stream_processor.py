@@ -206,3 +206,26 @@ def test_the_equality_is_not_trivial(causal_bundle: B.Bundle) -> None:
     y = played()
     assert np.abs(played(seed=1) - y).max() > 1e-3
     assert np.abs(played(keep_state=False) - y).max() > 1e-3
+
+
+@pytest.mark.jack
+def test_a_streaming_bundle_plays_live_through_jack(causal_bundle: B.Bundle, jack_server) -> None:  # noqa: ANN001
+    """The live engine plays it through a real PortAudio stream: every call runs (no processor fault), the output
+    is the model's (finite, not silent) and the reported latency is the bundle's plus the engine's and devices'."""
+    from benchmarks.jackserver import LoopbackProbe
+    from realtime.audio import LiveSession
+    from realtime.commands import ModelFactory
+
+    factory = ModelFactory(causal_bundle, open_backend(causal_bundle, "cpu"))
+    with LiveSession(factory, input="system", output="system", blocksize=256) as live:
+        live.engine.set_params(style_mix=(("violin", 1.0),), strength=1.0, steps=1)
+        with LoopbackProbe(jack_server.name) as probe:
+            probe.connect()
+            rate = probe.client.samplerate
+            t = np.arange(int(1.5 * rate)) / rate
+            recorded = probe.play_and_record((0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32))
+        engine = live.engine
+        assert engine.processor_errors == 0 and engine.bad_output == 0
+        assert engine.latency.processor == round(causal_bundle.latency_samples * rate / 24000)
+    late = recorded[int(0.5 * rate) :]
+    assert np.isfinite(late).all() and np.sqrt(np.mean(late**2)) > 1e-3
