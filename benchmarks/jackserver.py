@@ -301,20 +301,24 @@ class JackServer:
             time.sleep(0.05)
         return self
 
-    def cycling(self, cycles: int = 4, timeout: float = 5.0) -> bool:
+    def cycling(self, cycles: int = 4, timeouts: tuple[float, ...] = (5.0, 30.0)) -> bool:
         """Whether this server still runs process cycles for a new client (in a child process, as
         ``server_running``): a test that leaves the server dead or wedged is then caught before the
-        next one hangs on it until pytest's timeout."""
-        if self._proc is None or self._proc.poll() is not None:
-            return False
-        cmd = [sys.executable, "-c", _CYCLE_CODE, self.name, f"stylehost-alive-{uuid.uuid4().hex[:6]}",
-               str(cycles), str(timeout)]
-        try:
-            done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, timeout=timeout + 10)
-        except subprocess.TimeoutExpired:
-            return False
-        return done.returncode == 0
+        next one hangs on it until pytest's timeout. A slow answer is asked again with a longer wait, so
+        a loaded machine (a child that takes seconds to start) is not taken for a dead server."""
+        for timeout in timeouts:
+            if self._proc is None or self._proc.poll() is not None:
+                return False
+            cmd = [sys.executable, "-c", _CYCLE_CODE, self.name, f"stylehost-alive-{uuid.uuid4().hex[:6]}",
+                   str(cycles), str(timeout)]
+            try:
+                done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, timeout=timeout + 10)
+            except subprocess.TimeoutExpired:
+                continue
+            if done.returncode == 0:
+                return True
+        return False
 
     def pin(self, cpus: set[int]) -> None:
         """Keep every thread of this jackd on ``cpus`` (the benchmarks' --pin-cpus; best effort)."""
