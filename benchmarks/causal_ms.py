@@ -25,19 +25,7 @@ from benchmarks.machine import machine_info
 from diffusion.causal import CausalDenoiser, State, frame_macs
 from diffusion.files import write_json_and_markdown
 from diffusion.model import Denoiser, ModelConfig, count_macs
-
-
-class _Step(torch.nn.Module):
-    """The causal denoiser's ``step`` with the state as flat inputs and outputs (ONNX has no lists)."""
-
-    def __init__(self, d: CausalDenoiser) -> None:
-        super().__init__()
-        self.d = d
-
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, source: torch.Tensor, style: torch.Tensor,
-                *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        y, new = self.d.step(x, sigma, source, style, list(state))
-        return (y, *new)
+from export.streaming import StreamStep
 
 
 def _session(path: Path) -> Any:
@@ -61,7 +49,7 @@ def export_both(folder: Path, frames: int) -> tuple[Any, Any, list[str], State]:
         state = causal.init_state()
         names = [f"state{i}" for i in range(len(state))]
         new = torch.zeros(1, 1, cfg.n_mels, frames)
-        torch.onnx.export(_Step(causal), (new, torch.ones(1), new, style, *state), folder / "causal.onnx",
+        torch.onnx.export(StreamStep(causal), (new, torch.ones(1), new, style, *state), folder / "causal.onnx",
                           dynamo=False, input_names=["x", "sigma", "source", "style", *names],
                           output_names=["x0", *[f"new_{n}" for n in names]], opset_version=17)
     return _session(folder / "unet.onnx"), _session(folder / "causal.onnx"), names, state

@@ -67,10 +67,12 @@ def strand_portaudio(server: str) -> None:
     sd._initialized = 0  # sounddevice's exit handler calls Pa_Terminate while this is above 0
 
 
-# The probe run by ``server_running`` in a child: exit 0 = the server answered, 1 = it did not,
-# 3 = no JACK-Client package. Only ``import jack``: the child starts in ~0.1 s.
+# The probe run in a child by ``server_running`` (argv: server, client name) and by ``JackServer.cycling``
+# (also: cycles, seconds): exit 0 = the server answered (and ran that many process cycles for the active
+# client within those seconds), 1 = it did not (dead, or wedged by an earlier client), 3 = no JACK-Client
+# package. Only ``import jack``: the child starts in ~0.1 s.
 _PROBE_CODE = """
-import sys
+import sys, threading
 try:
     import jack
 except (ImportError, OSError) as exc:
@@ -82,7 +84,19 @@ try:
     client = jack.Client(sys.argv[2], no_start_server=True, servername=sys.argv[1])
 except jack.JackOpenError:
     sys.exit(1)
+ok = True
+if len(sys.argv) > 3:
+    want, done, count = int(sys.argv[3]), threading.Event(), [0]
+    @client.set_process_callback
+    def process(frames):
+        count[0] += 1
+        if count[0] >= want:
+            done.set()
+    client.activate()
+    ok = done.wait(float(sys.argv[4]))
+    client.deactivate()
 client.close()
+sys.exit(0 if ok else 1)
 """
 
 
@@ -107,31 +121,6 @@ def server_running(name: str, timeout: float = 10.0) -> bool:
         reason = done.stderr.decode(errors="replace").strip()
         raise StylehostError(f"the JACK-Client package is needed here ({reason}); pip install JACK-Client")
     return done.returncode == 0
-
-
-# The liveness probe run by ``JackServer.cycling`` in a child: exit 0 = the server ran ``argv[3]`` process
-# cycles for an active client within ``argv[4]`` seconds, 1 = it did not (dead, or wedged by an earlier client).
-_CYCLE_CODE = """
-import sys, threading
-import jack
-jack.set_error_function(lambda msg: None)
-jack.set_info_function(lambda msg: None)
-try:
-    client = jack.Client(sys.argv[2], no_start_server=True, servername=sys.argv[1])
-except jack.JackOpenError:
-    sys.exit(1)
-want, done, count = int(sys.argv[3]), threading.Event(), [0]
-@client.set_process_callback
-def process(frames):
-    count[0] += 1
-    if count[0] >= want:
-        done.set()
-client.activate()
-ok = done.wait(float(sys.argv[4]))
-client.deactivate()
-client.close()
-sys.exit(0 if ok else 1)
-"""
 
 
 def running_servers(exclude: str | None = None) -> list[str]:
@@ -309,7 +298,7 @@ class JackServer:
         for timeout in timeouts:
             if self._proc is None or self._proc.poll() is not None:
                 return False
-            cmd = [sys.executable, "-c", _CYCLE_CODE, self.name, f"stylehost-alive-{uuid.uuid4().hex[:6]}",
+            cmd = [sys.executable, "-c", _PROBE_CODE, self.name, f"stylehost-alive-{uuid.uuid4().hex[:6]}",
                    str(cycles), str(timeout)]
             try:
                 done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

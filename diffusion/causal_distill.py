@@ -57,7 +57,15 @@ from diffusion.model import CausalConfig, Denoiser, ModelConfig
 from diffusion.pairs import fixed_windows
 from diffusion.provenance import Provenance
 from diffusion.synth_augment import SynthAugmentConfig
-from diffusion.train import DB_PER_NEPER, batch_loader, load_pairs, plot_history, run_loop, setup_distributed
+from diffusion.train import (
+    DB_PER_NEPER,
+    add_run_arguments,
+    batch_loader,
+    load_pairs,
+    plot_history,
+    run_loop,
+    setup_distributed,
+)
 
 METHOD = "causal student regressed onto a windowed model's x0 (per-frame targets from its windows)"
 
@@ -262,13 +270,7 @@ def causal_distill(cfg: CausalDistillConfig, shipped_path: Path, data_dir: Path,
 def add_causal_distill_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shipped", type=Path, required=True,
                    help="the windowed model to regress onto: the teacher (models/teacher/model.pt) or a student")
-    p.add_argument("--data", type=Path, required=True, help="dataset folder (with manifest.json)")
-    p.add_argument("--out", type=Path, required=True, help="run folder; an existing checkpoint there is resumed")
-    p.add_argument("--config", type=Path, help="JSON config file (keys as CausalDistillConfig)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set steps=2000 --set lookahead=1")
-    p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    add_run_arguments(p, "CausalDistillConfig", "--set steps=2000 --set lookahead=1")
 
 
 def cli_causal_distill(args: argparse.Namespace) -> int:

@@ -68,6 +68,7 @@ from diffusion.sampling import transfer
 from diffusion.synth_augment import SynthAugmentConfig
 from diffusion.train import (
     DB_PER_NEPER,
+    add_run_arguments,
     batch_loader,
     init_weights,
     input_logmel,
@@ -336,13 +337,7 @@ def distill(cfg: DistillConfig, teacher_path: Path, data_dir: Path, out_dir: Pat
 
 def add_distill_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", type=Path, required=True, help="the teacher's model file (runs/teacher/model.pt)")
-    p.add_argument("--data", type=Path, required=True, help="dataset folder (with manifest.json)")
-    p.add_argument("--out", type=Path, required=True, help="run folder; an existing checkpoint there is resumed")
-    p.add_argument("--config", type=Path, help="JSON config file (keys as DistillConfig)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set steps=2000 --set target_decay=0.9")
-    p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    add_run_arguments(p, "DistillConfig", "--set steps=2000 --set target_decay=0.9")
 
 
 def cli_distill(args: argparse.Namespace) -> int:

@@ -43,7 +43,7 @@ from diffusion.model import ModelConfig
 from diffusion.pairs import PairWindows
 from diffusion.provenance import Provenance
 from diffusion.synth_augment import SynthAugmentConfig
-from diffusion.train import load_pairs, plot_history, run_loop
+from diffusion.train import add_run_arguments, load_pairs, plot_history, run_loop
 
 DB_PER_NEPER = 20.0 / math.log(10.0)
 
@@ -283,13 +283,7 @@ def train_guide(cfg: GuideTrainConfig, data_dir: Path, out_dir: Path, *, resume:
 
 
 def add_guide_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, required=True, help="dataset folder (with manifest.json)")
-    p.add_argument("--out", type=Path, required=True, help="run folder; an existing checkpoint there is resumed")
-    p.add_argument("--config", type=Path, help="JSON config file (keys as GuideTrainConfig, nested 'guide')")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set steps=500 --set guide.channels=24")
-    p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    add_run_arguments(p, "GuideTrainConfig, nested 'guide'", "--set steps=500 --set guide.channels=24")
 
 
 def cli_guide_train(args: argparse.Namespace) -> int:

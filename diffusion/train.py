@@ -356,14 +356,20 @@ def train(cfg: TrainConfig, data_dir: Path, out_dir: Path, *, resume: bool = Tru
     return ema.eval()
 
 
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
+def add_run_arguments(p: argparse.ArgumentParser, keys: str, example: str) -> None:
+    """--data, --out, --config, --set, --no-resume, --no-progress: every resumable training command's.
+    ``keys`` says what the config file holds, ``example`` is a --set example."""
     p.add_argument("--data", type=Path, required=True, help="dataset folder (with manifest.json)")
     p.add_argument("--out", type=Path, required=True, help="run folder; an existing checkpoint there is resumed")
-    p.add_argument("--config", type=Path, help="JSON config file (keys as TrainConfig, nested 'model')")
+    p.add_argument("--config", type=Path, help=f"JSON config file (keys as {keys})")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set steps=500 --set model.channels=[16,32,64,96]")
+                   help=f"override one config key, e.g. {example}")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    add_run_arguments(p, "TrainConfig, nested 'model'", "--set steps=500 --set model.channels=[16,32,64,96]")
 
 
 def cli_train(args: argparse.Namespace) -> int:

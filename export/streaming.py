@@ -48,6 +48,7 @@ from export.onnx import (
     SCHEDULES,
     TOLERANCE,
     _publish,
+    build_manifest,
     ort_session,
     real_audio,
     stage_excitation,
@@ -262,26 +263,14 @@ def export_streaming_bundle(model_path: Path, out: Path, stage_path: Path, frame
         files = {p.name: B.file_entry(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         spec = cfg.spectrogram
         window = look + frames + stage.before
-        manifest = {
-            "format": B.FORMAT, "format_version": B.FORMAT_VERSION,
-            "model": {"name": name or out.name, "version": version, "source": str(model_path),
-                      "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")},
-            "styles": list(cfg.styles),
-            "style_table": [[float(v) for v in row] for row in denoiser.net.style_table.detach().numpy()],
-            "spectrogram": spec.to_dict(), "window": window, "lookahead": look, "emit": frames,
-            "sampler": {"name": sampler, "schedule": SCHEDULES[sampler], "sigma_min": cfg.sigma_min,
-                        "sigma_max": cfg.sigma_max, "rho": cfg.rho, "sigma_data": cfg.sigma_data,
-                        "logmel_mean": cfg.logmel_mean, "logmel_std": cfg.logmel_std,
-                        "noise": "diffusion.noise.frame_noise(seed, absolute frame, n_mels, step)"},
-            "latency_samples": spec.synthesis_span + (look - 1) * spec.hop,
-            "stride_samples": frames * spec.hop,
-            "streaming": streaming_section(denoiser),
-            "graphs": graphs, "model_config": cfg.to_dict(), "files": files, "parity": parity, "benchmark": bench,
+        manifest = build_manifest(denoiser, name or out.name, version, Path(model_path), sampler, graphs, {
+            # the window bundle's framing keys, replaced by the streaming ones (module docstring)
+            "window": window, "lookahead": look, "emit": frames,
+            "latency_samples": spec.synthesis_span + (look - 1) * spec.hop, "stride_samples": frames * spec.hop,
+            "streaming": streaming_section(denoiser), "files": files, "parity": parity, "benchmark": bench,
             "size": {"parameters": parameter_count(denoiser)},
             "training": {k: v for k, v in meta.items() if k in ("kind", "step", "config", "provenance", "teacher")},
-            "defaults": {"steps": 1, "strength": 1.0, "emit": frames},
-            **extra,
-        }
+            "defaults": {"steps": 1, "strength": 1.0, "emit": frames}, **extra})
         (tmp / B.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         B.load_bundle(tmp)
         _publish(tmp, out)

@@ -264,7 +264,7 @@ class ModelProcessor(Processor):
         return noise
 
     def process(self, window: np.ndarray, out: np.ndarray) -> None:
-        c, s, hop, n_fft = self._c, self.S, self.hop, self.n_fft
+        c, s = self._c, self.S
         start = self._start_frame()
         self._advance_style()
         # frontend: (1, samples) -> (1, mels, T) log-mel, normalised into the preallocated source: the input,
@@ -284,11 +284,16 @@ class ModelProcessor(Processor):
         else:  # strength 0: the source itself (resynthesis with unit gain)
             np.multiply(self._source[0, 0, :, cols], c["logmel_std"], out=self._pred[0])
             self._pred += c["logmel_mean"]
+        self._resynthesize(shaped, self._pred, start + self._first_col, out)
+
+    def _resynthesize(self, shaped: np.ndarray, pred: np.ndarray, first_emitted: int, out: np.ndarray) -> None:
+        """The resynth graph on the emitted frames and their context (window columns from ``_first_col -
+        _before``), overlap-add, the finished ``stride`` samples into ``out``; ends the call."""
+        hop, n_fft, s = self.hop, self.n_fft, self.S
         for k in range(self._frames.shape[1]):
             off = (self._first_col - self._before + k) * hop
             self._frames[0, k] = shaped[off : off + n_fft]
-        synth = self.backend.run("resynth", self._frames, self._pred)
-        first_emitted = start + self._first_col
+        synth = self.backend.run("resynth", self._frames, pred)
         span = self._span
         for k in range(max(0, -first_emitted), s):  # frames before the first one do not exist offline
             self._acc[k * hop : k * hop + span] += synth[0, k, n_fft - span :]

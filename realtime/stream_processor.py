@@ -77,7 +77,7 @@ class StreamingProcessor(ModelProcessor):
         return (self._calls + 1) * self.S - self._k - self.S + 1 + self.frame_origin
 
     def process(self, window: np.ndarray, out: np.ndarray) -> None:
-        c, s, hop, n_fft = self._c, self.S, self.hop, self.n_fft
+        c, s = self._c, self.S
         start = self._new_start()
         self._advance_style()
         shaped = window if self._excitation is None else self._excite(window)
@@ -98,19 +98,8 @@ class StreamingProcessor(ModelProcessor):
         else:
             np.multiply(hist[:, :s], c["logmel_std"], out=ctx[0, :, -s:])
         ctx[0, :, -s:] += c["logmel_mean"]
-        first = self.T - self.L - s  # window frame of the first emitted one: its context starts at frame 0
-        for k in range(self._frames.shape[1]):
-            off = (first - self._before + k) * hop
-            self._frames[0, k] = shaped[off : off + n_fft]
-        synth = self.backend.run("resynth", self._frames, ctx)
-        first_emitted = x_start - self._after
-        span = self._span
-        for k in range(max(0, -first_emitted), s):  # frames before the first one do not exist offline
-            self._acc[k * hop : k * hop + span] += synth[0, k, n_fft - span :]
-        out[:] = self._acc[: self.stride]
-        self._acc[: -self.stride] = self._acc[self.stride :]
-        self._acc[-self.stride :] = 0.0
-        self._calls += 1
+        # the emitted frames end `after` before the x0 frames just computed; their context starts at window frame 0
+        self._resynthesize(shaped, ctx, x_start - self._after, out)
 
     def _sample_frames(self, x_start: int) -> None:
         """SDEdit start from the source L_c frames back, then the sampler, each step with its own state."""
