@@ -16,6 +16,7 @@ from torch import nn
 from diffusion.spectrogram import (  # noqa: F401 - re-exported: one import site for training code
     SpectrogramConfig,
     analysis_window,
+    feature_window,
     hann_window,
     hz_to_mel,
     mel_filterbank,
@@ -34,6 +35,7 @@ class SpectrogramTransform(nn.Module):
 
     # Buffers registered in __init__; declared here so type checkers see Tensors, not Tensor | Module.
     analysis: torch.Tensor
+    feature_analysis: torch.Tensor
     synthesis: torch.Tensor
     mel_fb: torch.Tensor
     mel_to_lin: torch.Tensor
@@ -54,6 +56,11 @@ class SpectrogramTransform(nn.Module):
         ws = synthesis_window(cfg)
         synth = np.concatenate([c[:, None] * np.cos(angle), -c[:, None] * np.sin(angle)]) * ws / cfg.n_fft
         self.register_buffer("analysis", torch.tensor(analysis, dtype=dtype), persistent=False)
+        # The log-mel's own kernel: the same tensor as ``analysis`` unless the pair is the low-delay one.
+        self.paired_features = not cfg.synthesis_len
+        features = analysis if self.paired_features else np.concatenate(
+            [np.cos(angle) * feature_window(cfg), -np.sin(angle) * feature_window(cfg)])[:, None, :]
+        self.register_buffer("feature_analysis", torch.tensor(features, dtype=dtype), persistent=False)
         self.register_buffer("synthesis", torch.tensor(synth[:, None, :], dtype=dtype), persistent=False)
         self.register_buffer("mel_fb", torch.tensor(mel_filterbank(cfg), dtype=dtype), persistent=False)
         self.register_buffer(
@@ -61,8 +68,16 @@ class SpectrogramTransform(nn.Module):
         )
 
     def stft(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, samples) -> (real, imag), each (B, n_freqs, frames)."""
+        """(B, samples) -> (real, imag), each (B, n_freqs, frames): the resynthesis pair's STFT (``istft``
+        inverts it)."""
         spec = nn.functional.conv1d(wave.unsqueeze(1), self.analysis, stride=self.cfg.hop)
+        return spec[:, : self.cfg.n_freqs], spec[:, self.cfg.n_freqs :]
+
+    def feature_stft(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, samples) -> (real, imag) with the features' window (``stft`` itself for the symmetric pair)."""
+        if self.paired_features:
+            return self.stft(wave)
+        spec = nn.functional.conv1d(wave.unsqueeze(1), self.feature_analysis, stride=self.cfg.hop)
         return spec[:, : self.cfg.n_freqs], spec[:, self.cfg.n_freqs :]
 
     def istft(self, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
@@ -80,14 +95,14 @@ class SpectrogramTransform(nn.Module):
 
     def log_mel(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, samples) -> (B, n_mels, frames)."""
-        return self.log_mel_from_magnitude(self.magnitude(*self.stft(wave)))
+        return self.log_mel_from_magnitude(self.magnitude(*self.feature_stft(wave)))
 
     def log_mel_cut_tail(self, wave: torch.Tensor, samples: int) -> torch.Tensor:
         """(B, samples) -> (B, n_mels, frames): each frame's log-mel with its last ``samples`` samples zeroed,
         the frames of ``log_mel``. The live processor's excitation window ends with a hop of zeros (its
         generator lags one hop), so the newest column it hears is this one (diffusion/stream.py)."""
         frames = (wave.shape[-1] - self.cfg.n_fft) // self.cfg.hop + 1
-        kernel = self.analysis[..., : self.cfg.n_fft - samples]
+        kernel = self.feature_analysis[..., : self.cfg.n_fft - samples]
         spec = nn.functional.conv1d(wave.unsqueeze(1), kernel, stride=self.cfg.hop)[..., :frames]
         return self.log_mel_from_magnitude(self.magnitude(spec[:, : self.cfg.n_freqs], spec[:, self.cfg.n_freqs :]))
 

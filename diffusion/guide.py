@@ -108,6 +108,25 @@ class GuideNet(nn.Module):
         return out_re, out_im
 
 
+def adapted_state(have: GuideConfig, state: dict[str, torch.Tensor], want: GuideConfig) -> dict[str, torch.Tensor]:
+    """A trained net's weights for a net of config ``want`` (fine-tuning start, guide-train ``init``).
+
+    Configs that differ only in ``context`` or ``lookahead`` keep every weight but the first layer's time taps:
+    the taps of the frames both read (aligned on the emitted frame) are copied, a new tap starts at zero. So
+    a stage whose look-ahead is dropped (issue 17, -1 frame of latency) starts from what the old one learned.
+    """
+    same = dataclasses.replace(want, context=have.context, lookahead=have.lookahead)
+    if same != have:
+        raise StylehostError(f"init stage has another guide config: {have}; only context and lookahead may differ")
+    out = dict(state)
+    old = state["inp.weight"]  # (h, 6, k, have.context + 1 + have.lookahead)
+    new = torch.zeros(*old.shape[:3], want.context + 1 + want.lookahead, dtype=old.dtype)
+    for j in range(-min(have.context, want.context), min(have.lookahead, want.lookahead) + 1):
+        new[..., want.context + j] = old[..., have.context + j]
+    out["inp.weight"] = new
+    return out
+
+
 class GuideStage(nn.Module):
     """(B, N, n_fft) source frames + (B, n_mels, N) predicted log-mel -> (B, N - before - after, n_fft).
 
@@ -119,6 +138,7 @@ class GuideStage(nn.Module):
     """
 
     analysis: torch.Tensor
+    feature_analysis: torch.Tensor
     synthesis: torch.Tensor
     mel_fb: torch.Tensor
     mel_to_lin: torch.Tensor
@@ -133,6 +153,10 @@ class GuideStage(nn.Module):
         f = spec.n_freqs
         # Per-frame DFT as matmuls: (.., n_fft) @ (n_fft, 2F) and back (2F, n_fft) (synthesis-windowed).
         self.register_buffer("analysis", transform.analysis[:, 0, :].T.contiguous(), persistent=False)
+        # The log-mel features' window (SpectrogramConfig.synthesis_len: Hann beside a low-delay pair).
+        self.paired_features = transform.paired_features
+        self.register_buffer("feature_analysis", transform.feature_analysis[:, 0, :].T.contiguous(),
+                             persistent=False)
         self.register_buffer("synthesis", transform.synthesis[:, 0, :].contiguous(), persistent=False)
         self.register_buffer("mel_fb", transform.mel_fb, persistent=False)
         self.register_buffer("mel_to_lin", transform.mel_to_lin, persistent=False)
@@ -152,11 +176,19 @@ class GuideStage(nn.Module):
         spec = torch.matmul(frames, self.analysis).transpose(1, 2)  # (B, 2F, N)
         re, im = spec[:, : self.n_freqs], spec[:, self.n_freqs :]
         mag = torch.sqrt(re * re + im * im + 1e-20)
-        source_logmel = torch.log(torch.clamp(torch.matmul(self.mel_fb, mag), min=self.spec.log_floor))
+        source_logmel = self.feature_logmel(frames) if not self.paired_features else torch.log(
+            torch.clamp(torch.matmul(self.mel_fb, mag), min=self.spec.log_floor))
         gain = torch.matmul(self.mel_to_lin, pred_logmel - source_logmel)
         gain = torch.exp(torch.clamp(gain, -self.max_log_gain, self.max_log_gain))
         level = torch.matmul(self.mel_to_lin, pred_logmel)
         return re * gain, im * gain, level, torch.log(mag + 1e-5)
+
+    def feature_logmel(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, N, n_fft) frames -> (B, n_mels, N) log-mel with the features' window (what the denoiser hears)."""
+        spec = torch.matmul(frames, self.feature_analysis).transpose(1, 2)
+        re, im = spec[:, : self.n_freqs], spec[:, self.n_freqs :]
+        mag = torch.sqrt(re * re + im * im + 1e-20)
+        return torch.log(torch.clamp(torch.matmul(self.mel_fb, mag), min=self.spec.log_floor))
 
     def restore(self, frames: torch.Tensor, pred_logmel: torch.Tensor, steps: int | None = None,
                 keep: list | None = None, detach_states: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

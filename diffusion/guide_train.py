@@ -36,8 +36,17 @@ from diffusion.checkpoint import load_checkpoint, save_checkpoint
 from diffusion.config import load_config, to_dict
 from diffusion.errors import StylehostError
 from diffusion.excitation import ExcitationConfig, excite
-from diffusion.features import SpectrogramTransform
-from diffusion.guide import GuideConfig, GuideStage, frames_of, load_stage, overlap_add, parameter_count, save_stage
+from diffusion.features import SpectrogramConfig, SpectrogramTransform
+from diffusion.guide import (
+    GuideConfig,
+    GuideStage,
+    adapted_state,
+    frames_of,
+    load_stage,
+    overlap_add,
+    parameter_count,
+    save_stage,
+)
 from diffusion.guide_loss import mrstft_loss
 from diffusion.model import ModelConfig
 from diffusion.pairs import PairWindows
@@ -60,6 +69,9 @@ class GuideTrainConfig:
     # with an 'excitation' section plays; the denoiser's conditioning still comes from the source.
     excitation: bool = False
     harmonic: ExcitationConfig = field(default_factory=ExcitationConfig)
+    # The resynthesis pair (SpectrogramConfig.synthesis_len, issue 17): 0 the symmetric Hann pair, S the
+    # low-delay one whose synthesis covers each frame's last S samples; the log-mel features stay Hann.
+    synthesis_len: int = 0
     segment: int = 40  # frames per example (divisible by 8: the dataset cutter's window rule)
     train_steps: int = 2  # InDI steps run in training; the loss covers every step's estimate
     steps: int = 3000
@@ -137,10 +149,7 @@ def estimates(stage: GuideStage, batch: dict[str, torch.Tensor], cfg: GuideTrain
     spec = stage.spec
     frames = frames_of(batch["source"], spec)
     shaped = frames_of(batch["shaped"], spec) if "shaped" in batch else frames  # what the stage restores
-    spectrum = torch.matmul(frames_of(batch["target"], spec), stage.analysis).transpose(1, 2)
-    f = stage.n_freqs
-    tgt_mag = torch.sqrt(spectrum[:, :f] ** 2 + spectrum[:, f:] ** 2 + 1e-20)
-    logmel = torch.log(torch.clamp(torch.matmul(stage.mel_fb, tgt_mag), min=spec.log_floor))
+    logmel = stage.feature_logmel(frames_of(batch["target"], spec))  # the true target's features
     cond = corrupt_logmel(logmel, cfg, g) if corrupt else logmel
     if model_cond is not None:  # the denoiser's prediction for a share of the examples
         pick = (torch.rand(cond.shape[0], generator=g) < cfg.p_model_cond)[:, None, None]
@@ -183,10 +192,7 @@ def denoiser_cond(path: Path, stage: GuideStage, cfg: GuideTrainConfig, g: torch
 
     def predict(frames: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.no_grad():
-            spectrum = torch.matmul(frames, stage.analysis).transpose(1, 2)
-            f = stage.n_freqs
-            mag = torch.sqrt(spectrum[:, :f] ** 2 + spectrum[:, f:] ** 2 + 1e-20)
-            source = torch.log(torch.clamp(torch.matmul(stage.mel_fb, mag), min=stage.spec.log_floor))
+            source = stage.feature_logmel(frames)
             onehot = nn.functional.one_hot(batch["style"], len(denoiser.cfg.styles)).float()
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
             return transfer(denoiser, source, denoiser.style_vectors(onehot), strength=cfg.model_strength,
@@ -219,7 +225,7 @@ def train_guide(cfg: GuideTrainConfig, data_dir: Path, out_dir: Path, *, resume:
     out_dir = Path(out_dir)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    model_cfg = ModelConfig(window=cfg.segment)
+    model_cfg = ModelConfig(window=cfg.segment, spectrogram=SpectrogramConfig(synthesis_len=cfg.synthesis_len))
     if cfg.train_steps < 1:
         raise StylehostError(f"train_steps must be >= 1, got {cfg.train_steps}")
     train_clips, val_clips = load_pairs(data_dir, model_cfg)
@@ -227,9 +233,7 @@ def train_guide(cfg: GuideTrainConfig, data_dir: Path, out_dir: Path, *, resume:
     stage = GuideStage(model_cfg.spectrogram, cfg.guide, steps=1)
     if cfg.init:
         start = load_stage(Path(cfg.init))
-        if start.cfg != cfg.guide:
-            raise StylehostError(f"init stage {cfg.init} has another guide config: {start.cfg}")
-        stage.net.load_state_dict(start.net.state_dict())
+        stage.net.load_state_dict(adapted_state(start.cfg, start.net.state_dict(), cfg.guide))
     ema = copy.deepcopy(stage).requires_grad_(False)
     opt = torch.optim.AdamW(stage.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: dict[str, list[Any]] = {"train": [], "val": []}

@@ -33,7 +33,10 @@ class PhaseGuidedResynth(nn.Module):
 
     def forward(self, source_wave: torch.Tensor, pred_logmel: torch.Tensor) -> torch.Tensor:
         real, imag = self.transform.stft(source_wave)
-        source_logmel = self.transform.log_mel_from_magnitude(self.transform.magnitude(real, imag))
+        if self.transform.paired_features:
+            source_logmel = self.transform.log_mel_from_magnitude(self.transform.magnitude(real, imag))
+        else:  # the gain is a ratio of two feature log-mels, applied to the low-delay pair's STFT
+            source_logmel = self.transform.log_mel(source_wave)
         gain = self.transform.mel_gain_to_linear(pred_logmel - source_logmel)
         gain = torch.exp(torch.clamp(gain, -self.max_log_gain, self.max_log_gain))
         return self.transform.istft(real * gain, imag * gain)

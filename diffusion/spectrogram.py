@@ -38,7 +38,10 @@ class SpectrogramConfig:
     log_floor: float = 1e-5  # log-mel = log(max(mel magnitude, log_floor))
     # Low-latency framing (issue 17): 0 keeps the symmetric Hann pair; S > 0 uses the asymmetric pair of
     # ``asymmetric_windows``, whose synthesis window covers only each frame's last S samples, so an output
-    # sample is final S - hop after the frame that ends it starts instead of n_fft - hop.
+    # sample is final S - hop after the frame that ends it starts instead of n_fft - hop. It shapes the
+    # resynthesis pair only: the log-mel features keep the periodic Hann window (``feature_window``), since
+    # the delay is set by the synthesis window alone (frame j's features need the same samples either way),
+    # so a denoiser trained on symmetric framing plays unchanged before a low-delay stage.
     synthesis_len: int = 0
 
     def __post_init__(self) -> None:
@@ -91,8 +94,19 @@ def hann_window(n: int) -> np.ndarray:
 
 
 def analysis_window(cfg: SpectrogramConfig) -> np.ndarray:
-    """The analysis window of every STFT of ``cfg``: periodic Hann, or the asymmetric one (``synthesis_len``)."""
+    """The analysis window of the resynthesis pair (the STFT that ``synthesis_window`` inverts): periodic
+    Hann, or the asymmetric one (``synthesis_len``)."""
     return hann_window(cfg.n_fft) if not cfg.synthesis_len else asymmetric_windows(cfg)[0]
+
+
+def feature_window(cfg: SpectrogramConfig) -> np.ndarray:
+    """The window of the log-mel features: periodic Hann whatever ``synthesis_len`` is (see its comment)."""
+    return hann_window(cfg.n_fft)
+
+
+def same_features(a: SpectrogramConfig, b: SpectrogramConfig) -> bool:
+    """Whether two configs give the same log-mel features (they may differ in their resynthesis pair)."""
+    return dataclasses.replace(a, synthesis_len=0) == dataclasses.replace(b, synthesis_len=0)
 
 
 def asymmetric_windows(cfg: SpectrogramConfig) -> tuple[np.ndarray, np.ndarray]:

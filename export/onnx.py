@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffusion.causal import CausalDenoiser
 from diffusion.checkpoint import load_checkpoint, load_denoiser, meta_source_input, model_sampler
 from diffusion.errors import StylehostError
 from diffusion.excitation import ExcitationConfig, heard_channels
 from diffusion.guide import GuideStage, load_stage
 from diffusion.guide import parameter_count as stage_parameters
 from diffusion.model import Denoiser, count_macs, parameter_count
+from diffusion.spectrogram import SpectrogramConfig, same_features
 from export import bundle as B
 from export.graphs import build_modules, context_of, example_inputs, io_specs
 
@@ -204,11 +206,27 @@ def time_denoiser(folder: Path, denoiser: Denoiser, calls: int = 50) -> dict[str
             "runtime": "onnxruntime CPU, 1 intra-op thread, batch 1", "calls": calls}
 
 
-def build_manifest(denoiser: Denoiser, name: str, version: str, source: Path, sampler: str,
-                   graphs: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def bundle_framing(denoiser: Denoiser | CausalDenoiser, stage: GuideStage | None) -> SpectrogramConfig:
+    """The bundle's SpectrogramConfig: the denoiser's features with the stage's resynthesis pair.
+
+    A stage trained on the low-delay pair (guide-train ``synthesis_len``) plays after a denoiser trained on the
+    symmetric one: the log-mel features are the same Hann frames either way (SpectrogramConfig.synthesis_len),
+    only the synthesis, and so the delay, changes."""
+    spec = denoiser.cfg.spectrogram
+    if stage is None or stage.spec == spec:
+        return spec
+    if not same_features(stage.spec, spec):
+        raise StylehostError(f"the stage was trained on other features ({stage.spec}) than the denoiser ({spec})")
+    return stage.spec
+
+
+def build_manifest(denoiser: Denoiser | CausalDenoiser, name: str, version: str, source: Path, sampler: str,
+                   graphs: dict[str, Any], extra: dict[str, Any], spec: SpectrogramConfig | None = None
+                   ) -> dict[str, Any]:
+    """``spec``: the bundle's framing (``bundle_framing``), the denoiser's by default."""
     cfg = denoiser.cfg
-    spec = cfg.spectrogram
-    latency = spec.n_fft + (cfg.lookahead - 1) * spec.hop  # see realtime/model_processor.py
+    spec = spec or cfg.spectrogram
+    latency = spec.synthesis_span + (cfg.lookahead - 1) * spec.hop  # see realtime/model_processor.py
     return {
         "format": B.FORMAT,
         "format_version": B.FORMAT_VERSION,  # 2: an optional 'resynth_stage' may change the resynth graph
@@ -264,6 +282,7 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
     stage, extra = None, {}  # type: tuple[GuideStage | None, dict[str, Any]]
     if stage_path is not None:
         stage = load_stage(stage_path, steps=stage_steps)
+        bundle_framing(denoiser, stage)  # a stage on other features is refused before anything is exported
         extra["resynth_stage"] = stage_section(stage, Path(stage_path), denoiser.cfg.lookahead)
         excitation = stage_excitation(Path(stage_path))
         if excitation is not None:  # a stage trained on the harmonic excitation must be played with it
@@ -292,7 +311,7 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
         size = {"parameters": parameter_count(denoiser), "macs_per_window": count_macs(denoiser)}
         manifest = build_manifest(denoiser, name or out.name, version, Path(model_path), sampler, graphs,
                                   {"files": files, "parity": parity, "benchmark": bench, "size": size,
-                                   "training": training, **extra})
+                                   "training": training, **extra}, bundle_framing(denoiser, stage))
         (tmp / B.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         B.load_bundle(tmp)  # the folder we are about to publish passes the loader's own checks
         _publish(tmp, out)

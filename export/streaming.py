@@ -49,6 +49,7 @@ from export.onnx import (
     TOLERANCE,
     _publish,
     build_manifest,
+    bundle_framing,
     ort_session,
     real_audio,
     stage_excitation,
@@ -241,6 +242,7 @@ def export_streaming_bundle(model_path: Path, out: Path, stage_path: Path, frame
         raise StylehostError(f"{model_path} hears {meta_source_input(meta)!r}; streaming bundles hear the source only")
     cfg = denoiser.cfg
     stage = load_stage(stage_path, steps=stage_steps)
+    bundle_framing(denoiser, stage)  # a stage on other features is refused before anything is exported
     look = cfg.lookahead + stage.after  # the stage reads `after` predicted frames past the ones it emits
     extra: dict[str, Any] = {"resynth_stage": stage_section(stage, Path(stage_path), look)}
     excitation = stage_excitation(Path(stage_path))
@@ -261,7 +263,7 @@ def export_streaming_bundle(model_path: Path, out: Path, stage_path: Path, frame
         shutil.copyfile(model_path, tmp / "model.pt")
         shutil.copyfile(stage_path, tmp / "guide.pt")
         files = {p.name: B.file_entry(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        spec = cfg.spectrogram
+        spec = bundle_framing(denoiser, stage)
         window = look + frames + stage.before
         manifest = build_manifest(denoiser, name or out.name, version, Path(model_path), sampler, graphs, {
             # the window bundle's framing keys, replaced by the streaming ones (module docstring)
@@ -270,7 +272,7 @@ def export_streaming_bundle(model_path: Path, out: Path, stage_path: Path, frame
             "streaming": streaming_section(denoiser), "files": files, "parity": parity, "benchmark": bench,
             "size": {"parameters": parameter_count(denoiser)},
             "training": {k: v for k, v in meta.items() if k in ("kind", "step", "config", "provenance", "teacher")},
-            "defaults": {"steps": 1, "strength": 1.0, "emit": frames}, **extra})
+            "defaults": {"steps": 1, "strength": 1.0, "emit": frames}, **extra}, spec)
         (tmp / B.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         B.load_bundle(tmp)
         _publish(tmp, out)

@@ -1,0 +1,177 @@
+"""A learned stage on the low-delay STFT pair (issue 17) after a denoiser trained on the symmetric one.
+
+The delay is set by the synthesis window alone: frame j's features need samples up to j*hop + n_fft with either
+analysis window. So ``synthesis_len`` shapes only the resynthesis pair and the log-mel features stay Hann; a
+stage retrained on the pair plays after the shipped denoiser, 8 ms earlier at n_fft 384, S 192.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diffusion.checkpoint import load_denoiser
+from diffusion.errors import StylehostError
+from diffusion.features import SpectrogramConfig, SpectrogramTransform
+from diffusion.guide import (
+    GuideConfig,
+    GuideNet,
+    GuideStage,
+    adapted_state,
+    frames_of,
+    load_stage,
+    overlap_add,
+    save_stage,
+)
+from diffusion.resynth import PhaseGuidedResynth
+from diffusion.stream import StreamConfig, stream_audio
+from export.onnx import export_bundle
+from realtime.backends.choose import open_backend
+from realtime.model_processor import ModelProcessor
+from tests.diffusion.test_guide_bundle import MIX, clip
+from tests.export.tiny import tiny_model
+from tests.realtime.test_processor import stream
+
+SYM, LOW = SpectrogramConfig(), SpectrogramConfig(synthesis_len=192)
+NO_LOOK = GuideConfig(channels=8, blocks=2, lookahead=0)
+
+
+def noise(samples: int = 4800, seed: int = 0) -> torch.Tensor:
+    return torch.tensor(np.random.default_rng(seed).standard_normal((1, samples)))
+
+
+def test_the_low_delay_pair_keeps_the_hann_features() -> None:
+    sym, low = SpectrogramTransform(SYM, torch.float64), SpectrogramTransform(LOW, torch.float64)
+    x = noise()
+    torch.testing.assert_close(low.log_mel(x), sym.log_mel(x), atol=0, rtol=0)
+    torch.testing.assert_close(low.log_mel_cut_tail(x, 96), sym.log_mel_cut_tail(x, 96), atol=0, rtol=0)
+    assert not torch.allclose(low.stft(x)[0], sym.stft(x)[0])  # the pair itself is the asymmetric one
+
+
+def test_source_phase_resynthesis_on_the_low_delay_pair_is_exact_at_unit_gain() -> None:
+    """The gain is a ratio of feature log-mels: predicting the source's own features changes nothing."""
+    x = noise().float()
+    resynth = PhaseGuidedResynth(LOW)
+    y = resynth(x, resynth.transform.log_mel(x))
+    inner = slice(LOW.n_fft, y.shape[-1] - LOW.n_fft)
+    torch.testing.assert_close(y[:, inner], x[:, : y.shape[-1]][:, inner], atol=1e-5, rtol=0)
+    stage = GuideStage(LOW, NO_LOOK, steps=1)  # untrained: its last layer is zero, so it is the start
+    frames = frames_of(x, LOW)
+    restored = stage(frames, stage.feature_logmel(frames))  # frames [2, N): starts 2 hops into x
+    out, m, hop = overlap_add(restored, LOW.hop), restored.shape[1], LOW.hop
+    full = slice((LOW.n_fft // hop - 1) * hop, m * hop)  # samples every frame of which was restored
+    torch.testing.assert_close(out[:, full], x[:, 2 * hop + full.start : 2 * hop + full.stop], atol=1e-5, rtol=0)
+
+
+def test_dropping_the_look_ahead_keeps_every_other_weight() -> None:
+    """With its look-ahead tap zeroed, the old net and the adapted one agree on every frame both emit."""
+    torch.manual_seed(0)
+    old = GuideNet(GuideConfig(channels=8, blocks=2))
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        old.inp.weight[..., -1] = 0.0  # the tap of the frame after the emitted one
+    new = GuideNet(NO_LOOK)
+    new.load_state_dict(adapted_state(old.cfg, old.state_dict(), NO_LOOK))
+    re, im, level, slog = (torch.randn(1, LOW.n_freqs, 12) for _ in range(4))
+    a, b = old(re, im, 1.0, level, slog), new(re, im, 1.0, level, slog)
+    assert a[0].shape[2] == 9 and b[0].shape[2] == 10  # frames [2, 11) and [2, 12)
+    torch.testing.assert_close(b[0][..., :9], a[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(b[1][..., :9], a[1], atol=1e-6, rtol=0)
+    with pytest.raises(StylehostError, match="only context and lookahead"):
+        adapted_state(old.cfg, old.state_dict(), dataclasses.replace(NO_LOOK, channels=16))
+
+
+def low_stage_file(path: Path, spec: SpectrogramConfig = LOW, seed: int = 1) -> Path:
+    torch.manual_seed(seed)
+    stage = GuideStage(spec, NO_LOOK, steps=1)
+    with torch.no_grad():
+        for p in stage.net.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    save_stage(path, stage, {"step": 0})
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - export.bundle.Bundle
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("low_delay_stage")
+    return export_bundle(tiny_model(root / "tiny.pt"), root / "low", stage_path=low_stage_file(root / "g.pt"))
+
+
+def test_the_bundle_takes_the_stages_pair_and_its_shorter_delay(bundle) -> None:  # noqa: ANN001
+    assert bundle.spectrogram == LOW and bundle.resynth_context == (2, 0)
+    assert bundle.manifest["model_config"]["spectrogram"]["synthesis_len"] == 0  # the denoiser's own framing
+    assert bundle.latency_samples == 192 + (bundle.lookahead - 1) * 96  # 480 on the symmetric pair
+    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"))
+    assert proc.delay_samples == bundle.latency_samples
+
+
+@pytest.mark.parametrize("emit,steps,strength", [(2, 1, 1.0), (4, 2, 0.7)])
+def test_the_low_delay_bundle_streams_as_its_offline_reference(bundle, emit: int, steps: int,  # noqa: ANN001
+                                                                strength: float) -> None:
+    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"), emit=emit)
+    proc.set_params(style_mix=MIX, strength=strength, steps=steps)
+    x = clip()
+    y = stream(proc, x)
+    d = load_denoiser(bundle.torch_weights)
+    stage = load_stage(bundle.path / "guide.pt")
+    lead = proc.frame_origin * proc.hop
+    padded = np.concatenate([np.zeros(lead, np.float32), x])
+    ref = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX),
+                       StreamConfig(emit=emit, steps=steps, strength=strength), stage=stage)
+    want = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), ref])[: len(y)]
+    assert np.sqrt(np.mean(want**2)) > 1e-3
+    np.testing.assert_allclose(y, want, atol=1e-5, rtol=0)
+
+
+def test_a_stage_on_other_features_is_refused(tmp_path: Path) -> None:
+    other = low_stage_file(tmp_path / "g.pt", dataclasses.replace(LOW, n_mels=48))
+    with pytest.raises(StylehostError, match="other features"):
+        export_bundle(tiny_model(tmp_path / "tiny.pt"), tmp_path / "b", stage_path=other)
+
+
+def test_guide_training_on_the_low_delay_pair_starts_from_a_look_ahead_stage(tmp_path: Path) -> None:
+    from diffusion.guide_train import GuideTrainConfig, train_guide
+    from tests.diffusion.synthdata import make_dataset
+
+    data = make_dataset(tmp_path / "data", clips=4, seconds=1.0)
+    torch.manual_seed(4)
+    init = GuideStage(SYM, GuideConfig(channels=8, blocks=2), steps=1)
+    with torch.no_grad():
+        for p in init.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_stage(tmp_path / "init.pt", init)
+    cfg = GuideTrainConfig(guide=NO_LOOK, synthesis_len=192, segment=24, batch_size=2, steps=2, workers=0,
+                           val_every=2, val_windows=2, checkpoint_every=2, warmup=1, lr=1e-9,
+                           init=str(tmp_path / "init.pt"))
+    train_guide(cfg, data, tmp_path / "run", progress=False)
+    tuned = load_stage(tmp_path / "run" / "model.pt")
+    assert tuned.spec == LOW and tuned.after == 0
+    want = adapted_state(init.cfg, init.net.state_dict(), NO_LOOK)
+    for name, value in tuned.net.state_dict().items():  # lr ~0: still the adapted init
+        torch.testing.assert_close(value, want[name], atol=1e-5, rtol=0)
+
+
+def test_a_causal_bundle_on_the_low_delay_stage_streams_8_ms_after_its_input(tmp_path: Path) -> None:
+    """Causal network (1 frame of look-ahead) + a stage without look-ahead on the S=192 pair: 192 samples."""
+    from export.streaming import export_streaming_bundle
+    from realtime.stream_processor import StreamingProcessor, make_processor
+    from tests.realtime.test_stream_processor import reference, tiny_causal, vibrato
+
+    torch.set_num_threads(1)
+    bundle = export_streaming_bundle(tiny_causal(tmp_path / "c.pt"), tmp_path / "b", low_stage_file(tmp_path / "g.pt"),
+                                     frames=2)
+    assert bundle.lookahead == 1 and bundle.spectrogram == LOW and bundle.latency_samples == 192
+    proc = make_processor(bundle, open_backend(bundle, "cpu"))
+    assert isinstance(proc, StreamingProcessor) and proc.delay_samples == 192
+    proc.set_params(style_mix=MIX, strength=1.0, steps=1)
+    x = vibrato(0.8)
+    y = stream(proc, x)
+    want = reference(proc, x, len(y))
+    assert np.abs(want).max() > 1e-3
+    np.testing.assert_allclose(y, want, atol=1e-4, rtol=0)
