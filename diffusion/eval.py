@@ -43,6 +43,7 @@ from diffusion.metrics import chroma_similarity, frechet_distance, log_mel_dista
 from diffusion.model import Denoiser
 from diffusion.provenance import command_line, git_commit
 from diffusion.resynth import PhaseGuidedResynth
+from diffusion.spectrogram import same_features
 from diffusion.stream import StreamConfig, resynthesize, stream_audio
 
 SYSTEMS = ("source", "static_eq", "model")
@@ -89,8 +90,8 @@ def evaluate(
     frames = ClassifierConfig(**cinfo["config"]).window_frames
     first = next(iter(denoisers.values()))[0]
     spec = first.cfg.spectrogram
-    if stage is not None and stage.spec != spec:
-        raise StylehostError("the GuideDiff stage was trained for another spectrogram than the model's; "
+    if stage is not None and not same_features(stage.spec, spec):  # its own resynthesis pair is its business
+        raise StylehostError("the GuideDiff stage was trained for other features than the model's; "
                              "use the guide.pt of the model's own bundle")
     styles = [s for s in first.cfg.styles if s in manifest["styles"] and s in cinfo["styles"]]
     resynth = PhaseGuidedResynth(spec)
@@ -213,6 +214,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="the stage shapes the source (off), its harmonic excitation (on), or score both")
     p.add_argument("--strength", default="1.0", help="transfer strength; a list ('1.0,0.7') scores each")
     p.add_argument("--emit", type=int, default=4, help="frames emitted per window (the engine's stride)")
+    p.add_argument("--lookahead", default=None,
+                   help="play window models with this many look-ahead frames, fewer than trained (one hop of "
+                        "latency each); a list ('2,1') scores each; default: the model's own")
     p.add_argument("--clips-per-pair", type=int, default=EvalConfig.clips_per_pair)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--seed", type=int, default=0)
@@ -231,16 +235,18 @@ def cli_eval(args: argparse.Namespace) -> int:
     paths = args.model or [Path("models/default/model.pt")]
     steps_list = parse_list(args.steps, int, "steps")
     strengths = parse_list(args.strength, float, "strength")
-    variants = [(st, sg) for st in steps_list for sg in strengths]
+    lookaheads: list[int | None] = [*parse_list(args.lookahead, int, "lookahead")] if args.lookahead else [None]
+    variants = [(st, sg, la) for st in steps_list for sg in strengths for la in lookaheads]
     denoisers, hears = {}, {}
     for p in paths:
         name = Path(p).parent.name if Path(p).stem == "model" else Path(p).stem
-        denoiser = load_denoiser(p).eval()
         heard = meta_source_input(load_checkpoint(p).get("meta"))
-        for st, sg in variants:
-            label = name if len(variants) == 1 else f"{name} {st}-step s={sg:g}"
-            denoisers[label] = (denoiser, StreamConfig(emit=args.emit, steps=st, strength=sg,
-                                                       sampler=args.sampler or model_sampler(p), seed=args.seed))
+        played = {la: load_denoiser(p).eval().play_with_lookahead(la) for la in lookaheads}
+        for st, sg, la in variants:
+            tail = "" if la is None else f" L={la}"
+            label = name if len(variants) == 1 else f"{name} {st}-step s={sg:g}{tail}"
+            denoisers[label] = (played[la], StreamConfig(emit=args.emit, steps=st, strength=sg,
+                                                         sampler=args.sampler or model_sampler(p), seed=args.seed))
             hears[label] = heard
     stage = load_stage(args.stage, steps=args.stage_steps).eval() if args.stage is not None else None
     choices: dict[str, dict[str, ExcitationConfig | None]] = {
@@ -253,8 +259,8 @@ def cli_eval(args: argparse.Namespace) -> int:
     report["denoiser_input"] = hears
     report["resynthesis"] = ({"stage": str(args.stage), "steps": args.stage_steps} if stage is not None
                              else "source-phase")
-    report["stream"] = {name: {"emit": c.emit, "steps": c.steps, "strength": c.strength, "sampler": c.sampler}
-                        for name, (_, c) in denoisers.items()}
+    report["stream"] = {name: {"emit": c.emit, "steps": c.steps, "strength": c.strength, "sampler": c.sampler,
+                               "lookahead": d.cfg.lookahead} for name, (d, c) in denoisers.items()}
     report["command"] = command_line()
     report["git_commit"] = git_commit()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -272,6 +272,21 @@ class Denoiser(nn.Module):
             w[self.cfg.style_index(name)] = float(weight)
         return self.style_vectors(w[None]).expand(batch, -1)
 
+    def play_with_lookahead(self, lookahead: int | None) -> Denoiser:
+        """Emit ``lookahead`` frames before the window's right edge instead of the trained ``cfg.lookahead``
+        (in place; None keeps it). The window network reads every column the same way whatever is emitted, so
+        fewer look-ahead frames is a latency choice (one hop each) whose cost `stylehost eval --lookahead`
+        measures. A causal network's look-ahead is built into its training offset: refused."""
+        if lookahead is None or lookahead == self.cfg.lookahead:
+            return self
+        if self.cfg.causal is not None:
+            raise StylehostError(f"a causal model's look-ahead ({self.cfg.lookahead}) is fixed by its training")
+        if not 0 <= lookahead < self.cfg.lookahead:
+            raise StylehostError(f"lookahead must be in 0..{self.cfg.lookahead - 1} (fewer frames than the model "
+                                 f"was trained with), got {lookahead}")
+        self.cfg = dataclasses.replace(self.cfg, lookahead=lookahead)
+        return self
+
     def precondition(self, sigma: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """c_skip, c_out, c_in (each (B, 1, 1, 1)) and c_noise (B,)."""
         sd = self.cfg.sigma_data

@@ -175,3 +175,34 @@ def test_a_causal_bundle_on_the_low_delay_stage_streams_8_ms_after_its_input(tmp
     want = reference(proc, x, len(y))
     assert np.abs(want).max() > 1e-3
     np.testing.assert_allclose(y, want, atol=1e-4, rtol=0)
+
+
+def test_a_window_model_played_with_less_look_ahead_streams_one_hop_earlier(tmp_path: Path) -> None:
+    """export --lookahead 1 on a model trained with 2: the manifest, the delay and the offline reference agree."""
+    torch.set_num_threads(1)
+    model = tiny_model(tmp_path / "tiny.pt")
+    bundle = export_bundle(model, tmp_path / "l1", stage_path=low_stage_file(tmp_path / "g.pt"), lookahead=1)
+    assert bundle.lookahead == 1 and bundle.latency_samples == 192
+    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"))
+    assert proc.delay_samples == 192
+    proc.set_params(style_mix=MIX, strength=1.0, steps=1)
+    x = clip()
+    y = stream(proc, x)
+    d = load_denoiser(model).play_with_lookahead(1)
+    lead = proc.frame_origin * proc.hop
+    padded = np.concatenate([np.zeros(lead, np.float32), x])
+    cfg = StreamConfig(emit=proc.S, steps=1, strength=1.0)
+    ref = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX), cfg,
+                       stage=load_stage(bundle.path / "guide.pt"))
+    want = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), ref])[: len(y)]
+    np.testing.assert_allclose(y, want, atol=1e-5, rtol=0)
+    trained = load_denoiser(model)  # as trained (look-ahead 2): another output, so the option is in use
+    other = stream_audio(trained, PhaseGuidedResynth(d.cfg.spectrogram), padded, trained.style_vector(MIX), cfg,
+                         stage=load_stage(bundle.path / "guide.pt"))
+    assert np.abs(other - ref).max() > 1e-3
+    with pytest.raises(StylehostError, match="fewer frames than the model"):
+        load_denoiser(model).play_with_lookahead(3)
+    from tests.realtime.test_stream_processor import tiny_causal
+
+    with pytest.raises(StylehostError, match="fixed by its training"):
+        load_denoiser(tiny_causal(tmp_path / "c.pt", lookahead=1)).play_with_lookahead(0)
