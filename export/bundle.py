@@ -74,6 +74,11 @@ class Bundle:
         return str(self.manifest["model"].get("version", "?"))
 
     @property
+    def summary(self) -> str:
+        """One line on what the bundle is for and what it trades (manifest model.summary; may be empty)."""
+        return str(self.manifest["model"].get("summary", ""))
+
+    @property
     def styles(self) -> tuple[str, ...]:
         return tuple(self.manifest["styles"])
 

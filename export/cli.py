@@ -124,4 +124,6 @@ def cli_models(args: argparse.Namespace) -> int:
             kind = f"streaming, {item.emit} frames per call" if item.streaming is not None else "window"
             print(f"{item.name:<16} {item.version:<18} styles {', '.join(item.styles)} | latency "
                   f"{item.latency_samples} samples ({item.latency_ms:.1f} ms, {kind}) | {path}")
+            if item.summary:
+                print(f"    {item.summary}")
     return 0

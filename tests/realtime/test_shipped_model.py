@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from diffusion.features import SpectrogramConfig, SpectrogramTransform
@@ -14,6 +15,7 @@ from stylehost.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "models" / "default"
+LOW_LATENCY = ROOT / "models" / "low-latency"
 PAIRS = [("piano", "flute"), ("flute", "guitar"), ("guitar", "piano")]
 
 
@@ -38,7 +40,9 @@ def test_default_bundle_is_the_distilled_student_and_its_table_meets_the_bar() -
     assert manifest["defaults"]["steps"] == 1  # one call per window: what a CPU affords live
 
 
-def test_default_model_beats_the_unchanged_source_on_test_pairs(small_dataset: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("folder", [DEFAULT, LOW_LATENCY], ids=["default", "low-latency"])
+def test_shipped_model_beats_the_unchanged_source_on_test_pairs(small_dataset: Path, tmp_path: Path,
+                                                                 folder: Path) -> None:
     manifest = json.loads((small_dataset / "manifest.json").read_text())
     clips = [c for c in manifest["clips"] if c["split"] == "test"][:2]
     assert clips, "the small render has test-split clips"
@@ -48,7 +52,7 @@ def test_default_model_beats_the_unchanged_source_on_test_pairs(small_dataset: P
         for src, tgt in PAIRS:
             src_path = small_dataset / clip["audio"]["fluidr3"][src]["path"]
             out_path = tmp_path / f"{clip['id']}-{src}-{tgt}.wav"
-            assert main(["render", str(src_path), str(out_path), "--style", tgt, "--model", str(DEFAULT),
+            assert main(["render", str(src_path), str(out_path), "--style", tgt, "--model", str(folder),
                          "--no-progress"]) == 0
             source, _ = sf.read(src_path, dtype="float32")
             target, _ = sf.read(small_dataset / clip["audio"]["fluidr3"][tgt]["path"], dtype="float32")
@@ -57,3 +61,20 @@ def test_default_model_beats_the_unchanged_source_on_test_pairs(small_dataset: P
             model_db.append(log_mel_distance(output, target, transform))
             source_db.append(log_mel_distance(source, target, transform))
     assert np.mean(model_db) < np.mean(source_db), (model_db, source_db)
+
+
+def test_the_low_latency_bundle_is_the_default_student_12_ms_earlier_end_to_end() -> None:
+    """Issue 17: the same denoiser, 1 look-ahead frame instead of 2 and a stage on the low-delay pair (synthesis
+    over each frame's last 8 ms): 192 model samples of delay against 480, with the trade-off in its manifest."""
+    from realtime.backends.choose import open_backend
+    from realtime.engine import Engine, EngineConfig
+    from realtime.stream_processor import make_processor
+
+    low, default = load_bundle(LOW_LATENCY), load_bundle(DEFAULT)
+    assert low.manifest["files"]["model.pt"]["sha256"] == default.manifest["files"]["model.pt"]["sha256"]
+    assert low.lookahead == 1 and low.spectrogram.synthesis_len == 192 and low.latency_samples == 192
+    assert default.latency_samples == 480 and low.summary and "eval" in low.manifest
+    assert "denoiser_int8.onnx" in low.manifest["files"]  # played as fast as the default on a CPU
+    cfg = EngineConfig(sample_rate=48000, blocksize=128)
+    totals = [Engine(lambda b=b: make_processor(b, open_backend(b, "cpu")), cfg).latency.total for b in (default, low)]
+    assert totals[0] - totals[1] == pytest.approx(2 * (480 - 192), abs=0.5)  # 12 ms at 48 kHz
