@@ -20,6 +20,7 @@ class BundleChoice:
     label: str
     path: str | None  # None: the passthrough
     problem: str = ""  # why discovery refused it; empty when it loaded
+    note: str = ""  # the bundle's own one-line summary (what it is for, what it trades), if it has one
 
 
 def available_bundles() -> list[BundleChoice]:
@@ -37,7 +38,7 @@ def available_bundles() -> list[BundleChoice]:
         if isinstance(bundle, Exception):
             items.append(BundleChoice(f"{Path(path).name} (invalid)", str(path), str(bundle)))
         else:
-            items.append(BundleChoice(bundle_label(bundle), str(path)))
+            items.append(BundleChoice(bundle_label(bundle), str(path), note=getattr(bundle, "summary", "")))
     return items
 
 

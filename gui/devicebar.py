@@ -101,7 +101,8 @@ class DeviceBar(QGroupBox):
         self.model.clear()
         for choice in available_bundles():
             self.model.addItem(choice.label, choice.path)
-            tip = choice.problem or (choice.path or "DSP stand-in: the output is the input, delayed")
+            where = choice.path or "DSP stand-in: the output is the input, delayed"
+            tip = choice.problem or (f"{choice.note}\n{where}" if choice.note else where)
             self.model.setItemData(self.model.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.model.setCurrentIndex(max(self.model.findData(keep), 0))
 

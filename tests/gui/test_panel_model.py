@@ -53,6 +53,21 @@ def test_a_streaming_bundle_is_labelled_with_its_latency(tmp_path: Path, monkeyp
     assert f"({streaming.latency_ms:.0f} ms model latency, streaming)" in labels[1]
 
 
+def test_a_bundle_summary_is_the_model_choice_tooltip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     window: PanelWindow) -> None:
+    """The trade-off a bundle states (manifest model.summary, as `stylehost models` prints it) shows on hover."""
+    from PyQt6.QtCore import Qt
+
+    from tests.export.tiny import tiny_bundle
+
+    b = tiny_bundle(tmp_path / "models", "low")
+    export.bundle.update_manifest(b.path, {"model": {**b.manifest["model"], "summary": "12 ms sooner, +7% log-mel"}})
+    monkeypatch.setattr(export.bundle, "search_dirs", lambda: [tmp_path / "models"])
+    window.devices.refresh_bundles()
+    tip = window.devices.model.itemData(1, Qt.ItemDataRole.ToolTipRole)
+    assert tip.startswith("12 ms sooner, +7% log-mel") and str(b.path) in tip
+
+
 def test_a_streaming_bundle_offers_only_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              window: PanelWindow) -> None:
     """A streaming bundle hears what it was made for only: the other Hears choices are greyed out."""
