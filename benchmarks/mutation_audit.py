@@ -66,6 +66,7 @@ CLISTART = "tests/realtime/test_cli_startup.py"
 PANELSIG = "tests/gui/test_panel_signals.py"
 NOTORCH = "tests/realtime/test_no_torch.py"
 LIVEJACK = "tests/realtime/test_live_jack.py"
+LOWDELAY = "tests/diffusion/test_low_delay_stage.py"
 
 
 MARKER = re.compile(r"#\s*audit:\s*([a-z0-9-]+(?:\s*,\s*[a-z0-9-]+)*)\s*$")
@@ -485,6 +486,33 @@ MUTATIONS: tuple[Mutation, ...] = (
         (Edit("jack-reclaim-dead-slots", "pass  # MUTATION"),),
         (f"{JACKSRV}::test_servers_killed_with_sigkill_do_not_use_up_jacks_eight_server_slots",),
         reason=r"Failed to open server",
+    ),
+    Mutation(
+        "features-hann", "issue 17: a low-delay stage must play after a denoiser trained on Hann features",
+        "the log-mel features keep the Hann window whatever resynthesis pair the config names",
+        "diffusion/features.py",
+        (Edit("features-hann", "return self.log_mel_from_magnitude(self.magnitude(*self.stft(wave)))",
+              old="return self.log_mel_from_magnitude(self.magnitude(*self.feature_stft(wave)))"),),
+        (f"{LOWDELAY}::test_the_low_delay_pair_keeps_the_hann_features",),
+        reason=r"Tensor-likes are not close|not equal",
+    ),
+    Mutation(
+        "manifest-latency-span", "issue 17: a bundle on the low-delay pair said 480 samples where it plays 192",
+        "the manifest's latency counts the synthesis span, not the frame length",
+        "export/onnx.py",
+        (Edit("manifest-latency-span", "latency = spec.n_fft + (cfg.lookahead - 1) * spec.hop",
+              old="latency = spec.synthesis_span + (cfg.lookahead - 1) * spec.hop"),),
+        (f"{LOWDELAY}::test_the_bundle_takes_the_stages_pair_and_its_shorter_delay",),
+        reason=r"latency|assert",
+    ),
+    Mutation(
+        "stage-taps-aligned", "issue 17: a stage without look-ahead starts from the shipped one's weights",
+        "the first layer's time taps are copied aligned on the emitted frame",
+        "diffusion/guide.py",
+        (Edit("stage-taps-aligned", "new[..., want.context + j] = old[..., have.context + j + 1]",
+              old="new[..., want.context + j] = old[..., have.context + j]"),),
+        (f"{LOWDELAY}::test_dropping_the_look_ahead_keeps_every_other_weight",),
+        reason=r"Tensor-likes are not close",
     ),
     Mutation(
         "jack-strand-dead-server", "CI run aborted (Pa_Terminate's assertion) after its JACK server stopped answering",

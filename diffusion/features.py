@@ -95,7 +95,7 @@ class SpectrogramTransform(nn.Module):
 
     def log_mel(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, samples) -> (B, n_mels, frames)."""
-        return self.log_mel_from_magnitude(self.magnitude(*self.feature_stft(wave)))
+        return self.log_mel_from_magnitude(self.magnitude(*self.feature_stft(wave)))  # audit: features-hann
 
     def log_mel_cut_tail(self, wave: torch.Tensor, samples: int) -> torch.Tensor:
         """(B, samples) -> (B, n_mels, frames): each frame's log-mel with its last ``samples`` samples zeroed,

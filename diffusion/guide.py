@@ -122,7 +122,7 @@ def adapted_state(have: GuideConfig, state: dict[str, torch.Tensor], want: Guide
     old = state["inp.weight"]  # (h, 6, k, have.context + 1 + have.lookahead)
     new = torch.zeros(*old.shape[:3], want.context + 1 + want.lookahead, dtype=old.dtype)
     for j in range(-min(have.context, want.context), min(have.lookahead, want.lookahead) + 1):
-        new[..., want.context + j] = old[..., have.context + j]
+        new[..., want.context + j] = old[..., have.context + j]  # audit: stage-taps-aligned
     out["inp.weight"] = new
     return out
 

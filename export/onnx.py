@@ -226,7 +226,8 @@ def build_manifest(denoiser: Denoiser | CausalDenoiser, name: str, version: str,
     """``spec``: the bundle's framing (``bundle_framing``), the denoiser's by default."""
     cfg = denoiser.cfg
     spec = spec or cfg.spectrogram
-    latency = spec.synthesis_span + (cfg.lookahead - 1) * spec.hop  # see realtime/model_processor.py
+    # see realtime/model_processor.py
+    latency = spec.synthesis_span + (cfg.lookahead - 1) * spec.hop  # audit: manifest-latency-span
     return {
         "format": B.FORMAT,
         "format_version": B.FORMAT_VERSION,  # 2: an optional 'resynth_stage' may change the resynth graph
