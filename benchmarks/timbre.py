@@ -360,7 +360,7 @@ def load_model(bundle: Path, label: str = "today's model") -> ModelUnderTest:
     model_path = bundle / "model.pt"
     denoiser = load_denoiser(model_path).eval()
     if denoiser.cfg.causal is None:  # a bundle exported with --lookahead plays fewer frames than trained
-        denoiser.play_with_lookahead(min(int(manifest.get("lookahead", 99)), denoiser.cfg.lookahead))
+        denoiser.play_with_lookahead(manifest.get("lookahead"))
     stream = StreamConfig(emit=int(defaults.get("emit", manifest.get("emit", 4))), steps=int(defaults.get("steps", 1)),
                           strength=float(defaults.get("strength", 1.0)), sampler=model_sampler(model_path))
     stage_info = manifest.get("resynth_stage")

@@ -176,8 +176,7 @@ class GuideStage(nn.Module):
         spec = torch.matmul(frames, self.analysis).transpose(1, 2)  # (B, 2F, N)
         re, im = spec[:, : self.n_freqs], spec[:, self.n_freqs :]
         mag = torch.sqrt(re * re + im * im + 1e-20)
-        source_logmel = self.feature_logmel(frames) if not self.paired_features else torch.log(
-            torch.clamp(torch.matmul(self.mel_fb, mag), min=self.spec.log_floor))
+        source_logmel = self._logmel(mag) if self.paired_features else self.feature_logmel(frames)
         gain = torch.matmul(self.mel_to_lin, pred_logmel - source_logmel)
         gain = torch.exp(torch.clamp(gain, -self.max_log_gain, self.max_log_gain))
         level = torch.matmul(self.mel_to_lin, pred_logmel)
@@ -187,7 +186,10 @@ class GuideStage(nn.Module):
         """(B, N, n_fft) frames -> (B, n_mels, N) log-mel with the features' window (what the denoiser hears)."""
         spec = torch.matmul(frames, self.feature_analysis).transpose(1, 2)
         re, im = spec[:, : self.n_freqs], spec[:, self.n_freqs :]
-        mag = torch.sqrt(re * re + im * im + 1e-20)
+        return self._logmel(torch.sqrt(re * re + im * im + 1e-20))
+
+    def _logmel(self, mag: torch.Tensor) -> torch.Tensor:
+        """(B, F, N) magnitude -> (B, n_mels, N) natural-log mel."""
         return torch.log(torch.clamp(torch.matmul(self.mel_fb, mag), min=self.spec.log_floor))
 
     def restore(self, frames: torch.Tensor, pred_logmel: torch.Tensor, steps: int | None = None,

@@ -286,11 +286,11 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
     stage, extra = None, {}  # type: tuple[GuideStage | None, dict[str, Any]]
     if stage_path is not None:
         stage = load_stage(stage_path, steps=stage_steps)
-        bundle_framing(denoiser, stage)  # a stage on other features is refused before anything is exported
         extra["resynth_stage"] = stage_section(stage, Path(stage_path), denoiser.cfg.lookahead)
         excitation = stage_excitation(Path(stage_path))
         if excitation is not None:  # a stage trained on the harmonic excitation must be played with it
             extra["excitation"] = excitation
+    framing = bundle_framing(denoiser, stage)  # a stage on other features is refused before anything is exported
     heard = meta_source_input(meta)
     if heard_channels(heard) != denoiser.cfg.source_channels:
         raise StylehostError(f"{model_path} hears {denoiser.cfg.source_channels} window(s) per call, but its training "
@@ -315,7 +315,7 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
         size = {"parameters": parameter_count(denoiser), "macs_per_window": count_macs(denoiser)}
         manifest = build_manifest(denoiser, name or out.name, version, Path(model_path), sampler, graphs,
                                   {"files": files, "parity": parity, "benchmark": bench, "size": size,
-                                   "training": training, **extra}, bundle_framing(denoiser, stage))
+                                   "training": training, **extra}, framing)
         (tmp / B.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         B.load_bundle(tmp)  # the folder we are about to publish passes the loader's own checks
         _publish(tmp, out)

@@ -242,7 +242,7 @@ def export_streaming_bundle(model_path: Path, out: Path, stage_path: Path, frame
         raise StylehostError(f"{model_path} hears {meta_source_input(meta)!r}; streaming bundles hear the source only")
     cfg = denoiser.cfg
     stage = load_stage(stage_path, steps=stage_steps)
-    bundle_framing(denoiser, stage)  # a stage on other features is refused before anything is exported
+    spec = bundle_framing(denoiser, stage)  # a stage on other features is refused before anything is exported
     look = cfg.lookahead + stage.after  # the stage reads `after` predicted frames past the ones it emits
     extra: dict[str, Any] = {"resynth_stage": stage_section(stage, Path(stage_path), look)}
     excitation = stage_excitation(Path(stage_path))
@@ -263,7 +263,6 @@ def export_streaming_bundle(model_path: Path, out: Path, stage_path: Path, frame
         shutil.copyfile(model_path, tmp / "model.pt")
         shutil.copyfile(stage_path, tmp / "guide.pt")
         files = {p.name: B.file_entry(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        spec = bundle_framing(denoiser, stage)
         window = look + frames + stage.before
         manifest = build_manifest(denoiser, name or out.name, version, Path(model_path), sampler, graphs, {
             # the window bundle's framing keys, replaced by the streaming ones (module docstring)

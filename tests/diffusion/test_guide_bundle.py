@@ -11,7 +11,9 @@ import torch
 
 from diffusion.checkpoint import load_denoiser
 from diffusion.errors import StylehostError
+from diffusion.features import SpectrogramConfig
 from diffusion.guide import GuideConfig, GuideStage, load_stage, save_stage
+from diffusion.model import Denoiser
 from diffusion.resynth import PhaseGuidedResynth
 from diffusion.stream import StreamConfig, stream_audio
 from export import bundle as B
@@ -22,12 +24,16 @@ from tests.export.tiny import tiny_model
 from tests.realtime.test_processor import stream
 
 MIX = {"violin": 0.7, "flute": 0.3}
+TINY_GUIDE = GuideConfig(channels=8, blocks=2)
 
 
-def tiny_stage_file(path: Path, seed: int = 1) -> Path:
+def tiny_stage_file(path: Path, seed: int = 1, spec: SpectrogramConfig | None = None,
+                    cfg: GuideConfig = TINY_GUIDE) -> Path:
+    """A saved stage perturbed away from its identity init; ``spec`` None: the tiny model's framing."""
     torch.manual_seed(seed)
-    d = load_denoiser(tiny_model(path.with_name("for_spec.pt")))
-    stage = GuideStage(d.cfg.spectrogram, GuideConfig(channels=8, blocks=2), steps=1)
+    if spec is None:
+        spec = load_denoiser(tiny_model(path.with_name("for_spec.pt"))).cfg.spectrogram
+    stage = GuideStage(spec, cfg, steps=1)
     with torch.no_grad():
         for p in stage.net.parameters():
             p.add_(0.2 * torch.randn_like(p))
@@ -41,6 +47,16 @@ def bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     root = tmp_path_factory.mktemp("guide_bundles")
     return export_bundle(tiny_model(root / "tiny.pt"), root / "tiny", stage_path=tiny_stage_file(root / "g.pt"),
                          stage_steps=request.param)
+
+
+def staged_reference(proc: ModelProcessor, x: np.ndarray, length: int, d: Denoiser, cfg: StreamConfig,
+                     stage: GuideStage | None) -> np.ndarray:
+    """The offline reference of ``x`` (diffusion/stream.py; ``stage`` None: source-phase), aligned as ``proc``
+    emits it: ``frame_origin`` hops of silence in front, shifted by the delay, cut to ``length`` samples."""
+    lead = proc.frame_origin * proc.hop
+    padded = np.concatenate([np.zeros(lead, np.float32), x])
+    ref = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX), cfg, stage=stage)
+    return np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), ref])[:length]
 
 
 def clip(seconds: float = 0.6) -> np.ndarray:
@@ -70,13 +86,9 @@ def test_processor_with_stage_equals_offline_reference(bundle: B.Bundle, emit: i
     y = stream(proc, x)
     d = load_denoiser(bundle.torch_weights)
     stage = load_stage(bundle.path / "guide.pt", steps=bundle.manifest["resynth_stage"]["steps"])
-    lead = proc.frame_origin * proc.hop
     cfg = StreamConfig(emit=emit, steps=steps, strength=strength)
-    padded = np.concatenate([np.zeros(lead, np.float32), x])
-    ref = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX), cfg, stage=stage)
-    want = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), ref])[: len(y)]
-    plain = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX), cfg)
-    plain = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), plain])[: len(y)]
+    want = staged_reference(proc, x, len(y), d, cfg, stage)
+    plain = staged_reference(proc, x, len(y), d, cfg, None)
     assert np.sqrt(np.mean(want**2)) > 1e-3
     assert np.abs(want - plain).max() > 0.1 * np.abs(want).max()  # the stage is in use, not source-phase
     np.testing.assert_allclose(y, want, atol=1e-5, rtol=0)

@@ -28,11 +28,12 @@ from diffusion.guide import (
     save_stage,
 )
 from diffusion.resynth import PhaseGuidedResynth
-from diffusion.stream import StreamConfig, stream_audio
+from diffusion.stream import StreamConfig
 from export.onnx import export_bundle
 from realtime.backends.choose import open_backend
 from realtime.model_processor import ModelProcessor
-from tests.diffusion.test_guide_bundle import MIX, clip
+from tests.diffusion.test_guide import tiny_stage
+from tests.diffusion.test_guide_bundle import MIX, clip, staged_reference, tiny_stage_file
 from tests.export.tiny import tiny_model
 from tests.realtime.test_processor import stream
 
@@ -86,14 +87,8 @@ def test_dropping_the_look_ahead_keeps_every_other_weight() -> None:
         adapted_state(old.cfg, old.state_dict(), dataclasses.replace(NO_LOOK, channels=16))
 
 
-def low_stage_file(path: Path, spec: SpectrogramConfig = LOW, seed: int = 1) -> Path:
-    torch.manual_seed(seed)
-    stage = GuideStage(spec, NO_LOOK, steps=1)
-    with torch.no_grad():
-        for p in stage.net.parameters():
-            p.add_(0.2 * torch.randn_like(p))
-    save_stage(path, stage, {"step": 0})
-    return path
+def low_stage_file(path: Path, spec: SpectrogramConfig = LOW) -> Path:
+    return tiny_stage_file(path, spec=spec, cfg=NO_LOOK)
 
 
 @pytest.fixture(scope="module")
@@ -118,13 +113,9 @@ def test_the_low_delay_bundle_streams_as_its_offline_reference(bundle, emit: int
     proc.set_params(style_mix=MIX, strength=strength, steps=steps)
     x = clip()
     y = stream(proc, x)
-    d = load_denoiser(bundle.torch_weights)
-    stage = load_stage(bundle.path / "guide.pt")
-    lead = proc.frame_origin * proc.hop
-    padded = np.concatenate([np.zeros(lead, np.float32), x])
-    ref = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX),
-                       StreamConfig(emit=emit, steps=steps, strength=strength), stage=stage)
-    want = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), ref])[: len(y)]
+    want = staged_reference(proc, x, len(y), load_denoiser(bundle.torch_weights),
+                            StreamConfig(emit=emit, steps=steps, strength=strength),
+                            load_stage(bundle.path / "guide.pt"))
     assert np.sqrt(np.mean(want**2)) > 1e-3
     np.testing.assert_allclose(y, want, atol=1e-5, rtol=0)
 
@@ -140,11 +131,7 @@ def test_guide_training_on_the_low_delay_pair_starts_from_a_look_ahead_stage(tmp
     from tests.diffusion.synthdata import make_dataset
 
     data = make_dataset(tmp_path / "data", clips=4, seconds=1.0)
-    torch.manual_seed(4)
-    init = GuideStage(SYM, GuideConfig(channels=8, blocks=2), steps=1)
-    with torch.no_grad():
-        for p in init.net.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+    init = tiny_stage(1, seed=4)  # symmetric pair, one after-frame
     save_stage(tmp_path / "init.pt", init)
     cfg = GuideTrainConfig(guide=NO_LOOK, synthesis_len=192, segment=24, batch_size=2, steps=2, workers=0,
                            val_every=2, val_windows=2, checkpoint_every=2, warmup=1, lr=1e-9,
@@ -188,18 +175,12 @@ def test_a_window_model_played_with_less_look_ahead_streams_one_hop_earlier(tmp_
     proc.set_params(style_mix=MIX, strength=1.0, steps=1)
     x = clip()
     y = stream(proc, x)
-    d = load_denoiser(model).play_with_lookahead(1)
-    lead = proc.frame_origin * proc.hop
-    padded = np.concatenate([np.zeros(lead, np.float32), x])
-    cfg = StreamConfig(emit=proc.S, steps=1, strength=1.0)
-    ref = stream_audio(d, PhaseGuidedResynth(d.cfg.spectrogram), padded, d.style_vector(MIX), cfg,
-                       stage=load_stage(bundle.path / "guide.pt"))
-    want = np.concatenate([np.zeros(proc.delay_samples - lead, np.float32), ref])[: len(y)]
+    cfg, stage = StreamConfig(emit=proc.S, steps=1, strength=1.0), load_stage(bundle.path / "guide.pt")
+    want = staged_reference(proc, x, len(y), load_denoiser(model).play_with_lookahead(1), cfg, stage)
     np.testing.assert_allclose(y, want, atol=1e-5, rtol=0)
-    trained = load_denoiser(model)  # as trained (look-ahead 2): another output, so the option is in use
-    other = stream_audio(trained, PhaseGuidedResynth(d.cfg.spectrogram), padded, trained.style_vector(MIX), cfg,
-                         stage=load_stage(bundle.path / "guide.pt"))
-    assert np.abs(other - ref).max() > 1e-3
+    # as trained (look-ahead 2): another output, so the option is in use
+    other = staged_reference(proc, x, len(y), load_denoiser(model), cfg, stage)
+    assert np.abs(other - want).max() > 1e-3
     with pytest.raises(StylehostError, match="fewer frames than the model"):
         load_denoiser(model).play_with_lookahead(3)
     from tests.realtime.test_stream_processor import tiny_causal
