@@ -480,6 +480,16 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     # ---- issue 19: hardening, and issue 16: no torch on the live path ----------------------------------
     Mutation(
+        "callback-never-waits", "CI: a slow model's run counted 47 xruns against 26 in a fast one (load, not waiting)",
+        "the callback takes what the output ring holds and fills the rest; it never waits for the worker",
+        "realtime/callback.py",
+        (Edit("callback-never-waits", "deadline = time.perf_counter() + 0.2  # MUTATION: wait for the worker\n"
+              "while self._out_ring.read_available < frames and time.perf_counter() < deadline:\n"
+              "    time.sleep(0.001)", insert="before"),),
+        (f"{LIVEJACK}::test_slow_model_drops_out_callback_stays_on_time_and_recovers",),
+        reason=r"callback_max_ms",
+    ),
+    Mutation(
         "jack-reclaim-dead-slots", "CI: 40 JACK tests failed once, every jackd said 'Failed to open server'",
         "a new private server first frees the registry slots of servers that died by SIGKILL (jack2 has 8)",
         "benchmarks/jackserver.py",

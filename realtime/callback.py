@@ -13,11 +13,12 @@ latency stays exactly L after recovery (realtime/latency.py).
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
 from realtime.ringbuffer import RingBuffer
-from realtime.state import BLOCKS, DROPOUTS, IN_OVERRUNS, N_COUNTS, XRUNS, EngineState
+from realtime.state import BLOCKS, CALL_MAX_NS, DROPOUTS, IN_OVERRUNS, N_COUNTS, XRUNS, EngineState
 
 
 class CallbackSide(EngineState):
@@ -44,6 +45,7 @@ class CallbackSide(EngineState):
         Real-time safe: copies through preallocated rings, multiplies in place, no allocation of
         sample buffers, no locks, no logging. Keep it that way; the worker does everything else.
         """
+        t0 = time.perf_counter_ns()  # a clock read, no syscall beyond the vDSO
         counts = self._cb_counts
         if status_flags:
             counts[XRUNS] += 1
@@ -53,7 +55,7 @@ class CallbackSide(EngineState):
             counts[IN_OVERRUNS] += frames - written
         if self._debt:
             self._debt -= self._out_ring.discard(self._debt)
-        got = self._out_ring.read(outdata)
+        got = self._out_ring.read(outdata)  # audit: callback-never-waits
         if got < frames:
             self._underrun(outdata, got, frames)
         elif self._fade_in_pos < self._fade_len:
@@ -69,6 +71,9 @@ class CallbackSide(EngineState):
                 os.write(self._wake_w, b"\0")  # self-pipe: a syscall, no Python lock
             except BlockingIOError:
                 pass  # the worker has plenty of wake-ups queued already
+        took = time.perf_counter_ns() - t0
+        if took > counts[CALL_MAX_NS]:
+            counts[CALL_MAX_NS] = took
 
     def _underrun(self, outdata: np.ndarray, got: int, frames: int) -> None:
         """Fill outdata[got:] with the last good sample fading to zero; owe the missing samples."""

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 # The callback's counters, one int64 slot each in ``_cb_counts`` (shared memory when the callback runs in
 # a process of its own, realtime/device_process.py): written only by the callback, read by anyone.
-BLOCKS, DROPOUTS, XRUNS, IN_OVERRUNS, STREAM_STATE = range(5)
+# CALL_MAX_NS: the longest callback so far, in ns (it proves the callback never waits on the worker).
+BLOCKS, DROPOUTS, XRUNS, IN_OVERRUNS, STREAM_STATE, CALL_MAX_NS = range(6)
 N_COUNTS = 8  # room to grow without changing the shared layout's alignment
 STREAM_OPENING, STREAM_RUNNING, STREAM_DEAD = 0, 1, 2  # STREAM_STATE: written by the device process
 
@@ -125,6 +126,12 @@ class EngineState:
     def blocks(self) -> int:
         """Callbacks so far (the stall check watches it grow)."""
         return int(self._cb_counts[BLOCKS])
+
+    @property
+    def callback_max_ms(self) -> float:
+        """The longest callback so far, in ms: a few tenths when it only copies; a callback that waited
+        on the worker (or was starved by the machine) shows up here whatever the device reports."""
+        return int(self._cb_counts[CALL_MAX_NS]) / 1e6
 
     @property
     def _in_overruns(self) -> int:

@@ -92,19 +92,15 @@ def test_slow_model_drops_out_callback_stays_on_time_and_recovers(jack_server: J
     def make() -> Processor:
         return SlowProcessor(StftPassthroughProcessor(), sleep_s=0.12, late_calls={100, 101, 102})
 
-    # this machine's own xruns now, with the callback in the same place (its own process xruns more here),
-    # measured just before and just after the slow run: a burst of load on the VM lands in one of the three
-    # 4-s runs, and a single baseline missed it (7 xruns against 1 before, once in a clean-clone run)
-    before, _, _, _ = stream_pulses(jack_server, StftPassthroughProcessor, 4.0, callback_process=callback_process)
     t0 = time.monotonic()
     engine, peaks, delays, starts = stream_pulses(jack_server, make, 4.0, callback_process=callback_process)
     elapsed = time.monotonic() - t0
-    after, _, _, _ = stream_pulses(jack_server, StftPassthroughProcessor, 4.0, callback_process=callback_process)
-    noise = max(before.xruns, after.xruns)
-    assert engine.dropouts > 0
-    # The callback never waits on the worker: no more xruns than a fast processor gets on the same server
-    # around it, give or take its noise (the dummy driver's timer on a loaded VM xruns by itself: 0-33 in 4 s).
-    assert engine.xruns <= 1.5 * noise + 5, (engine.xruns, before.xruns, after.xruns)
+    # The callback never waits on the worker: its longest call, timed by the callback itself, is far
+    # below one slow call (120 ms). Waiting on even one would take the whole 120 ms. The device's xrun
+    # count is no measure of this: on a loaded VM the dummy driver's timer xruns by itself (0-47 in
+    # 4 s, more while the worker catches up after the stall), in the slow run as in a fast one.
+    assert 0 < engine.callback_max_ms < 0.5 * 120, engine.callback_max_ms
+    assert engine.dropouts > 0  # it filled the gap instead
     # The callback kept its pace: ~one block per 256 samples of wall time while the worker slept.
     assert engine.blocks >= 0.8 * 4.0 * 48000 / 256
     assert elapsed < 20

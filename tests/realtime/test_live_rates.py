@@ -21,7 +21,8 @@ pytestmark = [pytest.mark.jack, pytest.mark.skipif(shutil.which("jackd") is None
 @pytest.mark.parametrize("rate", [44100, 96000])
 def test_resampling_device_rates_through_jack(rate: int) -> None:
     with JackServer(rate=rate, period=256) as server:
-        engine, peaks, delays, _ = stream_pulses(server, StftPassthroughProcessor, 2.0)
+        # 4 s: 19 pulses, so a dropout or two on a loaded machine is 10% of them, not 20%
+        engine, peaks, delays, _ = stream_pulses(server, StftPassthroughProcessor, 4.0)
     assert engine.config.sample_rate == rate
     assert_mostly_exact(delays, engine.latency.total)
     assert np.median(peaks) > 0.3
