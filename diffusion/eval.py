@@ -217,6 +217,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lookahead", default=None,
                    help="play window models with this many look-ahead frames, fewer than trained (one hop of "
                         "latency each); a list ('2,1') scores each; default: the model's own")
+    p.add_argument("--window", default=None,
+                   help="play window models on this many frames per call, fewer than trained (a call costs about "
+                        "its length); a list ('32,16') scores each; default: the model's own")
     p.add_argument("--clips-per-pair", type=int, default=EvalConfig.clips_per_pair)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--seed", type=int, default=0)
@@ -236,16 +239,18 @@ def cli_eval(args: argparse.Namespace) -> int:
     steps_list = parse_list(args.steps, int, "steps")
     strengths = parse_list(args.strength, float, "strength")
     lookaheads: list[int | None] = [*parse_list(args.lookahead, int, "lookahead")] if args.lookahead else [None]
-    variants = [(st, sg, la) for st in steps_list for sg in strengths for la in lookaheads]
+    windows: list[int | None] = [*parse_list(args.window, int, "window")] if args.window else [None]
+    variants = [(st, sg, la, w) for st in steps_list for sg in strengths for la in lookaheads for w in windows]
     denoisers, hears = {}, {}
     for p in paths:
         name = Path(p).parent.name if Path(p).stem == "model" else Path(p).stem
         heard = meta_source_input(load_checkpoint(p).get("meta"))
-        played = {la: load_denoiser(p).eval().play_with_lookahead(la) for la in lookaheads}
-        for st, sg, la in variants:
-            tail = "" if la is None else f" L={la}"
+        played = {(la, w): load_denoiser(p).eval().play_with_lookahead(la).play_with_window(w)
+                  for la in lookaheads for w in windows}
+        for st, sg, la, w in variants:
+            tail = ("" if la is None else f" L={la}") + ("" if w is None else f" W={w}")
             label = name if len(variants) == 1 else f"{name} {st}-step s={sg:g}{tail}"
-            denoisers[label] = (played[la], StreamConfig(emit=args.emit, steps=st, strength=sg,
+            denoisers[label] = (played[la, w], StreamConfig(emit=args.emit, steps=st, strength=sg,
                                                          sampler=args.sampler or model_sampler(p), seed=args.seed))
             hears[label] = heard
     stage = load_stage(args.stage, steps=args.stage_steps).eval() if args.stage is not None else None
@@ -260,7 +265,8 @@ def cli_eval(args: argparse.Namespace) -> int:
     report["resynthesis"] = ({"stage": str(args.stage), "steps": args.stage_steps} if stage is not None
                              else "source-phase")
     report["stream"] = {name: {"emit": c.emit, "steps": c.steps, "strength": c.strength, "sampler": c.sampler,
-                               "lookahead": d.cfg.lookahead} for name, (d, c) in denoisers.items()}
+                               "lookahead": d.cfg.lookahead, "window": d.cfg.window}
+                        for name, (d, c) in denoisers.items()}
     report["command"] = command_line()
     report["git_commit"] = git_commit()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -287,6 +287,26 @@ class Denoiser(nn.Module):
         self.cfg = dataclasses.replace(self.cfg, lookahead=lookahead)
         return self
 
+    def play_with_window(self, window: int | None) -> Denoiser:
+        """Read ``window`` frames per call instead of the trained ``cfg.window`` (in place; None keeps it).
+        The network is convolutional, so a shorter window is a compute choice (a call costs about its
+        length) whose cost in quality `stylehost eval --window` measures: the columns near the window's
+        left edge see less context, and the norms' statistics cover fewer frames. Only shorter, and still
+        divisible by the UNet's downsampling factor; a causal network has no window: refused."""
+        if window is None:
+            return self
+        if self.cfg.causal is not None:
+            raise StylehostError("a causal model carries its state instead of reading a window")
+        if window == self.cfg.window:
+            return self
+        factor = 2 ** (len(self.cfg.channels) - 1)
+        low = self.cfg.lookahead + self.cfg.emit
+        if not low <= window < self.cfg.window or window % factor:
+            raise StylehostError(f"window must be a multiple of {factor} in {low}..{self.cfg.window - 1} (shorter "
+                                 f"than the model was trained with), got {window}")
+        self.cfg = dataclasses.replace(self.cfg, window=window)
+        return self
+
     def precondition(self, sigma: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """c_skip, c_out, c_in (each (B, 1, 1, 1)) and c_noise (B,)."""
         sd = self.cfg.sigma_data

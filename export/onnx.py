@@ -261,13 +261,15 @@ def stage_excitation(path: Path) -> dict[str, Any] | None:
 
 def export_bundle(model_path: Path, out: Path, name: str | None = None, version: str | None = None,
                   audio_path: Path | None = None, torch_weights: bool = True, force: bool = False,
-                  stage_path: Path | None = None, stage_steps: int = 1, lookahead: int | None = None) -> B.Bundle:
+                  stage_path: Path | None = None, stage_steps: int = 1, lookahead: int | None = None,
+                  window: int | None = None) -> B.Bundle:
     """The whole command: export, check, write the manifest, verify the folder, rename into place.
 
     ``stage_path``: a guide stage file (``stylehost guide-train``) exported as the resynth graph with
     ``stage_steps`` InDI steps; without it, source-phase resynthesis. ``lookahead``: play the window model
     with fewer look-ahead frames than it was trained with (Denoiser.play_with_lookahead; the manifest's
-    ``lookahead`` and latency say so, its ``training`` section still names the trained one)."""
+    ``lookahead`` and latency say so, its ``training`` section still names the trained one). ``window``: play
+    it on fewer frames per call than trained (Denoiser.play_with_window: less compute per call)."""
     out = Path(out)
     if out.exists() and not force:
         raise StylehostError(f"{out} already exists; pass --force to replace it")
@@ -275,7 +277,7 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
     if denoiser.cfg.causal is not None:  # its window graph would play, but as a window model: say so instead
         raise StylehostError(f"{model_path} is a causal streaming model (model.causal): bundles of it need the "
                              "denoiser's state in and out of the graph, which export does not write yet (issue 17)")
-    denoiser.play_with_lookahead(lookahead)
+    denoiser.play_with_lookahead(lookahead).play_with_window(window)
     meta = load_checkpoint(model_path).get("meta") or {}
     sampler = model_sampler(model_path)
     if sampler not in SCHEDULES:

@@ -187,3 +187,28 @@ def test_a_window_model_played_with_less_look_ahead_streams_one_hop_earlier(tmp_
 
     with pytest.raises(StylehostError, match="fixed by its training"):
         load_denoiser(tiny_causal(tmp_path / "c.pt", lookahead=1)).play_with_lookahead(0)
+
+
+def test_a_window_model_played_on_a_shorter_window_streams_as_its_offline_reference(tmp_path: Path) -> None:
+    """export --window 16 on a model trained on 32 frames: half the work per call, the same delay, and the live
+    path equals the offline reference played on the same window."""
+    torch.set_num_threads(1)
+    model = tiny_model(tmp_path / "tiny.pt")
+    bundle = export_bundle(model, tmp_path / "w16", stage_path=low_stage_file(tmp_path / "g.pt"), window=16)
+    assert bundle.window == 16 and bundle.latency_samples == 192 + (bundle.lookahead - 1) * 96
+    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"))
+    proc.set_params(style_mix=MIX, strength=1.0, steps=1)
+    x = clip()
+    y = stream(proc, x)
+    cfg, stage = StreamConfig(emit=proc.S, steps=1, strength=1.0), load_stage(bundle.path / "guide.pt")
+    want = staged_reference(proc, x, len(y), load_denoiser(model).play_with_window(16), cfg, stage)
+    np.testing.assert_allclose(y, want, atol=1e-5, rtol=0)
+    other = staged_reference(proc, x, len(y), load_denoiser(model), cfg, stage)  # as trained: 32 frames
+    assert np.abs(other - want).max() > 1e-3
+    for bad in (64, 15, 2):  # longer than trained, not a multiple of the UNet factor, under look-ahead + emit
+        with pytest.raises(StylehostError, match="window must be a multiple"):
+            load_denoiser(model).play_with_window(bad)
+    from tests.realtime.test_stream_processor import tiny_causal
+
+    with pytest.raises(StylehostError, match="carries its state"):
+        load_denoiser(tiny_causal(tmp_path / "c.pt", lookahead=1)).play_with_window(16)
