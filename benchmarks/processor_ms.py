@@ -13,8 +13,10 @@ excitation (diffusion/excitation.py, default config, as ``--harmonic`` does live
 ``both`` runs one processor of each, interleaved call by call on the same windows (alternating which
 goes first), so a shared, loaded machine slows both alike and the difference is the excitation's. With the
 excitation on, ``exc_*`` is the time of the excitation inside the call (the generator over the call's
-hops, window shift and framing: ``ModelProcessor._excite``). ``--out PREFIX`` writes PREFIX.json and
-PREFIX.md.
+hops, window shift and framing: ``ModelProcessor._excite``). ``graph_p50_ms`` splits the call (first mode)
+into its ONNX graphs (frontend, denoiser, resynth: the sum of each graph's runs within the call) and the rest
+(excitation, window handling, overlap-add, Python): what a call costs at any emit, and what one more frame
+per call adds. ``--out PREFIX`` writes PREFIX.json and PREFIX.md.
 """
 
 from __future__ import annotations
@@ -62,6 +64,20 @@ def _timed_excite(proc: ModelProcessor, times: list[float]) -> None:
     proc._excite = timed  # type: ignore[method-assign]
 
 
+def _timed_graphs(proc: ModelProcessor, call: dict[str, float]) -> None:
+    """Wrap the processor's backend so each graph's wall time within the current call adds up in ``call``."""
+    backend = proc.backend
+    inner = backend.run_all  # ``run`` goes through it too; streaming bundles call it directly
+
+    def timed(name: str, *inputs: np.ndarray) -> Any:
+        t0 = time.perf_counter()
+        result = inner(name, *inputs)
+        call[name] = call.get(name, 0.0) + 1000.0 * (time.perf_counter() - t0)
+        return result
+
+    backend.run_all = timed  # type: ignore[method-assign]
+
+
 def _stats(times: list[float]) -> dict[str, float]:
     kept = np.array(times[WARMUP:])
     return {"p50_ms": float(np.median(kept)), "p99_ms": float(np.percentile(kept, 99)),
@@ -78,6 +94,9 @@ def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle") ->
         if proc._excitation is not None:
             _timed_excite(proc, exc_times[m])
     first = procs[modes[0]]
+    call: dict[str, float] = {}
+    graph_times: dict[str, list[float]] = {}
+    _timed_graphs(first, call)
     t = np.arange(int(first.sample_rate * seconds)) / first.sample_rate
     x = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.01 * np.random.default_rng(0).standard_normal(len(t)))
     x = x.astype(np.float32)
@@ -88,9 +107,13 @@ def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle") ->
         window[-stride:] = x[i : i + stride]
         order = modes if c % 2 == 0 else modes[::-1]
         for m in order:
+            call.clear()
             t0 = time.perf_counter()
             procs[m].process(window, out)
             times[m].append(1000.0 * (time.perf_counter() - t0))
+            if m == modes[0]:
+                for name, ms in call.items():
+                    graph_times.setdefault(name, []).append(ms)
     result: dict[str, Any] = {"stride_ms": 1000.0 * stride / first.sample_rate,
                               "latency_ms": 1000.0 * first.delay_samples / first.sample_rate,
                               "calls": len(times[modes[0]]) - WARMUP}
@@ -101,6 +124,9 @@ def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle") ->
         result[m]["rtf_p50"] = result[m]["p50_ms"] / result["stride_ms"]
         if exc_times[m]:
             result[m].update({f"exc_{k}": v for k, v in _stats(exc_times[m]).items()})
+    graphs = {name: float(np.median(v[WARMUP:])) for name, v in graph_times.items()}
+    result["graph_p50_ms"] = {**graphs, "rest": result[modes[0]]["p50_ms"] - sum(graphs.values())}
+    result["precision"] = getattr(first.backend, "precision", "")
     return result
 
 
@@ -115,8 +141,9 @@ def _line(path: str, r: dict[str, Any]) -> str:
                    if "exc_p50_ms" in s else "")
             parts.append(f"{m}: p50 {s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms{exc}, "
                          f"{s['ms_per_frame_p50']:.3f} ms per frame, rtf {s['rtf_p50']:.2f}")
+    split = ", ".join(f"{name} {ms:.3f}" for name, ms in r["graph_p50_ms"].items())
     return (f"{path} ({what}): " + "; ".join(parts) + f" per call of {r['stride_ms']:.1f} ms; "
-            f"latency {r['latency_ms']:.1f} ms; {r['calls']} calls")
+            f"latency {r['latency_ms']:.1f} ms; {r['calls']} calls; p50 ms by part: {split}")
 
 
 def main(argv: list[str]) -> int:
