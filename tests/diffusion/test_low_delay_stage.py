@@ -212,3 +212,19 @@ def test_a_window_model_played_on_a_shorter_window_streams_as_its_offline_refere
 
     with pytest.raises(StylehostError, match="carries its state"):
         load_denoiser(tiny_causal(tmp_path / "c.pt", lookahead=1)).play_with_window(16)
+
+
+def test_eval_refuses_what_the_live_excitation_cannot_play() -> None:
+    """Live, the excitation lags one hop, so a stage reading no frame after the emitted ones still needs one
+    look-ahead frame (ModelProcessor refuses look-ahead 0); eval, whose excitation is whole, must refuse it too."""
+    from diffusion.eval import refuse_unplayable
+
+    none_after = GuideStage(SYM, NO_LOOK)
+    refuse_unplayable("L1", none_after, 1)
+    with pytest.raises(StylehostError, match="one hop behind"):
+        refuse_unplayable("L0", none_after, 0)
+    one_after = tiny_stage()
+    assert none_after.after == 0 and one_after.after == 1
+    refuse_unplayable("L2", one_after, 2)
+    with pytest.raises(StylehostError, match="look-ahead >= 2, not 1"):
+        refuse_unplayable("L1", one_after, 1)
