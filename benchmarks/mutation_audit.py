@@ -481,8 +481,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     # ---- issue 19: hardening, and issue 16: no torch on the live path ----------------------------------
     Mutation(
         "eval-excitation-lag", "issue 17: eval at look-ahead 0 scored an excitation the live engine cannot give",
-        "eval refuses a stage reading more frames after the emitted ones than the lagging live excitation allows",
-        "diffusion/eval.py",
+        "eval and the live processor refuse a stage reading more frames after the emitted ones than the lagging "
+        "live excitation allows", "diffusion/excitation.py",
         (Edit("eval-excitation-lag", "if False:  # MUTATION"),),
         ("tests/diffusion/test_low_delay_stage.py::test_eval_refuses_what_the_live_excitation_cannot_play",),
         reason=r"DID NOT RAISE",

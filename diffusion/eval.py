@@ -36,7 +36,7 @@ from diffusion.classifier import ClassifierConfig, embed_clip, load_classifier, 
 from diffusion.config import parse_list
 from diffusion.data import Note, load_manifest
 from diffusion.errors import StylehostError
-from diffusion.excitation import ExcitationConfig
+from diffusion.excitation import ExcitationConfig, check_stage_reach
 from diffusion.guide import GuideStage, load_stage
 from diffusion.harmonics import harmonic_distance
 from diffusion.metrics import chroma_similarity, frechet_distance, log_mel_distance, static_eq_log_gain
@@ -229,17 +229,6 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                         "--steps/--strength and --emit as its recommended defaults")
 
 
-def refuse_unplayable(label: str, stage: GuideStage, lookahead: int) -> None:
-    """The offline excitation is whole, the live one runs one hop behind the input (ModelProcessor): a stage
-    reading ``after`` frames past the emitted ones needs ``after + 1`` look-ahead frames live, so the live path
-    refuses less; so does eval, which would otherwise score what no engine can play."""
-    # audit: eval-excitation-lag
-    if stage.after > lookahead - 1:
-        raise StylehostError(f"{label}: the live excitation runs one hop behind the input, so a stage that reads "
-                             f"{stage.after} frame(s) after the emitted ones needs look-ahead >= {stage.after + 1}, "
-                             f"not {lookahead}")
-
-
 def cli_eval(args: argparse.Namespace) -> int:
     from diffusion.checkpoint import load_checkpoint, load_denoiser, meta_source_input, model_sampler
 
@@ -267,7 +256,7 @@ def cli_eval(args: argparse.Namespace) -> int:
     stage = load_stage(args.stage, steps=args.stage_steps).eval() if args.stage is not None else None
     if stage is not None and args.excitation != "off":
         for label, (d, _) in denoisers.items():
-            refuse_unplayable(label, stage, d.cfg.lookahead)
+            check_stage_reach(stage.after, d.cfg.lookahead, label)
     choices: dict[str, dict[str, ExcitationConfig | None]] = {
         "off": {"": None}, "on": {"": ExcitationConfig()}, "both": {"": None, " + excitation": ExcitationConfig()}}
     excitation = choices[args.excitation]

@@ -266,6 +266,18 @@ class HarmonicExcitation:
         return self._v
 
 
+def check_stage_reach(after: int, lookahead: int, label: str = "the bundle") -> None:
+    """The live generator runs one hop behind the input, so the newest window column has no finished excitation:
+    a stage reading ``after`` frames past the emitted ones needs ``after + 1`` look-ahead frames. The live
+    processor refuses less, and so does eval (whose offline excitation is whole: it would score what no
+    engine can play)."""
+    # audit: eval-excitation-lag
+    if after > lookahead - 1:
+        raise StylehostError(f"{label}: the live excitation runs one hop behind the input, so a stage that reads "
+                             f"{after} frame(s) after the emitted ones needs look-ahead >= {after + 1}, "
+                             f"not {lookahead}")
+
+
 def _smoothstep(value: float, lo: float, hi: float) -> float:
     x = min(max((value - lo) / (hi - lo), 0.0), 1.0)
     return x * x * (3.0 - 2.0 * x)

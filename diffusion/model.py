@@ -77,8 +77,7 @@ class ModelConfig:
             raise StylehostError(f"model styles must be distinct and non-empty, got {list(self.styles)}")
         if self.source_channels not in (1, 2):
             raise StylehostError(f"source_channels must be 1 or 2, got {self.source_channels}")
-        levels = len(self.channels)
-        factor = 2 ** (levels - 1)
+        levels, factor = len(self.channels), self.downsampling
         if self.spectrogram.n_mels % factor or (self.window % factor and self.causal is None):
             raise StylehostError(
                 f"n_mels ({self.spectrogram.n_mels}) and window ({self.window}) must be divisible by "
@@ -89,6 +88,11 @@ class ModelConfig:
                 f"need lookahead >= 0, emit >= 1 and lookahead + emit <= window, got "
                 f"{self.lookahead}, {self.emit}, {self.window}"
             )
+
+    @property
+    def downsampling(self) -> int:
+        """The UNet's total downsampling: mel bands and window frames must be multiples of it."""
+        return 2 ** (len(self.channels) - 1)
 
     @property
     def n_mels(self) -> int:
@@ -299,7 +303,7 @@ class Denoiser(nn.Module):
             raise StylehostError("a causal model carries its state instead of reading a window")
         if window == self.cfg.window:
             return self
-        factor = 2 ** (len(self.cfg.channels) - 1)
+        factor = self.cfg.downsampling
         low = self.cfg.lookahead + self.cfg.emit
         if not low <= window < self.cfg.window or window % factor:
             raise StylehostError(f"window must be a multiple of {factor} in {low}..{self.cfg.window - 1} (shorter "

@@ -42,7 +42,13 @@ from typing import Any
 import numpy as np
 
 from diffusion.errors import StylehostError
-from diffusion.excitation import DENOISER_INPUTS, ExcitationConfig, HarmonicExcitation, heard_channels
+from diffusion.excitation import (
+    DENOISER_INPUTS,
+    ExcitationConfig,
+    HarmonicExcitation,
+    check_stage_reach,
+    heard_channels,
+)
 from diffusion.noise import frame_noise
 from export.bundle import Bundle
 from realtime.backends.base import Backend
@@ -133,9 +139,7 @@ class ModelProcessor(Processor):
         if isinstance(exc_cfg, str):
             raise StylehostError(f"excitation must be a config, None or {BUNDLE_EXCITATION!r}, got {exc_cfg!r}")
         if exc_cfg is not None:
-            if self._after > look - 1:
-                raise StylehostError(f"the bundle's excitation runs one hop behind the input: its resynth stage "
-                                     f"may read at most {look - 1} frames after the emitted ones, not {self._after}")
+            check_stage_reach(self._after, look, f"model {bundle.name}")
             self._excitation = HarmonicExcitation(spec.sample_rate, hop, ExcitationConfig(**exc_cfg))
         self._exc_win = np.zeros(self.window, np.float32)
         self._silence = np.zeros(hop, np.float32)

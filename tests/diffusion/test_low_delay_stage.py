@@ -164,23 +164,28 @@ def test_a_causal_bundle_on_the_low_delay_stage_streams_8_ms_after_its_input(tmp
     np.testing.assert_allclose(y, want, atol=1e-4, rtol=0)
 
 
+def streams_as_played(bundle, model: Path, played) -> ModelProcessor:  # noqa: ANN001
+    """The bundle's live processor equals the offline reference of ``played`` (the model file played with an
+    option) and not that of the model as trained, so the option is in use. Returns the processor."""
+    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"))
+    proc.set_params(style_mix=MIX, strength=1.0, steps=1)
+    x = clip()
+    y = stream(proc, x)
+    cfg, stage = StreamConfig(emit=proc.S, steps=1, strength=1.0), load_stage(bundle.path / "guide.pt")
+    want = staged_reference(proc, x, len(y), played, cfg, stage)
+    np.testing.assert_allclose(y, want, atol=1e-5, rtol=0)
+    other = staged_reference(proc, x, len(y), load_denoiser(model), cfg, stage)
+    assert np.abs(other - want).max() > 1e-3
+    return proc
+
+
 def test_a_window_model_played_with_less_look_ahead_streams_one_hop_earlier(tmp_path: Path) -> None:
     """export --lookahead 1 on a model trained with 2: the manifest, the delay and the offline reference agree."""
     torch.set_num_threads(1)
     model = tiny_model(tmp_path / "tiny.pt")
     bundle = export_bundle(model, tmp_path / "l1", stage_path=low_stage_file(tmp_path / "g.pt"), lookahead=1)
     assert bundle.lookahead == 1 and bundle.latency_samples == 192
-    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"))
-    assert proc.delay_samples == 192
-    proc.set_params(style_mix=MIX, strength=1.0, steps=1)
-    x = clip()
-    y = stream(proc, x)
-    cfg, stage = StreamConfig(emit=proc.S, steps=1, strength=1.0), load_stage(bundle.path / "guide.pt")
-    want = staged_reference(proc, x, len(y), load_denoiser(model).play_with_lookahead(1), cfg, stage)
-    np.testing.assert_allclose(y, want, atol=1e-5, rtol=0)
-    # as trained (look-ahead 2): another output, so the option is in use
-    other = staged_reference(proc, x, len(y), load_denoiser(model), cfg, stage)
-    assert np.abs(other - want).max() > 1e-3
+    assert streams_as_played(bundle, model, load_denoiser(model).play_with_lookahead(1)).delay_samples == 192
     with pytest.raises(StylehostError, match="fewer frames than the model"):
         load_denoiser(model).play_with_lookahead(3)
     from tests.realtime.test_stream_processor import tiny_causal
@@ -196,15 +201,7 @@ def test_a_window_model_played_on_a_shorter_window_streams_as_its_offline_refere
     model = tiny_model(tmp_path / "tiny.pt")
     bundle = export_bundle(model, tmp_path / "w16", stage_path=low_stage_file(tmp_path / "g.pt"), window=16)
     assert bundle.window == 16 and bundle.latency_samples == 192 + (bundle.lookahead - 1) * 96
-    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"))
-    proc.set_params(style_mix=MIX, strength=1.0, steps=1)
-    x = clip()
-    y = stream(proc, x)
-    cfg, stage = StreamConfig(emit=proc.S, steps=1, strength=1.0), load_stage(bundle.path / "guide.pt")
-    want = staged_reference(proc, x, len(y), load_denoiser(model).play_with_window(16), cfg, stage)
-    np.testing.assert_allclose(y, want, atol=1e-5, rtol=0)
-    other = staged_reference(proc, x, len(y), load_denoiser(model), cfg, stage)  # as trained: 32 frames
-    assert np.abs(other - want).max() > 1e-3
+    streams_as_played(bundle, model, load_denoiser(model).play_with_window(16))
     for bad in (64, 15, 2):  # longer than trained, not a multiple of the UNet factor, under look-ahead + emit
         with pytest.raises(StylehostError, match="window must be a multiple"):
             load_denoiser(model).play_with_window(bad)
@@ -217,14 +214,14 @@ def test_a_window_model_played_on_a_shorter_window_streams_as_its_offline_refere
 def test_eval_refuses_what_the_live_excitation_cannot_play() -> None:
     """Live, the excitation lags one hop, so a stage reading no frame after the emitted ones still needs one
     look-ahead frame (ModelProcessor refuses look-ahead 0); eval, whose excitation is whole, must refuse it too."""
-    from diffusion.eval import refuse_unplayable
+    from diffusion.excitation import check_stage_reach
 
     none_after = GuideStage(SYM, NO_LOOK)
-    refuse_unplayable("L1", none_after, 1)
+    check_stage_reach(none_after.after, 1)
     with pytest.raises(StylehostError, match="one hop behind"):
-        refuse_unplayable("L0", none_after, 0)
+        check_stage_reach(none_after.after, 0)
     one_after = tiny_stage()
     assert none_after.after == 0 and one_after.after == 1
-    refuse_unplayable("L2", one_after, 2)
+    check_stage_reach(one_after.after, 2)
     with pytest.raises(StylehostError, match="look-ahead >= 2, not 1"):
-        refuse_unplayable("L1", one_after, 1)
+        check_stage_reach(one_after.after, 1)
