@@ -488,6 +488,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         reason=r"DID NOT RAISE",
     ),
     Mutation(
+        "processor-excitation-lag", "issue 17: a lag-free excitation lets a stage with no look-ahead play",
+        "the live excitation window is filled as far as the generator's own lag (lag_hops), not one hop short "
+        "whatever the lag", "realtime/model_processor.py",
+        (Edit("processor-excitation-lag", "hop", old="self._excitation.delay_samples"),),
+        ("tests/diffusion/test_low_delay_stage.py::test_a_lag_free_excitation_plays_a_stage_with_no_look_ahead",),
+        reason=r"Mismatched elements",
+    ),
+    Mutation(
         "callback-never-waits", "CI: a slow model's run counted 47 xruns against 26 in a fast one (load, not waiting)",
         "the callback takes what the output ring holds and fills the rest; it never waits for the worker",
         "realtime/callback.py",
@@ -644,7 +652,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "stream-excitation-tail-cut", "issue 15: the offline reference hears what the live denoiser hears",
         "with the denoiser fed the excitation, each offline window's newest column is the frame with its last hop "
         "cut, as the live generator's one-hop lag leaves it", "diffusion/stream.py",
-        (Edit("stream-excitation-tail-cut", "last = None  # MUTATION"),),
+        (Edit("stream-excitation-tail-cut", "cut = excited  # MUTATION: the newest column whole"),),
         (f"{EXCITATION}::test_processor_with_excitation_equals_offline_reference",),
         reason=r"Mismatched elements",
     ),

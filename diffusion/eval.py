@@ -212,6 +212,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stage-steps", type=int, default=1, help="restoration steps of --stage")
     p.add_argument("--excitation", default="off", choices=["off", "on", "both"],
                    help="the stage shapes the source (off), its harmonic excitation (on), or score both")
+    p.add_argument("--excitation-lag", type=int, default=1, choices=(0, 1),
+                   help="hops the harmonic excitation runs behind the input, as live (ExcitationConfig.lag_hops; "
+                        "default 1); 0 lets a stage with no after-frame play at --lookahead 0")
     p.add_argument("--strength", default="1.0", help="transfer strength; a list ('1.0,0.7') scores each")
     p.add_argument("--emit", type=int, default=4, help="frames emitted per window (the engine's stride)")
     p.add_argument("--lookahead", default=None,
@@ -256,14 +259,16 @@ def cli_eval(args: argparse.Namespace) -> int:
     stage = load_stage(args.stage, steps=args.stage_steps).eval() if args.stage is not None else None
     if stage is not None and args.excitation != "off":
         for label, (d, _) in denoisers.items():
-            check_stage_reach(stage.after, d.cfg.lookahead, label)
+            check_stage_reach(stage.after, d.cfg.lookahead, label, args.excitation_lag)
+    harmonic = ExcitationConfig(lag_hops=args.excitation_lag)
     choices: dict[str, dict[str, ExcitationConfig | None]] = {
-        "off": {"": None}, "on": {"": ExcitationConfig()}, "both": {"": None, " + excitation": ExcitationConfig()}}
+        "off": {"": None}, "on": {"": harmonic}, "both": {"": None, " + excitation": harmonic}}
     excitation = choices[args.excitation]
     report = evaluate(denoisers, args.data, args.classifier,
                       EvalConfig(clips_per_pair=args.clips_per_pair, split=args.split, seed=args.seed), stage=stage,
                       excitation=excitation, hears=hears)
     report["excitation"] = args.excitation
+    report["excitation_lag"] = args.excitation_lag
     report["denoiser_input"] = hears
     report["resynthesis"] = ({"stage": str(args.stage), "steps": args.stage_steps} if stage is not None
                              else "source-phase")

@@ -11,15 +11,19 @@ Neural source-filter vocoders (Wang et al. 2019) and DDSP (Engel et al. 2020) dr
 the same kind of harmonic source; here the "filter" is the existing mel-gain stage.
 
 Streaming and offline are one code path: ``HarmonicExcitation.process`` takes the source hop by hop and
-returns the excitation ``hop`` samples behind the input (the newest hop is needed to finish the pitch
-estimate that ends it); ``excite(audio)`` runs it over a whole clip. The processor's window has the
-excitation for every frame the stage reads (they end one hop before the window does, see
-realtime/model_processor.py), so this adds no latency.
+returns the excitation ``lag_hops`` hops behind the input; ``excite(audio)`` runs it over a whole clip.
+With ``lag_hops`` 1 (the shipped bundles) the hop ending at T is synthesised at T's f0 only once the next hop
+has come, so the oscillator follows the source's pitch one hop sooner, and the processor's window has the
+excitation for every frame the stage reads only if they end one hop before the window does (a stage needs
+one look-ahead frame more than it reads, ``check_stage_reach``). With ``lag_hops`` 0 (issue 17) each hop is
+synthesised as it arrives, at the f0 its own end gives: the pitch one hop (4 ms) later, but a stage with no
+look-ahead can play, 4 ms sooner.
 
 Worked example (24 kHz, hop 96, YIN frame 960): the hop ending at stream sample T gives an f0 that
 describes about T - 300 (realtime... diffusion/pitch.py ``delay_samples``) and the excitation for
 [T - 192, T - 96) is synthesised with it, interpolated from the previous hop's f0: the oscillator's pitch
-follows the source about 8-13 ms late, a 16-26 degree phase lag on a 5.5 Hz vibrato.
+follows the source about 8-13 ms late, a 16-26 degree phase lag on a 5.5 Hz vibrato. With ``lag_hops`` 0 the
+same f0 synthesises [T - 96, T): 12-17 ms late, 24-34 degrees.
 
 The voiced weight v crossfades harmonic and source: out = v * harmonics + (1 - v) * source, so a switch
 never clicks. v is the product of two smoothsteps, then a one-pole over ``smooth_hops``:
@@ -57,10 +61,13 @@ class ExcitationConfig:
     low_share_hi: float = 0.12  # ... and above which one note (a sawtooth has 0.76, a sine 1)
     check_samples: int = 960  # window of that check (40 ms: 2 f0 resolved from f0 down to ~60 Hz)
     seed: int = 0
+    lag_hops: int = 1  # hops the output runs behind the input: 1 (pitch sooner) or 0 (no look-ahead needed)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_harmonics <= 200 or self.max_hz <= 0 or not 0 <= self.voiced_lo < self.voiced_hi <= 1:
             raise StylehostError(f"bad ExcitationConfig: {self}")
+        if self.lag_hops not in (0, 1):
+            raise StylehostError(f"ExcitationConfig.lag_hops must be 0 or 1, got {self.lag_hops!r}")
 
     def to_dict(self) -> dict[str, float | int]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -81,7 +88,7 @@ NOISE_TABLE = 1 << 16  # samples of deterministic noise, indexed by stream posit
 
 
 class HarmonicExcitation:
-    """Source hops in, excitation out, ``hop`` samples behind: ``process(block (hop,)) -> (hop,)``.
+    """Source hops in, excitation out, ``lag_hops`` hops behind: ``process(block (hop,)) -> (hop,)``.
 
     Input before the first call is silence (as in the engine). Every buffer is preallocated. The partials
     come from two sines per sample and complex doubling (``_partials``), the voiced check from a factored
@@ -96,7 +103,8 @@ class HarmonicExcitation:
         self.config = cfg = config or ExcitationConfig()
         self.sample_rate, self.hop = sample_rate, hop
         self.tracker = YinTracker(sample_rate=sample_rate, hop=hop)
-        self.delay_samples = hop  # excitation sample p is final once source sample p + hop has arrived
+        self.lag = cfg.lag_hops
+        self.delay_samples = cfg.lag_hops * hop  # excitation sample p is final once source p + delay has arrived
         h = cfg.max_harmonics
         self._k = np.arange(1, h + 1, dtype=np.float64)
         self._amp = self._k ** -cfg.tilt
@@ -151,10 +159,10 @@ class HarmonicExcitation:
         self._v = 0.0
         self._level = 0.0
         self._phi = 0.0
-        self._pos = -self.hop  # stream position of the next excitation sample
+        self._pos = -self.delay_samples  # stream position of the next excitation sample
 
     def process(self, block: np.ndarray) -> np.ndarray:
-        """One hop of source (float, (hop,)) -> the excitation for the hop before it (float32 view)."""
+        """One hop of source (float, (hop,)) -> the excitation for the hop ``lag_hops`` before it (float32 view)."""
         cfg, hop = self.config, self.hop
         if len(block) != hop:
             raise StylehostError(f"HarmonicExcitation.process takes one hop ({hop} samples), got {len(block)}")
@@ -164,7 +172,8 @@ class HarmonicExcitation:
         self._src[-hop:] = block
         self._hist[:-hop] = self._hist[hop:]
         self._hist[-hop:] = block
-        segment = self._src[-2 * hop : -hop]  # the source at the samples produced now
+        lag = self.lag
+        segment = self._src[len(self._src) - (lag + 1) * hop : len(self._src) - lag * hop]  # the samples made now
         # Voiced weight: periodic, and one note (power at f0 or 2 f0); smoothed, interpolated across the hop.
         x = _smoothstep(p, cfg.voiced_lo, cfg.voiced_hi)
         if x > 0.0:
@@ -266,16 +275,17 @@ class HarmonicExcitation:
         return self._v
 
 
-def check_stage_reach(after: int, lookahead: int, label: str = "the bundle") -> None:
-    """The live generator runs one hop behind the input, so the newest window column has no finished excitation:
-    a stage reading ``after`` frames past the emitted ones needs ``after + 1`` look-ahead frames. The live
-    processor refuses less, and so does eval (whose offline excitation is whole: it would score what no
-    engine can play)."""
+def check_stage_reach(after: int, lookahead: int, label: str = "the bundle", lag_hops: int = 1) -> None:
+    """A live generator ``lag_hops`` behind the input leaves that many of the window's newest columns without a
+    finished excitation: a stage reading ``after`` frames past the emitted ones needs ``after + lag_hops``
+    look-ahead frames. The live processor refuses less, and so does eval (whose offline excitation is whole:
+    it would score what no engine can play)."""
     # audit: eval-excitation-lag
-    if after > lookahead - 1:
-        raise StylehostError(f"{label}: the live excitation runs one hop behind the input, so a stage that reads "
-                             f"{after} frame(s) after the emitted ones needs look-ahead >= {after + 1}, "
-                             f"not {lookahead}")
+    if after > lookahead - lag_hops:
+        raise StylehostError(f"{label}: the live excitation runs {lag_hops} hop(s) behind the input, so a stage "
+                             f"that reads {after} frame(s) after the emitted ones needs look-ahead >= "
+                             f"{after + lag_hops}, not {lookahead} (an excitation with lag_hops 0 needs "
+                             f"{after})")
 
 
 def _smoothstep(value: float, lo: float, hi: float) -> float:
@@ -287,13 +297,14 @@ def excite(audio: np.ndarray, sample_rate: int = 24000, hop: int = 96,
            config: ExcitationConfig | None = None) -> np.ndarray:
     """Offline reference: the excitation of a whole clip, sample-aligned with it (same length)."""
     gen = HarmonicExcitation(sample_rate, hop, config)
+    lag = gen.lag
     n = len(audio)
-    hops = -(-n // hop) + 1  # one extra hop of silence finishes the last samples
+    hops = -(-n // hop) + lag  # lag extra hops of silence finish the last samples
     padded = np.zeros(hops * hop, np.float64)
     padded[:n] = audio
     out = np.zeros(hops * hop, np.float32)
     for i in range(hops):
         chunk = gen.process(padded[i * hop : (i + 1) * hop])
-        if i:
-            out[(i - 1) * hop : i * hop] = chunk
+        if i >= lag:
+            out[(i - lag) * hop : (i - lag + 1) * hop] = chunk
     return out[:n]

@@ -103,7 +103,7 @@ def stream_audio(
     shapes the harmonic excitation of the source (diffusion/excitation.py) instead of the source; the
     model still sees the source, unless ``denoiser_input`` is "excitation" (issue 15: the denoiser hears
     the excitation's log-mel, the same 1/k series whatever the source's own timbre; each window's last
-    column is the frame with its last hop cut, as the live generator's one-hop lag leaves it) or "both"
+    column is the frame with its last ``lag_hops`` hops cut, as the live generator's lag leaves it) or "both"
     (the source and that excitation as two channels).
     """
     if denoiser_input not in DENOISER_INPUTS:
@@ -119,9 +119,11 @@ def stream_audio(
         last = None
         source_logmel = resynth.transform.log_mel(wave[None])[0]
         if denoiser_input != "source":
+            assert excitation is not None  # checked above
             excited = resynth.transform.log_mel(shaped[None])[0]
+            lagged = excitation.lag_hops * stage.spec.hop  # the live window's newest samples not yet excited
             # audit: stream-excitation-tail-cut
-            cut = resynth.transform.log_mel_cut_tail(shaped[None], stage.spec.hop)[0]
+            cut = resynth.transform.log_mel_cut_tail(shaped[None], lagged)[0] if lagged else excited
             if denoiser_input == "excitation":
                 source_logmel, last = excited, cut
             else:  # both: the input whole, the excitation with its newest column cut

@@ -25,7 +25,7 @@ import torch
 from diffusion.causal import CausalDenoiser
 from diffusion.checkpoint import load_checkpoint, load_denoiser, meta_source_input, model_sampler
 from diffusion.errors import StylehostError
-from diffusion.excitation import ExcitationConfig, heard_channels
+from diffusion.excitation import ExcitationConfig, check_stage_reach, heard_channels
 from diffusion.guide import GuideStage, load_stage
 from diffusion.guide import parameter_count as stage_parameters
 from diffusion.model import Denoiser, count_macs, parameter_count
@@ -262,14 +262,17 @@ def stage_excitation(path: Path) -> dict[str, Any] | None:
 def export_bundle(model_path: Path, out: Path, name: str | None = None, version: str | None = None,
                   audio_path: Path | None = None, torch_weights: bool = True, force: bool = False,
                   stage_path: Path | None = None, stage_steps: int = 1, lookahead: int | None = None,
-                  window: int | None = None) -> B.Bundle:
+                  window: int | None = None, excitation_lag: int | None = None) -> B.Bundle:
     """The whole command: export, check, write the manifest, verify the folder, rename into place.
 
     ``stage_path``: a guide stage file (``stylehost guide-train``) exported as the resynth graph with
     ``stage_steps`` InDI steps; without it, source-phase resynthesis. ``lookahead``: play the window model
     with fewer look-ahead frames than it was trained with (Denoiser.play_with_lookahead; the manifest's
     ``lookahead`` and latency say so, its ``training`` section still names the trained one). ``window``: play
-    it on fewer frames per call than trained (Denoiser.play_with_window: less compute per call)."""
+    it on fewer frames per call than trained (Denoiser.play_with_window: less compute per call).
+    ``excitation_lag``: the live excitation's lag in hops (ExcitationConfig.lag_hops) instead of the one the
+    stage was trained with; 0 lets a stage with no after-frame play at look-ahead 0. A lag the bundle's
+    look-ahead cannot hold is refused here, before anything is exported, as the processor would refuse it."""
     out = Path(out)
     if out.exists() and not force:
         raise StylehostError(f"{out} already exists; pass --force to replace it")
@@ -291,7 +294,13 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
         extra["resynth_stage"] = stage_section(stage, Path(stage_path), denoiser.cfg.lookahead)
         excitation = stage_excitation(Path(stage_path))
         if excitation is not None:  # a stage trained on the harmonic excitation must be played with it
+            if excitation_lag is not None:
+                excitation = ExcitationConfig(**{**excitation, "lag_hops": excitation_lag}).to_dict()
+            check_stage_reach(stage.after, denoiser.cfg.lookahead, f"export of {model_path}",
+                              int(excitation["lag_hops"]))
             extra["excitation"] = excitation
+    if excitation_lag is not None and "excitation" not in extra:
+        raise StylehostError("--excitation-lag needs a stage trained on the harmonic excitation (--stage)")
     framing = bundle_framing(denoiser, stage)  # a stage on other features is refused before anything is exported
     heard = meta_source_input(meta)
     if heard_channels(heard) != denoiser.cfg.source_channels:

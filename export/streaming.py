@@ -247,9 +247,11 @@ def export_streaming_bundle(model_path: Path, out: Path, stage_path: Path, frame
     extra: dict[str, Any] = {"resynth_stage": stage_section(stage, Path(stage_path), look)}
     excitation = stage_excitation(Path(stage_path))
     if excitation is not None:
-        if cfg.lookahead < 1:  # the live excitation generator runs one hop behind the input
-            raise StylehostError(f"{model_path} has no look-ahead (lookahead 0), and the stage {stage_path} shapes the "
-                                 "excitation, which runs one hop behind: use a model with lookahead >= 1")
+        lag = int(excitation["lag_hops"])  # the live excitation generator runs lag_hops behind the input
+        if cfg.lookahead < lag:
+            raise StylehostError(f"{model_path} has look-ahead {cfg.lookahead}, and the stage {stage_path} shapes the "
+                                 f"excitation, which runs {lag} hop(s) behind: use a model with lookahead >= {lag} "
+                                 "or an excitation with lag_hops 0")
         extra["excitation"] = excitation
     model_sha = B.sha256_file(Path(model_path))
     version = version or str(meta.get("version") or f"{datetime.date.today():%Y%m%d}-{model_sha[:8]}")

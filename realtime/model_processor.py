@@ -29,10 +29,11 @@ are emitted.
 
 A bundle with an ``excitation`` section (diffusion/excitation.py) gives the resynth graph the source's
 harmonic excitation instead of the source frames: a streaming generator fed each call's newest
-``stride`` samples keeps an excitation window beside the input window, complete up to one hop before
-its end (the generator runs one hop behind). The frames the graph reads end (L - after) hops before
-the window does, so ``after`` <= L - 1 is required and the delay does not change. The generator
-starts with ``frame_origin`` hops of silence, as the offline reference's clip does.
+``stride`` samples keeps an excitation window beside the input window, complete up to ``lag_hops`` hops
+before its end (the generator runs that far behind: 1, or 0 for a stage with no look-ahead). The frames the
+graph reads end (L - after) hops before the window does, so ``after`` <= L - lag_hops is required and the
+delay does not change. The generator starts with ``frame_origin`` hops of silence, as the offline
+reference's clip does.
 """
 
 from __future__ import annotations
@@ -139,13 +140,14 @@ class ModelProcessor(Processor):
         if isinstance(exc_cfg, str):
             raise StylehostError(f"excitation must be a config, None or {BUNDLE_EXCITATION!r}, got {exc_cfg!r}")
         if exc_cfg is not None:
-            check_stage_reach(self._after, look, f"model {bundle.name}")
-            self._excitation = HarmonicExcitation(spec.sample_rate, hop, ExcitationConfig(**exc_cfg))
+            exc_config = ExcitationConfig(**exc_cfg)
+            check_stage_reach(self._after, look, f"model {bundle.name}", exc_config.lag_hops)
+            self._excitation = HarmonicExcitation(spec.sample_rate, hop, exc_config)
         self._exc_win = np.zeros(self.window, np.float32)
         self._silence = np.zeros(hop, np.float32)
         # What the denoiser hears: the input, or its harmonic excitation (issue 15: the same 1/k series at the
-        # input's pitch and loudness whatever the input's own timbre). The excitation window's last hop is
-        # always zero (the generator lags one hop), so only the window's last column sees a cut frame; the
+        # input's pitch and loudness whatever the input's own timbre). With a generator lagging one hop the
+        # excitation window's last hop is always zero, so only the window's last column sees a cut frame; the
         # offline reference (stream.stream_audio) cuts it the same way.
         self.denoiser_input = denoiser_input or bundle.denoiser_input
         if self.denoiser_input not in DENOISER_INPUTS:
@@ -244,7 +246,8 @@ class ModelProcessor(Processor):
         assert self._excitation is not None
         exc[:-stride] = exc[stride:]
         new = window[-stride:]
-        end = len(exc) - hop  # the generator's output lags the input by one hop
+        # the generator's output lags the input by its delay (lag_hops hops)
+        end = len(exc) - self._excitation.delay_samples  # audit: processor-excitation-lag
         for h in range(self.S):
             exc[end - stride + h * hop : end - stride + (h + 1) * hop] = self._excitation.process(
                 new[h * hop : (h + 1) * hop])

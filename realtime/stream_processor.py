@@ -47,9 +47,10 @@ class StreamingProcessor(ModelProcessor):
         self._states: list[list[np.ndarray]] = []  # per sampler step: that step's network state
         super().__init__(bundle, backend, emit=bundle.emit, seed=seed, crossfade_ms=crossfade_ms,
                          excitation=excitation)
-        if self._excitation is not None and self._lc < 1:
-            raise StylehostError("the excitation runs one hop behind the input; a network without look-ahead "
-                                 "cannot feed a stage that shapes it")
+        if self._excitation is not None and self._lc < self._excitation.lag:
+            raise StylehostError(f"the excitation runs {self._excitation.lag} hop(s) behind the input; a network "
+                                 "with less look-ahead cannot feed a stage that shapes it (an excitation with "
+                                 "lag_hops 0 can)")
         m, s = bundle.spectrogram.n_mels, self.S
         self._frontend_len = bundle.spectrogram.num_samples(s)
         self._new = np.zeros((1, 1, m, s), np.float32)  # the S new source frames, normalised

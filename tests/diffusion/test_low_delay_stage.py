@@ -211,17 +211,57 @@ def test_a_window_model_played_on_a_shorter_window_streams_as_its_offline_refere
         load_denoiser(tiny_causal(tmp_path / "c.pt", lookahead=1)).play_with_window(16)
 
 
+def excited_stage_file(path: Path, harmonic: dict | None = None) -> Path:
+    """A tiny no-after-frame stage on the low-delay pair, saved as trained on the harmonic excitation."""
+    low_stage_file(path)
+    save_stage(path, load_stage(path), {"step": 0, "config": {"excitation": True, "harmonic": harmonic or {}}})
+    return path
+
+
+def test_a_lag_free_excitation_plays_a_stage_with_no_look_ahead(tmp_path: Path) -> None:
+    """Issue 17: the excitation synthesised as each hop arrives (lag_hops 0) lets the window model play at
+    look-ahead 0 with a stage that reads no later frame: 96 samples of delay on the S 192 pair, and the live
+    processor equal to the offline reference with the same lag-free excitation. With the trained lag (1) the
+    same export is refused before anything is written."""
+    from diffusion.excitation import ExcitationConfig
+    from tests.diffusion.test_excitation import offline_reference, vibrato_sine
+
+    torch.set_num_threads(1)
+    model, stage = tiny_model(tmp_path / "tiny.pt"), excited_stage_file(tmp_path / "g.pt")
+    with pytest.raises(StylehostError, match="1 hop"):
+        export_bundle(model, tmp_path / "lag1", stage_path=stage, lookahead=0)
+    assert not (tmp_path / "lag1").exists()
+    bundle = export_bundle(model, tmp_path / "lag0", stage_path=stage, lookahead=0, excitation_lag=0)
+    assert bundle.excitation is not None and bundle.excitation["lag_hops"] == 0
+    assert bundle.lookahead == 0 and bundle.latency_samples == 96
+    proc = ModelProcessor(bundle, open_backend(bundle, "cpu"), emit=2)
+    assert proc.delay_samples == 96
+    proc.set_params(style_mix=MIX, strength=1.0, steps=1)
+    x, _ = vibrato_sine(0.8, 330.0)
+    y = stream(proc, x)
+    played = load_denoiser(model).play_with_lookahead(0)
+    want = offline_reference(proc, x, len(y), played, excitation=ExcitationConfig(lag_hops=0))
+    np.testing.assert_allclose(y, want, atol=1e-4, rtol=0)
+    other = offline_reference(proc, x, len(y), played, excitation=ExcitationConfig(lag_hops=1))
+    assert np.abs(other - want).max() > 1e-3  # the lag-free excitation is the one in use
+
+
 def test_eval_refuses_what_the_live_excitation_cannot_play() -> None:
-    """Live, the excitation lags one hop, so a stage reading no frame after the emitted ones still needs one
-    look-ahead frame (ModelProcessor refuses look-ahead 0); eval, whose excitation is whole, must refuse it too."""
+    """Live, the excitation lags lag_hops (1 as trained), so a stage reading no frame after the emitted ones still
+    needs that many look-ahead frames (ModelProcessor refuses fewer); eval, whose excitation is whole, must refuse
+    it too."""
     from diffusion.excitation import check_stage_reach
 
     none_after = GuideStage(SYM, NO_LOOK)
     check_stage_reach(none_after.after, 1)
-    with pytest.raises(StylehostError, match="one hop behind"):
+    with pytest.raises(StylehostError, match=r"runs 1 hop\(s\) behind"):
         check_stage_reach(none_after.after, 0)
     one_after = tiny_stage()
     assert none_after.after == 0 and one_after.after == 1
     check_stage_reach(one_after.after, 2)
     with pytest.raises(StylehostError, match="look-ahead >= 2, not 1"):
         check_stage_reach(one_after.after, 1)
+    check_stage_reach(none_after.after, 0, lag_hops=0)  # a lag-free excitation (issue 17) plays at look-ahead 0
+    check_stage_reach(one_after.after, 1, lag_hops=0)
+    with pytest.raises(StylehostError, match="look-ahead >= 1, not 0"):
+        check_stage_reach(one_after.after, 0, lag_hops=0)
