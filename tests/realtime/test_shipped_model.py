@@ -63,20 +63,22 @@ def test_shipped_model_beats_the_unchanged_source_on_test_pairs(small_dataset: P
     assert np.mean(model_db) < np.mean(source_db), (model_db, source_db)
 
 
-def test_the_low_latency_bundle_is_the_default_student_8_ms_earlier_end_to_end() -> None:
-    """Issue 17: the same denoiser, 1 look-ahead frame instead of 2 and a stage on the shorter low-delay pair
-    (synthesis over each frame's last 8 ms, the default's over 12 ms): 192 model samples of delay against 384,
-    with the trade-off in its manifest."""
+def test_the_low_latency_bundle_is_the_default_student_12_ms_earlier_end_to_end() -> None:
+    """Issue 17: the same denoiser, no look-ahead frame instead of 2, a stage on the shorter low-delay pair
+    (synthesis over each frame's last 8 ms, the default's over 12 ms) and a harmonic excitation synthesised as
+    each hop arrives (lag 0, so the stage needs no look-ahead): 96 model samples of delay against 384, with the
+    trade-off in its manifest."""
     from realtime.backends.choose import open_backend
     from realtime.engine import Engine, EngineConfig
     from realtime.stream_processor import make_processor
 
     low, default = load_bundle(LOW_LATENCY), load_bundle(DEFAULT)
     assert low.manifest["files"]["model.pt"]["sha256"] == default.manifest["files"]["model.pt"]["sha256"]
-    assert low.lookahead == 1 and low.spectrogram.synthesis_len == 192 and low.latency_samples == 192
+    assert low.lookahead == 0 and low.spectrogram.synthesis_len == 192 and low.latency_samples == 96
+    assert low.excitation is not None and low.excitation["lag_hops"] == 0 and low.resynth_context[1] == 0
     assert default.spectrogram.synthesis_len == 288 and default.latency_samples == 384  # 480 before issue 17
     assert low.summary and "eval" in low.manifest
     assert "denoiser_int8.onnx" in low.manifest["files"]  # played as fast as the default on a CPU
     cfg = EngineConfig(sample_rate=48000, blocksize=128)
     totals = [Engine(lambda b=b: make_processor(b, open_backend(b, "cpu")), cfg).latency.total for b in (default, low)]
-    assert totals[0] - totals[1] == pytest.approx(2 * (384 - 192), abs=0.5)  # 8 ms at 48 kHz
+    assert totals[0] - totals[1] == pytest.approx(2 * (384 - 96), abs=0.5)  # 12 ms at 48 kHz
