@@ -96,6 +96,10 @@ class DistillConfig:
     # Continue a student: the student, its EMA and the target network start from this model file (a
     # student of the teacher's model config) instead of the teacher's weights.
     init: str = ""
+    # The student's look-ahead frames (issue 17): -1 keeps the teacher's; fewer moves the emphasised emitted region
+    # to the window's newest frames, so the student learns the frames a low-delay bundle plays (the teacher's
+    # trajectories are unchanged: it sees the same window) and its model file plays them with no --lookahead.
+    lookahead: int = -1
     steps: int = 6000  # not yet measured on the real teacher: about 3 network passes per step
     batch_size: int = 32  # per process
     lr: float = 1e-3  # best of 2e-4 and 1e-3 in benchmarks/distill_sanity.py (tiny teacher, 800 steps)
@@ -283,6 +287,8 @@ def distill(cfg: DistillConfig, teacher_path: Path, data_dir: Path, out_dir: Pat
     module = copy.deepcopy(teacher).requires_grad_(True)  # the student starts as the teacher ...
     if cfg.init:  # ... or as the student it continues
         module.load_state_dict(init_weights(Path(cfg.init), mc))
+    if cfg.lookahead >= 0:
+        module.play_with_lookahead(cfg.lookahead)  # the same weights, trained to emit nearer the window's end
     ema = copy.deepcopy(module).requires_grad_(False)
     target_net = copy.deepcopy(module).requires_grad_(False)
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
