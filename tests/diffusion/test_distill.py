@@ -265,3 +265,20 @@ def test_distill_bar_judges_clearly_better_on_frechet() -> None:
                                   {"name": "teacher DDIM 2", "log_mel_db": 5.7, "frechet": 2.28},
                                   {"name": "student 2", "log_mel_db": 6.6, "frechet": 2.1}]}, 8)["passed"]
     # (the last: within 10% of a teacher at 2.2, but only 8% below DDIM 2: not clearly better)
+
+
+def test_a_student_can_learn_to_emit_nearer_the_windows_end(data: Path, teacher: Path, tmp_path: Path) -> None:
+    """Issue 17: ``lookahead=0`` moves the emphasised emitted frames to the window's newest ones and the model
+    file says so, so a low-delay bundle plays what the student was trained to emit; more than the teacher's
+    look-ahead is refused."""
+    import dataclasses
+
+    run = tmp_path / "la0"
+    distill(tiny("steps=2", "lookahead=0", "val_every=100", "checkpoint_every=100"), teacher, data, run,
+            progress=False)
+    s, t = load_denoiser(run / "model.pt"), load_denoiser(teacher)
+    assert t.cfg.lookahead > 0 and s.cfg == dataclasses.replace(t.cfg, lookahead=0)
+    w = s.cfg.frame_weights(4.0)
+    assert (w[-s.cfg.emit :] == 4.0).all() and (w[: -s.cfg.emit] == 1.0).all()
+    with pytest.raises(StylehostError, match="lookahead must be in"):
+        distill(tiny("steps=1", f"lookahead={t.cfg.lookahead + 1}"), teacher, data, tmp_path / "bad", progress=False)
