@@ -130,7 +130,9 @@ def test_backend_raising_mid_stream_falls_back_to_dry_at_the_same_latency(jack_s
     def make() -> Processor:
         return FailsMidRun()
 
-    engine, peaks, delays, _ = stream_pulses(jack_server, make, 3.0)
+    # 6 s (28 pulses), not 3: on a loaded VM a few pulses near the fault can be damaged, and 14 pulses left no
+    # room for that; the median and the 80% rule still fail a latency that moves.
+    engine, peaks, delays, _ = stream_pulses(jack_server, make, 6.0)
     assert_mostly_exact(delays, engine.latency.total)
     status = engine.status()
     assert status.processor_errors == 30 and "illegal memory access" in status.last_error
