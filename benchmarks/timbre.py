@@ -60,16 +60,17 @@ import torch
 
 from diffusion.data import Clip, Note, RenderConfig, load_manifest, piece_clips, piece_parts
 from diffusion.errors import StylehostError
-from diffusion.excitation import ExcitationConfig, excite
+from diffusion.excitation import GATED, ExcitationConfig, excite
 from diffusion.files import write_text_atomic
 from diffusion.guide import GuideStage, restore_clip
 from diffusion.harmonics import HarmonicConfig, harmonic_distance, note_frames
+from diffusion.input_gate import GateConfig
 from diffusion.metrics import log_mel_distance, static_eq_log_gain
 from diffusion.model import Denoiser
 from diffusion.provenance import git_commit
 from diffusion.resynth import PhaseGuidedResynth
 from diffusion.spectrogram import SpectrogramConfig
-from diffusion.stream import StreamConfig, resynthesize, stream_audio
+from diffusion.stream import StreamConfig, gate_trace, resynthesize, stream_audio
 from diffusion.synth_sources import SOURCES
 
 DEFAULT_BUNDLE = Path("models/default")
@@ -90,6 +91,7 @@ class ModelUnderTest:
     stage: GuideStage | None = None
     excitation: ExcitationConfig | None = None  # the stage shapes the source's harmonic excitation
     denoiser_input: str = "source"  # what the denoiser hears: its training's; "excitation" with --compare-excited
+    gate: GateConfig | None = None  # with denoiser_input "gated": the bundle's input gate
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,7 @@ def calibrate(data_dir: Path, cfg: TimbreConfig = TimbreConfig(), denoiser: Deno
         outputs.append(("noise comb", "white noise + target log-mel",
                         resynthesize(resynth, 0.01 * white, lambda s, o=oracle: o)))
         sources = {s: _read(data_dir, record["audio"]["fluidr3"][s]) for s in styles if s != tgt}
+        gates: dict[tuple[str, str], float] = {}  # (system, source) -> mean gate weight, for gated models
         if cid not in synthesized:
             synthesized[cid] = {name: make(notes[cid], record["samples"], sr, cfg.seed)
                                 for name, make in SOURCES.items()}
@@ -264,11 +267,15 @@ def calibrate(data_dir: Path, cfg: TimbreConfig = TimbreConfig(), denoiser: Deno
                 if run_model:
                     outputs.append((m.label, name, stream_audio(m.denoiser, resynth, audio,
                                                                 m.denoiser.style_vector({tgt: 1.0}), m.stream,
-                                                                m.stage, m.excitation, m.denoiser_input)))
+                                                                m.stage, m.excitation, m.denoiser_input, m.gate)))
+                    if m.gate is not None:  # how much of the excitation it heard, mean over the clip's windows
+                        gates[(m.label, name)] = float(np.mean(gate_trace(m.denoiser, resynth, audio, m.gate,
+                                                                          m.stream)))
         for system, source, audio in outputs:
             rows.append({"system": system, "source": source, "target": tgt, "clip": cid,
                          "harmonic_db": harmonic_distance(audio, target, notes[cid], sr, hcfg),
-                         "log_mel_db": log_mel_distance(audio, target, transform)})
+                         "log_mel_db": log_mel_distance(audio, target, transform),
+                         **({"gate_weight": gates[(system, source)]} if (system, source) in gates else {})})
         partner = next((c for c in candidates if c["id"] != cid and c["samples"] == record["samples"]), None)
         if DUET_SOURCE in styles and tgt != DUET_SOURCE and partner is not None and run_model:
             # Polyphony with a true target: two test clips' lines played together by the piano, against the
@@ -280,7 +287,7 @@ def calibrate(data_dir: Path, cfg: TimbreConfig = TimbreConfig(), denoiser: Deno
                 duets.append(("today's model", stream_audio(denoiser, resynth, duet, denoiser.style_vector({tgt: 1.0}),
                                                             stream, stage)))
             duets += [(m.label, stream_audio(m.denoiser, resynth, duet, m.denoiser.style_vector({tgt: 1.0}), m.stream,
-                                             m.stage, m.excitation, m.denoiser_input)) for m in models]
+                                             m.stage, m.excitation, m.denoiser_input, m.gate)) for m in models]
             for system, audio in duets:  # harmonic_db: no note is alone
                 rows.append({"system": system, "source": DUET_GROUP, "target": tgt, "clip": cid,
                              "harmonic_db": float("nan"),
@@ -318,6 +325,9 @@ def summarise(rows: list[dict[str, Any]], styles: list[str]) -> dict[str, Any]:
         out[key] = {m: _stats([r[m] for r in members]) for m in ("harmonic_db", "log_mel_db")}
         out[key]["per_target"] = {t: _stats([r["harmonic_db"] for r in members if r["target"] == t])["mean"]
                                   for t in styles if any(r["target"] == t for r in members)}
+        gated = [r["gate_weight"] for r in members if "gate_weight" in r]
+        if gated:
+            out[key]["gate_weight"] = float(np.mean(gated))
     return out
 
 
@@ -342,6 +352,12 @@ def markdown(report: dict[str, Any]) -> str:
         "| system: source | harmonic dist (dB) | log-mel dist (dB) | rows |", "|---|---|---|---|"]
     for key, s in summary.items():
         lines.append(f"| {key} | {cell(s['harmonic_db'])} | {cell(s['log_mel_db'])} | {s['harmonic_db']['n']} |")
+    gated = {key: s["gate_weight"] for key, s in summary.items() if "gate_weight" in s}
+    if gated:
+        lines += ["", "Gated models: the excitation's mean share of what the denoiser heard (0 = the input, 1 = its "
+                  "excitation; mean over each clip's windows, silence included):", "",
+                  "| system: source | gate weight |", "|---|---|"]
+        lines += [f"| {key} | {w:.2f} |" for key, w in gated.items()]
     lines += ["", "Harmonic distance (dB) per target style:", "",
               "| system: source | " + " | ".join(styles) + " |", "|---|" + "---|" * len(styles)]
     for key, s in summary.items():
@@ -370,7 +386,10 @@ def load_model(bundle: Path, label: str = "today's model") -> ModelUnderTest:
     section = manifest.get("excitation")
     excitation = ExcitationConfig(**section) if section is not None and stage is not None else None
     heard = meta_source_input(load_checkpoint(model_path).get("meta"))  # what it was trained to hear
-    return ModelUnderTest(label, denoiser, stream, stage, excitation, heard)
+    gate = None
+    if manifest.get("denoiser_input") == GATED and excitation is not None:  # played gated (diffusion/input_gate.py)
+        heard, gate = GATED, GateConfig.from_dict(manifest["input_gate"])
+    return ModelUnderTest(label, denoiser, stream, stage, excitation, heard, gate)
 
 
 def describe(model: ModelUnderTest, bundle: Path) -> dict[str, Any]:
@@ -378,7 +397,8 @@ def describe(model: ModelUnderTest, bundle: Path) -> dict[str, Any]:
     return {"bundle": str(bundle), "emit": s.emit, "steps": s.steps, "strength": s.strength, "sampler": s.sampler,
             "stage": None if model.stage is None else str(bundle / "guide.pt"),
             "excitation": None if model.excitation is None else model.excitation.to_dict(),
-            "denoiser_input": model.denoiser_input}
+            "denoiser_input": model.denoiser_input,
+            "input_gate": None if model.gate is None else model.gate.fit}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -421,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
                     if flag == "--compare-excited":
                         if m.excitation is None:
                             raise StylehostError(f"--compare-excited: {folder} has no excitation section")
-                        m = dataclasses.replace(m, denoiser_input="excitation")
+                        m = dataclasses.replace(m, denoiser_input="excitation", gate=None)
                     models.append((m, Path(folder)))
         hcfg = HarmonicConfig(dynamic_range_db=args.dynamic_range_db)
         report = calibrate(args.data, cfg, hcfg=hcfg, progress=not args.quiet, models=tuple(m for m, _ in models))

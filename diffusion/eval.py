@@ -36,9 +36,10 @@ from diffusion.classifier import ClassifierConfig, embed_clip, load_classifier, 
 from diffusion.config import parse_list
 from diffusion.data import Note, load_manifest
 from diffusion.errors import StylehostError
-from diffusion.excitation import ExcitationConfig, check_stage_reach
+from diffusion.excitation import GATED, ExcitationConfig, check_stage_reach
 from diffusion.guide import GuideStage, load_stage
 from diffusion.harmonics import harmonic_distance
+from diffusion.input_gate import GateConfig
 from diffusion.metrics import chroma_similarity, frechet_distance, log_mel_distance, static_eq_log_gain
 from diffusion.model import Denoiser
 from diffusion.provenance import command_line, git_commit
@@ -72,13 +73,15 @@ def evaluate(
     stage: GuideStage | None = None,
     excitation: dict[str, ExcitationConfig | None] | None = None,
     hears: dict[str, str] | None = None,
+    gate: GateConfig | None = None,
 ) -> dict[str, Any]:
     """Score each named (denoiser, stream config) plus the two baselines; returns a JSON-able report.
     ``stage`` resynthesises the models' predictions as the engine does with a bundle's GuideDiff stage;
     ``excitation`` {suffix: config}: each model is scored once per entry, its stage shaping the source
     (None) or its harmonic excitation (diffusion/excitation.py), named model + suffix. ``hears`` {name:
     denoiser input}: what each model was trained to hear (default "source"); one hearing the excitation is
-    scored only with an excitation entry, as the engine plays it."""
+    scored only with an excitation entry, as the engine plays it. ``gate``: the models hearing "gated" play
+    with this input gate (diffusion/input_gate.py)."""
     excitation = excitation or {"": None}
     from tqdm import tqdm
 
@@ -136,7 +139,7 @@ def evaluate(
                             excitation=exc)
                     else:
                         outputs[name + suffix] = stream_audio(denoiser, resynth, source, style_vec, scfg, stage, exc,
-                                                              heard)
+                                                              heard, gate if heard == GATED else None)
             for name, out in outputs.items():
                 probs, emb = embed_clip(classifier, logmel(out), frames)
                 embeddings[name, tgt].append(emb)
@@ -215,6 +218,10 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--excitation-lag", type=int, default=1, choices=(0, 1),
                    help="hops the harmonic excitation runs behind the input, as live (ExcitationConfig.lag_hops; "
                         "default 1); 0 lets a stage with no after-frame play at --lookahead 0")
+    p.add_argument("--gate", type=Path, default=None,
+                   help="play every one-window model gated with this input gate (the JSON `stylehost gate-fit --out` "
+                        "writes): per call the input or its excitation, as the gate judges the input; needs "
+                        "--excitation on")
     p.add_argument("--strength", default="1.0", help="transfer strength; a list ('1.0,0.7') scores each")
     p.add_argument("--emit", type=int, default=4, help="frames emitted per window (the engine's stride)")
     p.add_argument("--lookahead", default=None,
@@ -256,6 +263,20 @@ def cli_eval(args: argparse.Namespace) -> int:
             denoisers[label] = (played[la, w], StreamConfig(emit=args.emit, steps=st, strength=sg,
                                                          sampler=args.sampler or model_sampler(p), seed=args.seed))
             hears[label] = heard
+    gate = None
+    if args.gate is not None:
+        if args.excitation != "on" or args.stage is None:
+            raise StylehostError("--gate chooses between the input and its excitation: pass --excitation on and "
+                                 "a --stage")
+        try:
+            gate = GateConfig.from_dict(json.loads(Path(args.gate).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StylehostError(f"cannot read the input gate {args.gate}: {exc}") from exc
+        for label, heard in hears.items():
+            if heard != "source":
+                raise StylehostError(f"--gate: {label} was trained to hear {heard!r}; a gate is for models hearing "
+                                     "the input")
+            hears[label] = GATED
     stage = load_stage(args.stage, steps=args.stage_steps).eval() if args.stage is not None else None
     if stage is not None and args.excitation != "off":
         for label, (d, _) in denoisers.items():
@@ -266,10 +287,11 @@ def cli_eval(args: argparse.Namespace) -> int:
     excitation = choices[args.excitation]
     report = evaluate(denoisers, args.data, args.classifier,
                       EvalConfig(clips_per_pair=args.clips_per_pair, split=args.split, seed=args.seed), stage=stage,
-                      excitation=excitation, hears=hears)
+                      excitation=excitation, hears=hears, gate=gate)
     report["excitation"] = args.excitation
     report["excitation_lag"] = args.excitation_lag
     report["denoiser_input"] = hears
+    report["input_gate"] = None if gate is None else {"path": str(args.gate), "fit": gate.fit}
     report["resynthesis"] = ({"stage": str(args.stage), "steps": args.stage_steps} if stage is not None
                              else "source-phase")
     report["stream"] = {name: {"emit": c.emit, "steps": c.steps, "strength": c.strength, "sampler": c.sampler,

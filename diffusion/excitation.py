@@ -77,6 +77,10 @@ class ExcitationConfig:
 # that of its harmonic excitation, or both as two channels (the model's source_channels 2). One list for
 # training, the offline reference, the bundle and the processor.
 DENOISER_INPUTS = ("source", "excitation", "both")
+# Played, never trained: a one-window denoiser hears the input or its excitation, chosen and glided per call by
+# the bundle's input gate (diffusion/input_gate.py, manifest section "input_gate").
+GATED = "gated"
+PLAYED_INPUTS = (*DENOISER_INPUTS, GATED)
 
 
 def heard_channels(denoiser_input: str) -> int:

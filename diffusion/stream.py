@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from diffusion.errors import StylehostError
-from diffusion.excitation import DENOISER_INPUTS, ExcitationConfig, excite
+from diffusion.excitation import GATED, PLAYED_INPUTS, ExcitationConfig, excite
 from diffusion.guide import GuideStage, restore_windows
+from diffusion.input_gate import GateConfig, InputGate
 from diffusion.model import Denoiser
 from diffusion.resynth import PhaseGuidedResynth
 from diffusion.sampling import transfer
@@ -52,15 +53,43 @@ def stream_logmel(
     return contexts.permute(1, 0, 2).reshape(n_mels, -1)[:, :frames]
 
 
+def window_stack(heard: torch.Tensor, t: int, look: int, emit: int, floor: float
+                 ) -> tuple[torch.Tensor, np.ndarray, int]:
+    """(C, n_mels, F) -> ((W, C, n_mels, t) windows in call order, their start frames, the left padding):
+    the clip padded with the log floor before its start and after its end, as the engine's history is."""
+    c, n_mels, frames = heard.shape
+    ends = window_ends(frames, look, emit)
+    pad_left, pad_right = t, int(ends[-1]) - frames
+    padded = torch.full((c, n_mels, pad_left + frames + pad_right), floor, dtype=heard.dtype)
+    padded[..., pad_left : pad_left + frames] = heard
+    starts = ends - t
+    return torch.stack([padded[..., s + pad_left : s + pad_left + t] for s in starts]), starts, pad_left
+
+
+def gate_trace(denoiser: Denoiser, resynth: PhaseGuidedResynth, audio: np.ndarray, gate: GateConfig,
+               cfg: StreamConfig) -> np.ndarray:
+    """(W,) the excitation's share each window of ``audio`` hears when played gated (stream_audio's weights):
+    what a report shows beside a gated model's scores."""
+    with torch.no_grad():
+        logmel = resynth.transform.log_mel(torch.as_tensor(np.asarray(audio, dtype=np.float32))[None])
+    mcfg = denoiser.cfg
+    windows, _, _ = window_stack(logmel, mcfg.window, mcfg.lookahead, cfg.emit,
+                                 float(np.log(mcfg.spectrogram.log_floor)))
+    spec = mcfg.spectrogram
+    return InputGate(gate, cfg.emit * spec.hop / spec.sample_rate).weights(windows[:, 0].numpy())
+
+
 def stream_contexts(
     denoiser: Denoiser, source_logmel: torch.Tensor, style_vec: torch.Tensor, cfg: StreamConfig,
-    before: int = 0, after: int = 0, last_column: torch.Tensor | None = None,
+    before: int = 0, after: int = 0, last_column: torch.Tensor | None = None, gate: InputGate | None = None,
 ) -> torch.Tensor:
     """(W, n_mels, before + emit + after): each window's own prediction of the frames it emits plus
     ``before`` earlier and ``after`` later columns, the context a spectrogram-to-audio stage reads
     (guide.py; ``after`` <= lookahead, the columns right of the emitted ones). ``last_column``, the shape of
     ``source_logmel``, when given, is what each window hears as its newest column instead (the denoiser fed the
-    live excitation). Both are (n_mels, F), or (C, n_mels, F) for a model hearing C windows."""
+    live excitation). Both are (n_mels, F), or (C, n_mels, F) for a model hearing C windows. With ``gate``
+    (diffusion/input_gate.py) the two channels given, input and excitation, become the one the model hears,
+    blended per window by the gate's weight glided over the windows in order, as the live processor does."""
     mcfg = denoiser.cfg
     t, look = mcfg.window, mcfg.lookahead
     if not 1 <= cfg.emit <= t - look:
@@ -71,16 +100,16 @@ def stream_contexts(
     heard = source_logmel if source_logmel.ndim == 3 else source_logmel[None]  # (C, n_mels, F)
     c, n_mels, frames = heard.shape
     floor = float(np.log(mcfg.spectrogram.log_floor))
-    ends = window_ends(frames, look, cfg.emit)
-    pad_left, pad_right = t, int(ends[-1]) - frames
-    padded = torch.full((c, n_mels, pad_left + frames + pad_right), floor, dtype=source_logmel.dtype)
-    padded[..., pad_left : pad_left + frames] = heard
-    starts = ends - t
-    windows = torch.stack([padded[..., s + pad_left : s + pad_left + t] for s in starts])  # (W, C, n_mels, t)
+    windows, starts, pad_left = window_stack(heard, t, look, cfg.emit, floor)
     if last_column is not None:  # what each window hears as its newest column
-        cut = torch.full_like(padded, floor)
+        cut = torch.full((c, n_mels, pad_left + int(starts[-1]) + t), floor, dtype=source_logmel.dtype)
         cut[..., pad_left : pad_left + frames] = last_column if last_column.ndim == 3 else last_column[None]
         windows[..., -1] = torch.stack([cut[..., s + pad_left + t - 1] for s in starts])
+    if gate is not None:
+        if c != 2:
+            raise StylehostError(f"a gated input needs the input and its excitation (2 channels), got {c}")
+        g = torch.from_numpy(gate.weights(windows[:, 0].numpy())).to(windows.dtype)[:, None, None, None]
+        windows = windows[:, :1] + g * (windows[:, 1:] - windows[:, :1])
     style = style_vec.reshape(1, -1)
     outs = []
     for i in range(0, len(windows), cfg.batch):
@@ -94,6 +123,7 @@ def stream_contexts(
 def stream_audio(
     denoiser: Denoiser, resynth: PhaseGuidedResynth, audio: np.ndarray, style_vec: torch.Tensor, cfg: StreamConfig,
     stage: GuideStage | None = None, excitation: ExcitationConfig | None = None, denoiser_input: str = "source",
+    gate: GateConfig | None = None,
 ) -> np.ndarray:
     """Restyle mono audio at the model rate; output aligned with the input and of the same length.
 
@@ -104,12 +134,15 @@ def stream_audio(
     model still sees the source, unless ``denoiser_input`` is "excitation" (issue 15: the denoiser hears
     the excitation's log-mel, the same 1/k series whatever the source's own timbre; each window's last
     column is the frame with its last ``lag_hops`` hops cut, as the live generator's lag leaves it) or "both"
-    (the source and that excitation as two channels).
+    (the source and that excitation as two channels) or "gated" (one of the two per window, glided, as the
+    ``gate`` decides: diffusion/input_gate.py).
     """
-    if denoiser_input not in DENOISER_INPUTS:
-        raise StylehostError(f"denoiser_input must be one of {', '.join(DENOISER_INPUTS)}, got {denoiser_input!r}")
+    if denoiser_input not in PLAYED_INPUTS:
+        raise StylehostError(f"denoiser_input must be one of {', '.join(PLAYED_INPUTS)}, got {denoiser_input!r}")
     if denoiser_input != "source" and (stage is None or excitation is None):
         raise StylehostError(f"denoiser_input {denoiser_input!r} needs a stage and an excitation config")
+    if (denoiser_input == GATED) != (gate is not None):
+        raise StylehostError("denoiser_input 'gated' goes with an input gate, and an input gate with 'gated'")
     if stage is None:
         return resynthesize(resynth, audio, lambda src: stream_logmel(denoiser, src, style_vec, cfg), excitation)
     with torch.no_grad():
@@ -126,9 +159,10 @@ def stream_audio(
             cut = resynth.transform.log_mel_cut_tail(shaped[None], lagged)[0] if lagged else excited
             if denoiser_input == "excitation":
                 source_logmel, last = excited, cut
-            else:  # both: the input whole, the excitation with its newest column cut
+            else:  # both or gated: the input whole, the excitation with its newest column cut
                 source_logmel, last = torch.stack([source_logmel, excited]), torch.stack([source_logmel, cut])
-        contexts = stream_contexts(denoiser, source_logmel, style_vec, cfg, stage.before, stage.after, last)
+        played = None if gate is None else InputGate(gate, cfg.emit * stage.spec.hop / stage.spec.sample_rate)
+        contexts = stream_contexts(denoiser, source_logmel, style_vec, cfg, stage.before, stage.after, last, played)
         return restore_windows(stage, shaped, contexts, cfg.emit).numpy()
 
 

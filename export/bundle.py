@@ -37,6 +37,7 @@ import numpy as np
 
 from diffusion.errors import StylehostError
 from diffusion.files import sha256_file
+from diffusion.input_gate import GateConfig
 from diffusion.spectrogram import SpectrogramConfig
 from export.graphfile import FLOAT, read_graph
 
@@ -134,6 +135,13 @@ class Bundle:
         excitation's, two channels) or "excitation" (the log-mel
         of the input's harmonic excitation, diffusion/excitation.py). Manifest ``denoiser_input``."""
         return str(self.manifest.get("denoiser_input", "source"))
+
+    @property
+    def input_gate(self) -> GateConfig | None:
+        """The gate that picks, per call, whether a one-window denoiser hears the input or its excitation
+        (diffusion/input_gate.py), or None. Manifest ``input_gate``; played when ``denoiser_input`` is gated."""
+        section = self.manifest.get("input_gate")
+        return GateConfig.from_dict(section) if section else None
 
     @property
     def excitation(self) -> dict[str, Any] | None:
@@ -322,12 +330,25 @@ def _check_manifest(m: Any, where: Path) -> None:
             ExcitationConfig(**excitation)
         except (TypeError, StylehostError) as exc:
             raise bad(f"'excitation': {exc}") from exc
-    from diffusion.excitation import DENOISER_INPUTS  # numpy only
+    from diffusion.excitation import GATED, PLAYED_INPUTS  # numpy only
 
     heard = m.get("denoiser_input", "source")
-    if heard not in DENOISER_INPUTS or (heard != "source" and excitation is None):
-        raise bad(f"'denoiser_input' must be 'source', or 'excitation' or 'both' with an 'excitation' section, "
-                  f"got {heard!r}")
+    if heard not in PLAYED_INPUTS or (heard != "source" and excitation is None):
+        raise bad(f"'denoiser_input' must be 'source', or 'excitation', 'both' or 'gated' with an 'excitation' "
+                  f"section, got {heard!r}")
+    gate = m.get("input_gate")
+    if heard == GATED and gate is None:
+        raise bad("'denoiser_input' 'gated' needs an 'input_gate' section: fit one with `stylehost gate-fit`")
+    if gate is not None:
+        if not isinstance(gate, dict):
+            raise bad("'input_gate' must be an object")
+        try:
+            parsed = GateConfig.from_dict(gate)
+        except StylehostError as exc:
+            raise bad(f"'input_gate': {exc}") from exc
+        mels = (m.get("spectrogram") or {}).get("n_mels")
+        if parsed.n_mels != mels:
+            raise bad(f"'input_gate' was fitted on {parsed.n_mels} mel bands, the model has {mels}")
     defaults = m.get("defaults", {})
     if not isinstance(defaults, dict):
         raise bad("'defaults' must be an object")

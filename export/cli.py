@@ -132,6 +132,8 @@ def cli_models(args: argparse.Namespace) -> int:
             print(f"{path.name:<16} INVALID  {item}")
         else:
             kind = f"streaming, {item.emit} frames per call" if item.streaming is not None else "window"
+            if item.denoiser_input != "source":  # what the denoiser hears: the input unless the bundle says
+                kind += f", hears {item.denoiser_input}"
             print(f"{item.name:<16} {item.version:<18} styles {', '.join(item.styles)} | latency "
                   f"{item.latency_samples} samples ({item.latency_ms:.1f} ms, {kind}) | {path}")
             if item.summary:

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from diffusion.excitation import DENOISER_INPUTS
+from diffusion.excitation import PLAYED_INPUTS
 from diffusion.styles import STYLE_NAMES
 from realtime.argtypes import ranged_float, ranged_int
 from realtime.backends.choose import NAMES as BACKENDS
@@ -67,12 +67,13 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="the spectrogram-to-audio stage shapes a harmonic series at the input's pitch instead of the "
                         "input itself, so a whistle or a sine gets the target's partials (docs/timbre.md; about "
                         "1.3 ms more per 8 ms call on the 2-core dev CPU)")
-    p.add_argument("--denoiser-input", default="bundle", choices=("bundle", *DENOISER_INPUTS),
+    p.add_argument("--denoiser-input", default="bundle", choices=("bundle", *PLAYED_INPUTS),
                    help="what the model hears: the input (source), its harmonic excitation (excitation: only the "
                         "input's pitch and loudness, as a 1/k harmonic series; much closer partials for whistles, "
                         "sines and synths, a little further for real instruments, docs/timbre.md; needs a bundle with "
                         "an excitation or --harmonic), both (only a bundle trained on both: the input and its "
-                        "excitation), or what the bundle says (bundle, the default)")
+                        "excitation), gated (one or the other per call, as the bundle's input gate judges the input; "
+                        "needs a bundle with an input_gate), or what the bundle says (bundle, the default)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="the denoiser's precision: on the CPU backend int8 (about twice as fast; the bundle's "
                         "denoiser_int8 graph from `stylehost export quantize`), fp32, or auto (int8 when the bundle "

@@ -34,6 +34,11 @@ before its end (the generator runs that far behind: 1, or 0 for a stage with no 
 graph reads end (L - after) hops before the window does, so ``after`` <= L - lag_hops is required and the
 delay does not change. The generator starts with ``frame_origin`` hops of silence, as the offline
 reference's clip does.
+
+Denoiser input "gated" (a bundle with an ``input_gate`` section, diffusion/input_gate.py): the frontend runs
+on both windows and the gate's glided weight g blends them into the one channel the denoiser hears; g comes
+from the input window alone, so a SoundFont-like input plays as "source" and an unknown timbre (a sine, a
+square lead) as "excitation", with a glide of ``tau_s`` between. ``gate_weight`` reports the last call's g.
 """
 
 from __future__ import annotations
@@ -44,12 +49,14 @@ import numpy as np
 
 from diffusion.errors import StylehostError
 from diffusion.excitation import (
-    DENOISER_INPUTS,
+    GATED,
+    PLAYED_INPUTS,
     ExcitationConfig,
     HarmonicExcitation,
     check_stage_reach,
     heard_channels,
 )
+from diffusion.input_gate import InputGate
 from diffusion.noise import frame_noise
 from export.bundle import Bundle
 from realtime.backends.base import Backend
@@ -150,14 +157,29 @@ class ModelProcessor(Processor):
         # excitation window's last hop is always zero, so only the window's last column sees a cut frame; the
         # offline reference (stream.stream_audio) cuts it the same way.
         self.denoiser_input = denoiser_input or bundle.denoiser_input
-        if self.denoiser_input not in DENOISER_INPUTS:
-            raise StylehostError(f"denoiser input must be one of {', '.join(DENOISER_INPUTS)}, "
+        if self.denoiser_input not in PLAYED_INPUTS:
+            raise StylehostError(f"denoiser input must be one of {', '.join(PLAYED_INPUTS)}, "
                                  f"got {self.denoiser_input!r}")
         if self.denoiser_input != "source" and self._excitation is None:
             raise StylehostError("the denoiser can hear the excitation only when the stage shapes one: use a bundle "
                                  "with an excitation section, or --harmonic")
+        # Gated (diffusion/input_gate.py): both windows are heard into _pair, and the gate's glided weight blends
+        # them into the one channel the denoiser takes, (1 - g) * input + g * excitation.
+        self._gate: InputGate | None = None
+        if self.denoiser_input == GATED:
+            gate_cfg = bundle.input_gate
+            if gate_cfg is None:
+                raise StylehostError(f"bundle {bundle.name} has no input gate: fit one with `stylehost gate-fit`, "
+                                     "or choose --denoiser-input source or excitation")
+            if gate_cfg.n_mels != m:
+                raise StylehostError(f"bundle {bundle.name}'s input gate has {gate_cfg.n_mels} mel bands, not {m}")
+            self._gate = InputGate(gate_cfg, self.stride / self.sample_rate)
+        self._pair = np.zeros((1, 2, m, t), np.float32) if self._gate is not None else self._source
+        self._gate_win = np.zeros((m, t), np.float32)
+        self.gate_weight = 0.0  # the excitation's share the denoiser heard at the last call (0 without a gate)
         # per source channel: does it hear the excitation window (else the input window)
-        self._heard = {"source": (False,), "excitation": (True,), "both": (False, True)}[self.denoiser_input]
+        self._heard = {"source": (False,), "excitation": (True,), "both": (False, True),
+                       GATED: (False, True)}[self.denoiser_input]
         if heard_channels(self.denoiser_input) != self._source.shape[1]:
             raise StylehostError(f"this bundle's denoiser hears {bundle.denoiser_input!r} "
                                  f"({self._source.shape[1]} window(s) per call), so it cannot hear "
@@ -235,6 +257,8 @@ class ModelProcessor(Processor):
         self._calls = 0
         self._noise_start = [None] * len(self._noise)
         self._exc_win[:] = 0.0
+        if self._gate is not None:
+            self._gate.reset()
         if self._excitation is not None:
             self._excitation.reset()
             for _ in range(self.frame_origin):  # the offline clip's leading silence (module docstring)
@@ -277,12 +301,15 @@ class ModelProcessor(Processor):
         # frontend: (1, samples) -> (1, mels, T) log-mel, normalised into the preallocated source: the input,
         # its excitation, or both (channel 0 the input, 1 the excitation)
         shaped = window if self._excitation is None else self._excite(window)
+        heard = self._pair
         for ch, excited in enumerate(self._heard):
             logmel = self.backend.run("frontend", (shaped if excited else window)[None])
-            np.subtract(logmel, c["logmel_mean"], out=self._source[:, ch])
-        self._source /= c["logmel_std"]
+            np.subtract(logmel, c["logmel_mean"], out=heard[:, ch])
+        heard /= c["logmel_std"]
         if start < 0:  # columns before the first frame are the log floor, as in the offline reference
-            self._source[..., : min(-start, self.T)] = self._floor_norm
+            heard[..., : min(-start, self.T)] = self._floor_norm
+        if self._gate is not None:
+            self._blend(c, glide=start + self._first_col + s > 0)
         cols = slice(self._first_col - self._before, self._first_col + s + self._after)
         if self.strength > 0:
             self._sample(start)
@@ -292,6 +319,19 @@ class ModelProcessor(Processor):
             np.multiply(self._source[0, 0, :, cols], c["logmel_std"], out=self._pred[0])
             self._pred += c["logmel_mean"]
         self._resynthesize(shaped, self._pred, start + self._first_col, out)
+
+    def _blend(self, c: dict[str, Any], glide: bool) -> None:
+        """The gate's weight from the input window (de-normalised: the gate reads natural-log mels, as
+        offline), glided, then the one heard channel = input + g * (excitation - input). A call that emits
+        only frames before the stream's first (``glide`` False) has no offline window: it leaves g as it is."""
+        assert self._gate is not None
+        np.multiply(self._pair[0, 0], c["logmel_std"], out=self._gate_win)
+        self._gate_win += c["logmel_mean"]
+        g = self._gate.smooth(self._gate.raw_weight(self._gate_win)) if glide else self._gate.value
+        self.gate_weight = g
+        np.subtract(self._pair[:, 1], self._pair[:, 0], out=self._source[:, 0])
+        self._source *= np.float32(g)
+        self._source += self._pair[:, :1]
 
     def _resynthesize(self, shaped: np.ndarray, pred: np.ndarray, first_emitted: int, out: np.ndarray) -> None:
         """The resynth graph on the emitted frames and their context (window columns from ``_first_col -

@@ -87,6 +87,14 @@ def _guide_report_args(p: argparse.ArgumentParser) -> None:
     add_report_arguments(p)
 
 
+@command(("gate-fit",), "fit the input gate (input or its excitation, per call) and write it into a bundle",
+         "diffusion.gate_fit:cli_gate_fit")
+def _gate_fit_args(p: argparse.ArgumentParser) -> None:
+    from diffusion.gate_fit import add_gate_fit_arguments
+
+    add_gate_fit_arguments(p)
+
+
 @command(("devices",), "list audio devices with host API and channels", "realtime.commands:cli_devices")
 def _devices_args(p: argparse.ArgumentParser) -> None:
     pass
