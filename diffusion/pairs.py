@@ -128,11 +128,13 @@ class PairWindows(IterableDataset):
         self.source_input = source_input
 
     def example(
-        self, rng: np.random.Generator, keep_preroll: int = 0, synth: bool | None = None
+        self, rng: np.random.Generator, keep_preroll: int = 0, synth: bool | None = None,
+        target_style: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, int]:
         """One (source wave, target wave, target style index); the target num_samples(T) long, the source
         ``keep_preroll`` samples (at most PREROLL_SECONDS) longer, the clip's audio before the crop first.
-        ``synth`` forces a synthesized (True) or SoundFont (False) source; None draws with ``p_synth``."""
+        ``synth`` forces a synthesized (True) or SoundFont (False) source; None draws with ``p_synth``.
+        ``target_style`` overrides the drawn target style (after the draw, so the random stream is the same)."""
         spec, n_styles = self.cfg.spectrogram, len(self.cfg.styles)
         clip = self.clips[rng.integers(len(self.clips))]
         src_style = int(rng.integers(n_styles))
@@ -140,6 +142,8 @@ class PairWindows(IterableDataset):
             tgt_style = src_style
         else:
             tgt_style = int((src_style + rng.integers(1, n_styles)) % n_styles)
+        if target_style is not None:
+            tgt_style = int(target_style)
         font = self.fonts[rng.integers(len(self.fonts))]
         start = int(rng.integers(spec.num_frames(clip.samples) - self.cfg.window + 1)) * spec.hop
         length = spec.num_samples(self.cfg.window)

@@ -137,3 +137,42 @@ def test_a_gate_fitted_on_training_windows_tells_soundfonts_from_synthesized_voi
     assert val["windows"] > 60
     assert val["soundfont_accuracy"] > 0.8 and val["synth_accuracy"] > 0.8, val
     assert gate.fit["lambda"] in (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+
+def test_sample_weights_decide_between_conflicting_labels() -> None:
+    """fit_logistic with sample weights: the same feature value labelled both ways leans to the heavier side."""
+    from diffusion.gate_fit import fit_logistic
+
+    x = np.array([[-1.0], [-1.0], [1.0], [1.0]])
+    y = np.array([0.0, 1.0, 0.0, 1.0])
+    w, b = fit_logistic(x, y, 1e-4, sample_weight=np.array([1.0, 3.0, 3.0, 1.0]))
+    p = 1.0 / (1.0 + np.exp(-(x[:, 0] * w[0] + b)))
+    assert p[0] == pytest.approx(0.75, abs=1e-3) and p[2] == pytest.approx(0.25, abs=1e-3)
+    w1, b1 = fit_logistic(x, y, 1e-4)
+    assert abs(w1[0]) < 1e-6 and abs(b1) < 1e-6  # unweighted: no side
+
+
+def test_a_benefit_gate_is_scored_by_the_denoiser_it_serves(small_dataset: Path, tmp_path: Path) -> None:
+    """labels "benefit" on the small dataset with a tiny denoiser: every window is scored hearing the input
+    and the excitation, the fit's expected error on its own windows beats both constant choices' better one
+    or equals it, the oracle bounds it, and the blended run (the denoiser on the mixed input, as live) is
+    reported on validation."""
+    import torch
+
+    from diffusion.checkpoint import load_denoiser
+    from diffusion.excitation import ExcitationConfig
+    from diffusion.gate_fit import DenoiserRun, GateFitConfig, fit_benefit_gate
+    from tests.export.tiny import tiny_model
+
+    torch.set_num_threads(1)
+    model = load_denoiser(tiny_model(tmp_path / "tiny.pt", styles=("piano", "guitar", "flute")))
+    run = DenoiserRun(model, ExcitationConfig())
+    gate = fit_benefit_gate(small_dataset, run, GateFitConfig(windows=160, labels="benefit", batch=32))
+    train, val = gate.fit["train"]["all"], gate.fit["val"]["all"]
+    assert gate.fit["labels"] == "benefit" and val["windows"] == 80
+    for r in (train, val):
+        assert r["oracle_db"] <= min(r["input_db"], r["excitation_db"]) + 1e-9
+        assert r["oracle_db"] <= r["gate_linear_db"] + 1e-9
+    assert train["gate_linear_db"] <= min(train["input_db"], train["excitation_db"]) + 0.02, train
+    assert np.isfinite(val["gate_blended_db"]) and 0.0 <= val["mean_weight"] <= 1.0
+    assert gate.fit["val"]["soundfont"]["windows"] + gate.fit["val"]["synth"]["windows"] == 80
