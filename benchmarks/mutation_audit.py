@@ -496,6 +496,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         reason=r"Mismatched elements",
     ),
     Mutation(
+        "processor-gate-glide", "issue 15: a gated bundle switches between its two inputs with no click",
+        "the live gate glides its weight over calls (one-pole, tau_s) exactly as the offline reference does",
+        "realtime/model_processor.py",
+        (Edit("processor-gate-glide", "self._gate.raw_weight(self._gate_win)",
+              old="self._gate.smooth(self._gate.raw_weight(self._gate_win))"),),
+        ("tests/diffusion/test_input_gate.py::test_the_processor_plays_a_gated_bundle_as_the_offline_reference",),
+        reason=r"Mismatched elements|approx",
+    ),
+    Mutation(
+        "gate-fit-sample-weight", "issue 15: a benefit gate weighs each window by the dB its choice saves",
+        "the logistic fit weights each window's log-loss by its sample weight", "diffusion/gate_fit.py",
+        (Edit("gate-fit-sample-weight", "sw = np.ones(n)", insert="after"),),
+        ("tests/diffusion/test_input_gate.py::test_sample_weights_decide_between_conflicting_labels",),
+        reason=r"approx|assert",
+    ),
+    Mutation(
         "callback-never-waits", "CI: a slow model's run counted 47 xruns against 26 in a fast one (load, not waiting)",
         "the callback takes what the output ring holds and fills the rest; it never waits for the worker",
         "realtime/callback.py",

@@ -163,6 +163,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, lam: float, iters: int = 50,
     standardised."""
     n, d = x.shape
     a = np.hstack([x, np.ones((n, 1))])
+    # audit: gate-fit-sample-weight
     sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64) / np.mean(sample_weight)
     w = np.zeros(d + 1)
     reg = np.full(d + 1, lam)

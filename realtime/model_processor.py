@@ -327,6 +327,7 @@ class ModelProcessor(Processor):
         assert self._gate is not None
         np.multiply(self._pair[0, 0], c["logmel_std"], out=self._gate_win)
         self._gate_win += c["logmel_mean"]
+        # audit: processor-gate-glide
         g = self._gate.smooth(self._gate.raw_weight(self._gate_win)) if glide else self._gate.value
         self.gate_weight = g
         np.subtract(self._pair[:, 1], self._pair[:, 0], out=self._source[:, 0])
