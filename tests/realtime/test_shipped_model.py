@@ -82,3 +82,23 @@ def test_the_low_latency_bundle_is_the_default_student_12_ms_earlier_end_to_end(
     cfg = EngineConfig(sample_rate=48000, blocksize=128)
     totals = [Engine(lambda b=b: make_processor(b, open_backend(b, "cpu")), cfg).latency.total for b in (default, low)]
     assert totals[0] - totals[1] == pytest.approx(2 * (384 - 96), abs=0.5)  # 12 ms at 48 kHz
+
+
+def test_the_default_plays_gated_with_a_gate_fitted_for_its_own_denoiser() -> None:
+    """models/default hears, per call, its input or the input's excitation as its gate judges (issue 15). The
+    gate was fitted with labels "benefit" on the training split (command, seed and commit recorded), and on the
+    validation windows its blend beat both constant choices and kept SoundFont sources where the input had them."""
+    from diffusion.input_gate import InputGate
+
+    bundle = load_bundle(DEFAULT)
+    assert bundle.denoiser_input == "gated" and bundle.excitation is not None
+    gate = bundle.input_gate
+    assert gate is not None and gate.n_mels == bundle.spectrogram.n_mels
+    fit = gate.fit
+    assert fit["labels"] == "benefit" and fit["seed"] == 0 and len(fit["git_commit"]) >= 40
+    assert fit["command"].startswith("stylehost gate-fit --data data/paired")
+    val = fit["val"]
+    assert val["all"]["gate_blended_db"] < min(val["all"]["input_db"], val["all"]["excitation_db"])
+    assert val["soundfont"]["gate_blended_db"] <= val["soundfont"]["input_db"] + 0.05
+    silence = np.full((gate.n_mels, bundle.window), np.log(1e-5), np.float32)
+    assert InputGate(gate, 0.016).raw_weight(silence) == 0.0  # silence hears the input, as a bundle without one
