@@ -171,8 +171,8 @@ HEARD = {
     "source": "your instrument itself",
     "excitation": "only your pitch and loudness, as a harmonic series",
     "both": "your instrument and its pitch together (no one-window mode)",
-    "gated": "your instrument when it sounds like one it knows, else only your pitch and loudness (it glides "
-             "between the two by itself)",
+    "gated": "your instrument, your pitch and loudness alone, or a blend, whichever the model renders better "
+             "(judged call by call; it glides between them by itself)",
 }
 
 
