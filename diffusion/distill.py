@@ -231,13 +231,20 @@ def consistency_loss(
 
 
 @torch.no_grad()
-def window_distance_db(model: Denoiser, windows: dict[str, torch.Tensor], steps: int, sampler: str,
-                       strength: float = 1.0) -> float:
-    """Mean |log-mel| distance (dB) of ``model``'s sampled windows (seed 0) to the true target windows."""
+@torch.no_grad()
+def window_distances_db(model: Denoiser, windows: dict[str, torch.Tensor], steps: int, sampler: str,
+                        strength: float = 1.0) -> torch.Tensor:
+    """(B,) mean |log-mel| distance (dB) of each of ``model``'s sampled windows (seed 0) to its true target."""
     onehot = nn.functional.one_hot(windows["style"], len(model.cfg.styles)).float()
     pred = transfer(model, windows["source"], model.style_vectors(onehot), strength=strength, steps=steps,
                     sampler=sampler, seed=0)
-    return float((pred - windows["target"]).abs().mean()) * DB_PER_NEPER
+    return (pred - windows["target"]).abs().mean(dim=tuple(range(1, pred.dim()))) * DB_PER_NEPER
+
+
+def window_distance_db(model: Denoiser, windows: dict[str, torch.Tensor], steps: int, sampler: str,
+                       strength: float = 1.0) -> float:
+    """Mean |log-mel| distance (dB) of ``model``'s sampled windows (seed 0) to the true target windows."""
+    return float(window_distances_db(model, windows, steps, sampler, strength).mean())
 
 
 class Validator:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,14 @@ import numpy as np
 import torch
 
 from diffusion.augment import PREROLL_SECONDS, AugmentConfig
+from diffusion.distill import window_distances_db
 from diffusion.errors import StylehostError
 from diffusion.excitation import ExcitationConfig, excite
 from diffusion.features import SpectrogramTransform
-from diffusion.input_gate import DB_PER_NEPER, GateConfig, InputGate, window_features
+from diffusion.input_gate import GateConfig, InputGate, window_features
 from diffusion.model import Denoiser, ModelConfig
 from diffusion.pairs import PairWindows, load_clips
 from diffusion.provenance import git_commit
-from diffusion.sampling import transfer
 from diffusion.synth_augment import SynthAugmentConfig
 
 LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -69,18 +70,28 @@ class DenoiserRun:
     strength: float = 1.0
 
 
+def draw_waves(clips: list, cfg: ModelConfig, n: int, p_duet: float, seed: int,
+               keep_preroll: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, int, bool]]:
+    """``n`` (source wave, target wave, target style, synthesized) draws as training draws sources, alternating
+    SoundFont and synthesized voices; a share ``p_duet`` of SoundFont ones are two clips' lines summed (the
+    target both lines' targets in one style, summed). The source ``keep_preroll`` samples longer."""
+    pw = PairWindows(clips, cfg, 1, (seed,), AugmentConfig(), synth=SynthAugmentConfig(p_synth=1.0))
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        synth = bool(i % 2)
+        src, tgt, style = pw.example(rng, keep_preroll=keep_preroll, synth=synth)
+        if not synth and rng.random() < p_duet:
+            src2, tgt2, _ = pw.example(rng, keep_preroll=keep_preroll, synth=False, target_style=style)
+            src, tgt = 0.5 * (src + src2), 0.5 * (tgt + tgt2)
+        yield src, tgt, style, synth
+
+
 def gate_windows(clips: list, cfg: ModelConfig, n: int, p_duet: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(n', 2 n_mels) features and (n',) labels of ``n`` drawn windows (silent ones dropped), alternating
     class 0 (SoundFont) and 1 (synthesized voice)."""
-    pw = PairWindows(clips, cfg, 1, (seed,), AugmentConfig(), synth=SynthAugmentConfig(p_synth=1.0))
-    rng = np.random.default_rng(seed)
     transform = SpectrogramTransform(cfg.spectrogram)
     feats, labels = [], []
-    for i in range(n):
-        synth = bool(i % 2)
-        wave = pw.example(rng, synth=synth)[0]
-        if not synth and rng.random() < p_duet:
-            wave = 0.5 * (wave + pw.example(rng, synth=False)[0])
+    for wave, _, _, synth in draw_waves(clips, cfg, n, p_duet, seed):
         with torch.no_grad():
             logmel = transform.log_mel(torch.from_numpy(np.ascontiguousarray(wave, np.float32))[None])[0].numpy()
         f = window_features(logmel)
@@ -110,34 +121,22 @@ class BenefitWindows:
 
 def denoiser_errors(run: DenoiserRun, source: torch.Tensor, target: torch.Tensor, style: torch.Tensor,
                     batch: int) -> np.ndarray:
-    """(n,) mean |log-mel| distance (dB) of the denoiser's output to the target, per window (seed 0)."""
-    n_styles = len(run.model.cfg.styles)
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(source), batch):
-            onehot = torch.nn.functional.one_hot(style[i : i + batch], n_styles).float()
-            pred = transfer(run.model, source[i : i + batch], run.model.style_vectors(onehot),
-                            strength=run.strength, steps=run.steps, sampler=run.sampler, seed=0)
-            out.append(((pred - target[i : i + batch]).abs().mean(dim=(1, 2)) * DB_PER_NEPER).numpy())
-    return np.concatenate(out).astype(np.float64)
+    """(n,) mean |log-mel| distance (dB) of the denoiser's output to the target, per window (seed 0 per batch)."""
+    out = [window_distances_db(run.model, {"source": source[i : i + batch], "target": target[i : i + batch],
+                                           "style": style[i : i + batch]}, run.steps, run.sampler, run.strength)
+           for i in range(0, len(source), batch)]
+    return torch.cat(out).numpy().astype(np.float64)
 
 
 def benefit_windows(clips: list, run: DenoiserRun, n: int, p_duet: float, seed: int, batch: int) -> BenefitWindows:
-    """``n`` windows drawn as ``gate_windows`` draws them (a duet's target is both lines' targets in one style,
-    summed), each scored by the denoiser hearing the input and hearing the input's excitation."""
+    """``n`` windows drawn by ``draw_waves``, each scored by the denoiser hearing the input and hearing the
+    input's excitation."""
     cfg = run.model.cfg
     spec = cfg.spectrogram
-    pw = PairWindows(clips, cfg, 1, (seed,), AugmentConfig(), synth=SynthAugmentConfig(p_synth=1.0))
-    rng = np.random.default_rng(seed)
     pre, length = int(PREROLL_SECONDS * spec.sample_rate), spec.num_samples(cfg.window)
     lag = run.excitation.lag_hops * spec.hop
     srcs, excs, tgts, styles, synths = [], [], [], [], []
-    for i in range(n):
-        synth = bool(i % 2)
-        src, tgt, style = pw.example(rng, keep_preroll=pre, synth=synth)
-        if not synth and rng.random() < p_duet:
-            src2, tgt2, _ = pw.example(rng, keep_preroll=pre, synth=False, target_style=style)
-            src, tgt = 0.5 * (src + src2), 0.5 * (tgt + tgt2)
+    for src, tgt, style, synth in draw_waves(clips, cfg, n, p_duet, seed, keep_preroll=pre):
         exc = excite(src, spec.sample_rate, spec.hop, run.excitation)
         if lag:
             exc[-lag:] = 0.0  # the live generator runs lag hops behind: the window's newest hops are silent
@@ -299,13 +298,14 @@ def cli_gate_fit(args: argparse.Namespace) -> int:
     if bundle.excitation is None:
         raise StylehostError(f"{args.bundle} has no excitation section: the gate chooses between the input and "
                              "its excitation, so the bundle needs one")
-    cfg = load_denoiser(bundle.path / "model.pt").cfg
+    denoiser = load_denoiser(bundle.path / "model.pt")
+    cfg = denoiser.cfg
     if cfg.source_channels != 1:
         raise StylehostError(f"{args.bundle}'s denoiser hears two windows already; the gate is for one-window models")
     fit = GateFitConfig(windows=args.windows, tau_s=args.tau, seed=args.seed, labels=args.labels)
     if fit.labels == "benefit":
         d = bundle.defaults
-        run = DenoiserRun(load_denoiser(bundle.path / "model.pt"), ExcitationConfig(**bundle.excitation),
+        run = DenoiserRun(denoiser, ExcitationConfig(**bundle.excitation),
                           steps=int(d["steps"]), sampler=bundle.sampler_name, strength=float(d["strength"]))
         gate = fit_benefit_gate(args.data, run, fit, progress=True)
     else:
