@@ -81,8 +81,9 @@ def test_dropping_the_look_ahead_keeps_every_other_weight() -> None:
     re, im, level, slog = (torch.randn(1, LOW.n_freqs, 12) for _ in range(4))
     a, b = old(re, im, 1.0, level, slog), new(re, im, 1.0, level, slog)
     assert a[0].shape[2] == 9 and b[0].shape[2] == 10  # frames [2, 11) and [2, 12)
-    torch.testing.assert_close(b[0][..., :9], a[0], atol=1e-6, rtol=0)
-    torch.testing.assert_close(b[1][..., :9], a[1], atol=1e-6, rtol=0)
+    # float32 sums in another order (another CPU's kernels) differ by an ulp or two, not more
+    torch.testing.assert_close(b[0][..., :9], a[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(b[1][..., :9], a[1], atol=1e-5, rtol=1e-5)
     with pytest.raises(StylehostError, match="only context and lookahead"):
         adapted_state(old.cfg, old.state_dict(), dataclasses.replace(NO_LOOK, channels=16))
 
