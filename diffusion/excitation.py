@@ -312,3 +312,15 @@ def excite(audio: np.ndarray, sample_rate: int = 24000, hop: int = 96,
         if i >= lag:
             out[(i - lag) * hop : (i - lag + 1) * hop] = chunk
     return out[:n]
+
+
+def excite_window(audio: np.ndarray, sample_rate: int = 24000, hop: int = 96,
+                  config: ExcitationConfig | None = None) -> np.ndarray:
+    """The excitation as a live window holds it: ``excite`` with its newest ``lag_hops`` hops silent, because
+    the live generator has not finished them when the window is read (training pairs and the gate fit use
+    this, so they see what the worker sees)."""
+    cfg = config or ExcitationConfig()
+    out = excite(audio, sample_rate, hop, cfg)
+    if cfg.lag_hops:
+        out[-cfg.lag_hops * hop :] = 0.0
+    return out

@@ -35,7 +35,7 @@ import torch
 from diffusion.augment import PREROLL_SECONDS, AugmentConfig
 from diffusion.distill import window_distances_db
 from diffusion.errors import StylehostError
-from diffusion.excitation import ExcitationConfig, excite
+from diffusion.excitation import ExcitationConfig, excite_window
 from diffusion.features import SpectrogramTransform
 from diffusion.input_gate import GateConfig, InputGate, window_features
 from diffusion.model import Denoiser, ModelConfig
@@ -134,12 +134,9 @@ def benefit_windows(clips: list, run: DenoiserRun, n: int, p_duet: float, seed: 
     cfg = run.model.cfg
     spec = cfg.spectrogram
     pre, length = int(PREROLL_SECONDS * spec.sample_rate), spec.num_samples(cfg.window)
-    lag = run.excitation.lag_hops * spec.hop
     srcs, excs, tgts, styles, synths = [], [], [], [], []
     for src, tgt, style, synth in draw_waves(clips, cfg, n, p_duet, seed, keep_preroll=pre):
-        exc = excite(src, spec.sample_rate, spec.hop, run.excitation)
-        if lag:
-            exc[-lag:] = 0.0  # the live generator runs lag hops behind: the window's newest hops are silent
+        exc = excite_window(src, spec.sample_rate, spec.hop, run.excitation)
         srcs.append(src[-length:])
         excs.append(exc[-length:].astype(np.float32))
         tgts.append(tgt)
@@ -212,16 +209,27 @@ def fit_gate(data_dir: Path, cfg: ModelConfig, fit: GateFitConfig, progress: boo
     return GateConfig(gate.mean, gate.scale, gate.weights, gate.bias, tau_s=gate.tau_s, fit=info)
 
 
-def gate_raw_weights(gate: InputGate, source: torch.Tensor) -> np.ndarray:
-    """(n,) raw (unsmoothed) gate weights of (n, n_mels, T) input windows, as the processor takes them."""
-    return np.array([gate.raw_weight(w) for w in source.numpy()], dtype=np.float64)
+GateInputs = list[tuple[np.ndarray | None, float]]  # per window: its gate features and its loudest value
 
 
-def benefit_report(gate: InputGate, win: BenefitWindows, run: DenoiserRun | None, batch: int) -> dict[str, Any]:
+def gate_inputs(source: torch.Tensor) -> GateInputs:
+    """What the gate reads of each (n, n_mels, T) input window (features at GateConfig's default active_db and
+    shape_db, as every fitted gate uses), computed once for all the gates scored on them."""
+    return [(window_features(w), float(w.max())) for w in source.numpy()]
+
+
+def gate_raw_weights(gate: InputGate, inputs: GateInputs) -> np.ndarray:
+    """(n,) raw (unsmoothed) gate weights, as the processor takes them (``InputGate.raw_weight``)."""
+    return np.array([gate.weight_of(f, peak) for f, peak in inputs], dtype=np.float64)
+
+
+def benefit_report(gate: InputGate, win: BenefitWindows, run: DenoiserRun | None, batch: int,
+                   inputs: GateInputs | None = None) -> dict[str, Any]:
     """Mean error (dB) per kind of window: always the input, always the excitation, the gate's soft weight
     (``linear``: the two errors mixed by the weight; ``blended``: the denoiser run on the blended input, as
-    live, only when ``run`` is given), and the per-window oracle choice."""
-    p = gate_raw_weights(gate, win.source)
+    live, only when ``run`` is given), and the per-window oracle choice. ``inputs``: ``gate_inputs`` of
+    ``win.source`` when already computed."""
+    p = gate_raw_weights(gate, gate_inputs(win.source) if inputs is None else inputs)
     blended = None
     if run is not None:
         mix = win.source + torch.from_numpy(p.astype(np.float32))[:, None, None] * (win.excitation - win.source)
@@ -248,9 +256,9 @@ def fit_benefit_gate(data_dir: Path, run: DenoiserRun, fit: GateFitConfig, progr
     say(f"drawing and scoring {fit.windows // 2} validation windows")
     val = benefit_windows(load_clips(data_dir, cfg, "val"), run, fit.windows // 2, fit.p_duet, fit.seed + 1,
                           fit.batch)
-    feats = [window_features(w) for w in train.source.numpy()]
-    keep = np.array([f is not None for f in feats])
-    x = np.stack([f for f in feats if f is not None]).astype(np.float64)
+    train_in, val_in = gate_inputs(train.source), gate_inputs(val.source)
+    keep = np.array([f is not None for f, _ in train_in])
+    x = np.stack([f for f, _ in train_in if f is not None]).astype(np.float64)
     gain = train.benefit[keep]
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     best: tuple[float, GateConfig, float] | None = None
@@ -258,15 +266,16 @@ def fit_benefit_gate(data_dir: Path, run: DenoiserRun, fit: GateFitConfig, progr
         w, b = fit_logistic((x - mean) / scale, (gain > 0).astype(np.float64), lam,
                             sample_weight=np.abs(gain) + 1e-3)
         gate = GateConfig(tuple(mean.tolist()), tuple(scale.tolist()), tuple(w.tolist()), b, tau_s=fit.tau_s)
-        expected = benefit_report(InputGate(gate, 1.0), val, None, fit.batch)["all"]["gate_linear_db"]
+        expected = benefit_report(InputGate(gate, 1.0), val, None, fit.batch, val_in)["all"]["gate_linear_db"]
         say(f"lambda {lam:g}: val expected error {expected:.3f} dB")
         if best is None or expected < best[0]:
             best = (expected, gate, lam)
     assert best is not None
     _, gate, lam = best
     g = InputGate(gate, 1.0)
-    info = {"labels": "benefit", "lambda": lam, "train": benefit_report(g, train, None, fit.batch),
-            "val": benefit_report(g, val, run, fit.batch), "windows_per_split": fit.windows, "p_duet": fit.p_duet,
+    info = {"labels": "benefit", "lambda": lam, "train": benefit_report(g, train, None, fit.batch, train_in),
+            "val": benefit_report(g, val, run, fit.batch, val_in), "windows_per_split": fit.windows,
+            "p_duet": fit.p_duet,
             "seed": fit.seed, "data": str(data_dir), "git_commit": git_commit(),
             "denoiser": {"steps": run.steps, "sampler": run.sampler, "strength": run.strength}}
     return GateConfig(gate.mean, gate.scale, gate.weights, gate.bias, tau_s=gate.tau_s, fit=info)

@@ -127,11 +127,15 @@ class InputGate:
         """P(the window is unlike the training instruments) for one (n_mels, T) natural-log window."""
         if logmel.shape[0] != self.cfg.n_mels:
             raise StylehostError(f"input gate fitted on {self.cfg.n_mels} mel bands, got {logmel.shape[0]}")
-        f = window_features(logmel, self.cfg.active_db, self.cfg.shape_db)
-        if f is None:
+        return self.weight_of(window_features(logmel, self.cfg.active_db, self.cfg.shape_db), float(logmel.max()))
+
+    def weight_of(self, features: np.ndarray | None, peak: float) -> float:
+        """``raw_weight`` from a window's ``window_features`` and its loudest value: the gate fit scores
+        several gates on features it computes once."""
+        if features is None:
             return 0.0
-        z = float(np.dot((f - self._mean) / self._scale, self._w)) + self.cfg.bias
-        fade = min(1.0, (float(logmel.max()) - SILENT) / (FULL - SILENT))
+        z = float(np.dot((features - self._mean) / self._scale, self._w)) + self.cfg.bias
+        fade = min(1.0, (peak - SILENT) / (FULL - SILENT))
         return fade / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
 
     def smooth(self, raw: float) -> float:

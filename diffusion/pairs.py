@@ -21,7 +21,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from diffusion.augment import PREROLL_SECONDS, AugmentConfig, augment_source
 from diffusion.errors import StylehostError
-from diffusion.excitation import DENOISER_INPUTS, ExcitationConfig, excite, heard_channels
+from diffusion.excitation import DENOISER_INPUTS, ExcitationConfig, excite_window, heard_channels
 from diffusion.features import SpectrogramTransform
 from diffusion.model import ModelConfig
 from diffusion.synth_augment import Note4, SynthAugmentConfig, draw_voice, render_voice
@@ -167,8 +167,7 @@ class PairWindows(IterableDataset):
         if self.augment is not None:
             seg = augment_source(seg, rng, spec.sample_rate, self.augment)
         if self.source_input != "source":  # what the denoiser hears live (realtime/model_processor.py)
-            excited = excite(seg, spec.sample_rate, spec.hop, ExcitationConfig())
-            excited[-spec.hop :] = 0.0  # the live generator lags one hop: the window's last hop is silent
+            excited = excite_window(seg, spec.sample_rate, spec.hop, ExcitationConfig())
             seg = excited if self.source_input == "excitation" else np.stack([seg, excited])
         source = seg[..., pre - keep_preroll :]
         return source, target.astype(np.float32) / 32768.0, tgt_style

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffusion.excitation import ExcitationConfig, HarmonicExcitation, excite
+from diffusion.excitation import ExcitationConfig, HarmonicExcitation, excite, excite_window
 
 SR = 24000
 
@@ -200,3 +200,14 @@ def test_denoiser_fed_the_excitation_is_an_offline_experiment_with_checked_input
         stream_audio(d, resynth, x, style, cfg, stage, ExcitationConfig(), denoiser_input="mix")
     with pytest.raises(StylehostError, match="must be"):  # a one-channel model cannot hear both
         stream_audio(d, resynth, x, style, cfg, stage, ExcitationConfig(), denoiser_input="both")
+
+
+@pytest.mark.parametrize("lag", [0, 1])
+def test_excite_window_is_what_the_live_window_holds(lag: int) -> None:
+    # Training pairs and the gate fit read excite_window; live, the window ends with lag hops not yet excited.
+    x, _ = vibrato_sine(0.3)
+    n = 30 * 96
+    gen = HarmonicExcitation(config=ExcitationConfig(lag_hops=lag))
+    live = np.concatenate([gen.process(x[i : i + 96].astype(np.float64)).copy() for i in range(0, n, 96)])
+    held = np.concatenate([live[lag * 96 :], np.zeros(lag * 96, np.float32)])  # sample-aligned with the input
+    np.testing.assert_array_equal(excite_window(x[:n], config=gen.config), held)

@@ -176,3 +176,21 @@ def test_a_benefit_gate_is_scored_by_the_denoiser_it_serves(small_dataset: Path,
     assert train["gate_linear_db"] <= min(train["input_db"], train["excitation_db"]) + 0.02, train
     assert np.isfinite(val["gate_blended_db"]) and 0.0 <= val["mean_weight"] <= 1.0
     assert gate.fit["val"]["soundfont"]["windows"] + gate.fit["val"]["synth"]["windows"] == 80
+
+
+def test_the_fit_scores_gates_with_the_processors_raw_weight() -> None:
+    """gate_fit computes each window's features once and scores every lambda's gate on them: the weights are
+    the ones InputGate.raw_weight gives the processor, silence included."""
+    import torch
+
+    from diffusion.gate_fit import gate_inputs, gate_raw_weights
+
+    rng = np.random.default_rng(3)
+    windows = rng.normal(-5.0, 2.0, (6, 16, 10)).astype(np.float32)
+    windows[2] = FLOOR  # silence: weight 0
+    windows[3] = rng.normal(-10.2, 0.05, (16, 10))  # quiet: peak about -10, inside the fade (-11 to -9)
+    gate = InputGate(GateConfig(tuple(rng.normal(size=32)), tuple(rng.uniform(0.5, 2, 32)),
+                                tuple(rng.normal(size=32)), 0.3), 0.008)
+    fast = gate_raw_weights(gate, gate_inputs(torch.from_numpy(windows)))
+    np.testing.assert_allclose(fast, [gate.raw_weight(w) for w in windows], rtol=1e-12, atol=0)
+    assert fast[2] == 0.0 and 0 < fast[3] < 0.6
