@@ -38,6 +38,7 @@ from torch import nn
 from diffusion.causal import CausalDenoiser
 from diffusion.checkpoint import load_checkpoint, load_denoiser, meta_source_input, model_sampler
 from diffusion.errors import StylehostError
+from diffusion.excitation import check_stage_reach
 from diffusion.guide import GuideStage, load_stage
 from diffusion.model import parameter_count
 from diffusion.resynth import PhaseGuidedResynth
@@ -247,11 +248,9 @@ def export_streaming_bundle(model_path: Path, out: Path, stage_path: Path, frame
     extra: dict[str, Any] = {"resynth_stage": stage_section(stage, Path(stage_path), look)}
     excitation = stage_excitation(Path(stage_path))
     if excitation is not None:
-        lag = int(excitation["lag_hops"])  # the live excitation generator runs lag_hops behind the input
-        if cfg.lookahead < lag:
-            raise StylehostError(f"{model_path} has look-ahead {cfg.lookahead}, and the stage {stage_path} shapes the "
-                                 f"excitation, which runs {lag} hop(s) behind: use a model with lookahead >= {lag} "
-                                 "or an excitation with lag_hops 0")
+        # one rule for every path (the live processor, eval, window export): the network's look-ahead covers the lag
+        check_stage_reach(stage.after, look, f"export of {model_path} with the stage {stage_path}",
+                          int(excitation["lag_hops"]))
         extra["excitation"] = excitation
     model_sha = B.sha256_file(Path(model_path))
     version = version or str(meta.get("version") or f"{datetime.date.today():%Y%m%d}-{model_sha[:8]}")

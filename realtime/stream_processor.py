@@ -47,10 +47,7 @@ class StreamingProcessor(ModelProcessor):
         self._states: list[list[np.ndarray]] = []  # per sampler step: that step's network state
         super().__init__(bundle, backend, emit=bundle.emit, seed=seed, crossfade_ms=crossfade_ms,
                          excitation=excitation)
-        if self._excitation is not None and self._lc < self._excitation.lag:
-            raise StylehostError(f"the excitation runs {self._excitation.lag} hop(s) behind the input; a network "
-                                 "with less look-ahead cannot feed a stage that shapes it (an excitation with "
-                                 "lag_hops 0 can)")
+        # ModelProcessor's check_stage_reach(after, L_c + after, lag) has refused a network look-ahead under the lag
         m, s = bundle.spectrogram.n_mels, self.S
         self._frontend_len = bundle.spectrogram.num_samples(s)
         self._new = np.zeros((1, 1, m, s), np.float32)  # the S new source frames, normalised

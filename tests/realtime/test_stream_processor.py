@@ -229,3 +229,17 @@ def test_a_streaming_bundle_plays_live_through_jack(causal_bundle: B.Bundle, jac
         assert engine.latency.processor == round(causal_bundle.latency_samples * rate / 24000)
     late = recorded[int(0.5 * rate) :]
     assert np.isfinite(late).all() and np.sqrt(np.mean(late**2)) > 1e-3
+
+
+def test_a_network_without_look_ahead_cannot_feed_a_stage_on_a_lagging_excitation(tmp_path: Path) -> None:
+    """The live excitation runs lag_hops behind the input: the streaming export refuses a causal network whose
+    look-ahead does not cover it, by the rule the processor, eval and the window export use
+    (check_stage_reach)."""
+    from diffusion.guide import load_stage, save_stage
+
+    stage = load_stage(tiny_stage_file(tmp_path / "g.pt"))
+    exc = tmp_path / "g_exc.pt"
+    save_stage(exc, stage, {"config": {"excitation": True, "harmonic": {"lag_hops": 1}}})
+    with pytest.raises(StylehostError, match=r"runs 1 hop\(s\) behind the input"):
+        export_streaming_bundle(tiny_causal(tmp_path / "c0.pt", lookahead=0), tmp_path / "b", exc, frames=2)
+    assert not (tmp_path / "b").exists()
