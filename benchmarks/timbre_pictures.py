@@ -5,8 +5,8 @@
 One test clip (the first that benchmarks/timbre.py picks), three restylings of sources no SoundFont has:
 a whistle-like sine to violin, a Karplus-Strong pluck to cello, a sung /a/ to flute
 (``diffusion/synth_sources.py``). Each row: the source, what ``--today`` makes of it, what ``--new``
-makes of it (each bundle streamed as the engine plays it, with its excitation when its manifest has
-one), and the FluidR3 rendering of the same notes. Log-magnitude STFT, 0-6 kHz, 80 dB range; each panel's
+makes of it (each bundle streamed as the engine plays it: with its excitation and its input gate when its
+manifest has them), and the FluidR3 rendering of the same notes. Log-magnitude STFT, 0-6 kHz, 80 dB range; each panel's
 title has its harmonic distance to the target (diffusion/harmonics.py), lower is closer.
 """
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in models:
             with torch.no_grad():
                 out = stream_audio(m.denoiser, resynth, source, m.denoiser.style_vector({target_name: 1.0}), m.stream,
-                                   m.stage, m.excitation)
+                                   m.stage, m.excitation, m.denoiser_input, m.gate)  # as the engine plays it
             panels.append((f"{m.label} -> {target_name}", out))
         panels.append((f"true {target_name} (FluidR3)", target))
         for col, (title, audio) in enumerate(panels):

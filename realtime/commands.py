@@ -72,8 +72,9 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                         "input's pitch and loudness, as a 1/k harmonic series; much closer partials for whistles, "
                         "sines and synths, a little further for real instruments, docs/timbre.md; needs a bundle with "
                         "an excitation or --harmonic), both (only a bundle trained on both: the input and its "
-                        "excitation), gated (one or the other per call, as the bundle's input gate judges the input; "
-                        "needs a bundle with an input_gate), or what the bundle says (bundle, the default)")
+                        "excitation), gated (per call a blend of the two, weighted by how far the bundle's input gate "
+                        "expects the excitation to help; needs a bundle with an input_gate; how models/default plays), "
+                        "or what the bundle says (bundle, the default)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="the denoiser's precision: on the CPU backend int8 (about twice as fast; the bundle's "
                         "denoiser_int8 graph from `stylehost export quantize`), fp32, or auto (int8 when the bundle "
