@@ -2,6 +2,7 @@
 harmonic series, held through each note?
 
     python -m benchmarks.demo_check [--model BUNDLE] [--styles violin,cello,flute] [--out benchmarks/results/demo_check]
+    python -m benchmarks.demo_check --source sine_vibrato --styles violin --out benchmarks/results/demo_check_whistle
 
 The demo clip (demo/plucked_melody.flac) is a Karplus-Strong melody written in scripts/make_demo_clip.py,
 whose score (``notes()``) is known. For each style the same notes are rendered through the FluidR3
@@ -10,10 +11,14 @@ exactly as scripts/demo.sh does (``stylehost render demo/plucked_melody.flac OUT
 shipped default unless ``--model``). Scored at the model rate (24 kHz) on the score's monophonic note
 frames (diffusion/harmonics.py):
 
-- **harmonic distance** of the render, and of the unchanged pluck, to the true target;
+- **harmonic distance** of the render, and of the unchanged source, to the true target;
 - **hold**: per note, the mean prominence of harmonics 1..10 over the last third of its note frames minus
   that over the first third (dB; 0 = the series holds, negative = it dies away), averaged over notes, for
   the render, the pluck and the target. A pluck decays; a bowed violin holds.
+
+``--source NAME`` plays the same score on one of diffusion/synth_sources.py's sources instead (e.g.
+``sine_vibrato``, the whistle of the issue's done-when), written to a 24 kHz WAV and restyled by the same
+``stylehost render``: the source column is then that source.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from diffusion.data import DEFAULT_SOUNDFONTS, Clip, Note, RenderConfig, render_
 from diffusion.errors import StylehostError
 from diffusion.harmonics import HarmonicConfig, harmonic_distance, harmonic_profile, note_frames
 from diffusion.styles import get_style
+from diffusion.synth_sources import SOURCES
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo" / "plucked_melody.flac"
@@ -85,9 +91,9 @@ def hold_db(audio: np.ndarray, notes: list[Note], cfg: HarmonicConfig | None = N
     return float(np.mean(drops)) if drops else float("nan")
 
 
-def restyle(style: str, model: str | None, out: Path) -> None:
+def restyle(style: str, model: str | None, out: Path, source: Path = DEMO) -> None:
     """scripts/demo.sh's render, in a subprocess as the user runs it."""
-    cmd = [sys.executable, "-m", "stylehost", "render", str(DEMO), str(out), "--style", style]
+    cmd = [sys.executable, "-m", "stylehost", "render", str(source), str(out), "--style", style]
     if model:
         cmd += ["--model", model]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
@@ -95,35 +101,50 @@ def restyle(style: str, model: str | None, out: Path) -> None:
         raise StylehostError(f"render failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
 
 
-def check(styles: list[str], model: str | None) -> dict[str, Any]:
+def synth_source(name: str, notes: list[Note], path: Path) -> np.ndarray:
+    """The demo's score played by a synthesized source (seed 0), as long as the demo clip, written to ``path``."""
+    if name not in SOURCES:
+        raise StylehostError(f"unknown source {name!r}; choose demo or one of {', '.join(SOURCES)}")
+    samples = len(_mono_24k(DEMO))
+    audio = SOURCES[name](notes, samples, SR, 0).astype(np.float32)
+    sf.write(str(path), audio, SR, subtype="FLOAT")
+    return audio
+
+
+def check(styles: list[str], model: str | None, source_name: str = "demo") -> dict[str, Any]:
     notes = demo_notes()
-    source = _mono_24k(DEMO)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        if source_name == "demo":
+            source_path, source = DEMO, _mono_24k(DEMO)
+        else:
+            source_path = Path(tmp) / f"{source_name}.wav"
+            source = synth_source(source_name, notes, source_path)
         for style in styles:
             wav = Path(tmp) / f"demo_{style}.wav"
-            restyle(style, model, wav)
+            restyle(style, model, wav, source_path)
             output = _mono_24k(wav)
             target = target_render(notes, style, len(source))
             n = min(len(output), len(source), len(target))
             output, src, target = output[:n], source[:n], target[:n]
             rows.append({"style": style,
                          "harmonic_db": {"render": harmonic_distance(output, target, notes, SR),
-                                         "unchanged pluck": harmonic_distance(src, target, notes, SR)},
-                         "hold_db": {"render": hold_db(output, notes), "unchanged pluck": hold_db(src, notes),
+                                         "unchanged source": harmonic_distance(src, target, notes, SR)},
+                         "hold_db": {"render": hold_db(output, notes), "unchanged source": hold_db(src, notes),
                                      "true target": hold_db(target, notes)}})
-    return {"model": model or "models/default", "notes": len(notes), "rows": rows,
+    return {"model": model or "models/default", "source": source_name, "notes": len(notes), "rows": rows,
             "command": " ".join(["python", "-m", "benchmarks.demo_check", *sys.argv[1:]])}
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [f"`{report['command']}` ({report['model']}, {report['notes']} notes)", "",
-             "| style | harmonic dist: render | harmonic dist: unchanged pluck | hold: render | hold: pluck | "
+    lines = [f"`{report['command']}` ({report['model']}, source {report.get('source', 'demo')}, "
+             f"{report['notes']} notes)", "",
+             "| style | harmonic dist: render | harmonic dist: unchanged source | hold: render | hold: source | "
              "hold: true target |", "|---|---|---|---|---|---|"]
     for r in report["rows"]:
         h, d = r["harmonic_db"], r["hold_db"]
-        lines.append(f"| {r['style']} | {h['render']:.2f} dB | {h['unchanged pluck']:.2f} dB | {d['render']:+.2f} dB | "
-                     f"{d['unchanged pluck']:+.2f} dB | {d['true target']:+.2f} dB |")
+        lines.append(f"| {r['style']} | {h['render']:.2f} dB | {h['unchanged source']:.2f} dB | "
+                     f"{d['render']:+.2f} dB | {d['unchanged source']:+.2f} dB | {d['true target']:+.2f} dB |")
     return "\n".join(lines) + "\n"
 
 
@@ -131,11 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.demo_check", description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="bundle (default: the shipped default, as demo.sh)")
     p.add_argument("--styles", default="violin,cello,flute")
+    p.add_argument("--source", default="demo",
+                   help="demo (the bundled pluck, as demo.sh) or a synthesized source playing its score: "
+                        + ", ".join(SOURCES))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/demo_check"),
                    help="writes OUT.json and OUT.md")
     args = p.parse_args(argv)
     try:
-        report = check([s.strip() for s in args.styles.split(",") if s.strip()], args.model)
+        report = check([s.strip() for s in args.styles.split(",") if s.strip()], args.model, args.source)
     except StylehostError as exc:
         print(f"stylehost: error: {exc}", file=sys.stderr)
         return 2
