@@ -107,7 +107,6 @@ class HarmonicExcitation:
         self.config = cfg = config or ExcitationConfig()
         self.sample_rate, self.hop = sample_rate, hop
         self.tracker = YinTracker(sample_rate=sample_rate, hop=hop)
-        self.lag = cfg.lag_hops
         self.delay_samples = cfg.lag_hops * hop  # excitation sample p is final once source p + delay has arrived
         h = cfg.max_harmonics
         self._k = np.arange(1, h + 1, dtype=np.float64)
@@ -176,7 +175,7 @@ class HarmonicExcitation:
         self._src[-hop:] = block
         self._hist[:-hop] = self._hist[hop:]
         self._hist[-hop:] = block
-        lag = self.lag
+        lag = cfg.lag_hops
         segment = self._src[len(self._src) - (lag + 1) * hop : len(self._src) - lag * hop]  # the samples made now
         # Voiced weight: periodic, and one note (power at f0 or 2 f0); smoothed, interpolated across the hop.
         x = _smoothstep(p, cfg.voiced_lo, cfg.voiced_hi)
@@ -301,7 +300,7 @@ def excite(audio: np.ndarray, sample_rate: int = 24000, hop: int = 96,
            config: ExcitationConfig | None = None) -> np.ndarray:
     """Offline reference: the excitation of a whole clip, sample-aligned with it (same length)."""
     gen = HarmonicExcitation(sample_rate, hop, config)
-    lag = gen.lag
+    lag = gen.config.lag_hops
     n = len(audio)
     hops = -(-n // hop) + lag  # lag extra hops of silence finish the last samples
     padded = np.zeros(hops * hop, np.float64)
