@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from diffusion.files import write_json_and_markdown
+
 MEASURES = ("log_mel_db", "harmonic_db", "chroma", "style_acc")
 SAME_CLIPS = ("split", "seed", "clips_per_pair", "pairs")
 
@@ -44,6 +46,16 @@ def check_same_clips(a: dict[str, Any], b: dict[str, Any]) -> None:
                              "not the same clips, so not paired")
 
 
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error (sample s.d. / sqrt(n)) of paired differences; the s.e. is NaN below 2 values,
+    so no verdict can rest on a single pair or round."""
+    n = len(values)
+    mean = sum(values) / n if n else math.nan
+    if n < 2:
+        return mean, math.nan
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
+
+
 def paired(a: dict[str, Any], b: dict[str, Any], system_a: str, system_b: str) -> dict[str, Any]:
     """Per measure: A's and B's mean over the shared pairs, mean(B - A), its s.e. and the pair count."""
     pairs = sorted(set(a["per_pair"]) & set(b["per_pair"]))
@@ -62,12 +74,10 @@ def paired(a: dict[str, Any], b: dict[str, Any], system_a: str, system_b: str) -
             rows.append((va, vb))
         if len(rows) < 2:
             continue
-        diffs = [vb - va for va, vb in rows]
-        n = len(diffs)
-        mean = sum(diffs) / n
-        sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+        n = len(rows)
+        mean, se = mean_se([vb - va for va, vb in rows])
         out[measure] = {"a": sum(r[0] for r in rows) / n, "b": sum(r[1] for r in rows) / n,
-                        "diff": mean, "se": sd / math.sqrt(n), "pairs": n}
+                        "diff": mean, "se": se, "pairs": n}
     return out
 
 
@@ -98,12 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     md = f"# Paired eval difference\n\n`{command}`\n\n" + table_md(result, label_a, label_b)
     print(md)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         payload = {"a": str(args.a), "b": str(args.b), "system_a": args.system_a, "system_b": args.system_b,
                    "command": command, "measures": result,
                    "commits": {"a": a.get("git_commit"), "b": b.get("git_commit")}}
-        Path(f"{args.out}.json").write_text(json.dumps(payload, indent=2) + "\n")
-        Path(f"{args.out}.md").write_text(md)
+        write_json_and_markdown(args.out, payload, md)
     return 0
 
 

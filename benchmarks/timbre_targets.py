@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks.eval_diff import mean_se
+from diffusion.files import write_json_and_markdown
 from export.bundle import update_manifest
 
 RESULTS = Path("benchmarks/results")
@@ -93,11 +95,10 @@ def targets(before: dict[str, Any], after: dict[str, Any], before_system: str, a
             rows.append(_row(f"end to end ms ({names[0]} vs {names[1]})", f"<= {old + LATENCY_ALLOWANCE_MS:.1f}",
                              old, new, new <= old + LATENCY_ALLOWANCE_MS))
             rows.append(dropout_row(latency_ab["runs"], names[0], names[1]))
-    if processor_ms is not None:
-        for name, result in processor_ms["results"].items():
-            p99 = result["bundle"]["p99_ms"]
-            rows.append(_row(f"processor call p99 ms ({name})", f"<= {CALL_P99_MS}", None, p99, p99 <= CALL_P99_MS))
-            break
+    if processor_ms is not None:  # its first bundle: the one the targets are for
+        name, result = next(iter(processor_ms["results"].items()))
+        p99 = result["bundle"]["p99_ms"]
+        rows.append(_row(f"processor call p99 ms ({name})", f"<= {CALL_P99_MS}", None, p99, p99 <= CALL_P99_MS))
     return rows
 
 
@@ -106,12 +107,11 @@ def dropout_row(runs: list[dict[str, Any]], new: str, old: str) -> dict[str, Any
     by_round: dict[int, dict[str, int]] = {}
     for run in runs:
         by_round.setdefault(run["round"], {})[run["model"]] = run["dropouts"]
-    diffs = [r[new] - r[old] for r in by_round.values() if new in r and old in r]
-    n = len(diffs)
-    mean_new = sum(r[new] for r in by_round.values() if new in r) / max(n, 1)
-    mean_old = sum(r[old] for r in by_round.values() if old in r) / max(n, 1)
-    diff = sum(diffs) / max(n, 1)
-    se = (sum((d - diff) ** 2 for d in diffs) / (n - 1)) ** 0.5 / n**0.5 if n > 1 else float("inf")
+    both = [r for r in by_round.values() if new in r and old in r]
+    n = len(both)
+    mean_new = sum(r[new] for r in both) / max(n, 1)
+    mean_old = sum(r[old] for r in both) / max(n, 1)
+    diff, se = mean_se([r[new] - r[old] for r in both])
     return _row("dropouts per run, live (paired by round)", "<= before", mean_old, mean_new, diff <= se,
                 f"paired {diff:+.1f} ± {se:.1f}, {n} rounds")
 
@@ -149,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(rows, command)
     print(md)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        Path(f"{args.out}.json").write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
-        Path(f"{args.out}.md").write_text(md)
+        write_json_and_markdown(args.out, {"command": command, "rows": rows}, md)
     if args.bundle is not None:
         sources = {k: str(getattr(args, k)) for k in ("before", "after", "eval_diff", "latency_ab", "processor_ms")}
         update_manifest(args.bundle, {"timbre_targets": {"command": command, "sources": sources, "rows": rows,
