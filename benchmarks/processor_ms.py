@@ -26,6 +26,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import numpy as np
 
 from diffusion.excitation import ExcitationConfig
 from export.bundle import load_bundle
+from realtime.backends.base import Backend
 from realtime.backends.choose import open_backend
 from realtime.model_processor import BUNDLE_EXCITATION, ModelProcessor
 from realtime.stream_processor import make_processor
@@ -41,11 +43,15 @@ MODES = ("bundle", "on", "off", "both")
 WARMUP = 20  # calls left out of the statistics (ORT's first runs, caches)
 
 
-def _make(path: str, excitation: str) -> ModelProcessor:
+def _make(path: str, excitation: str, call: dict[str, float] | None = None) -> ModelProcessor:
+    """The bundle's processor at its defaults; with ``call``, its backend's graph calls timed into it."""
     bundle = load_bundle(path)
     exc: dict[str, Any] | None | str = {"bundle": BUNDLE_EXCITATION, "on": ExcitationConfig().to_dict(),
                                         "off": None}[excitation]
-    proc = make_processor(bundle, open_backend(bundle, "cpu"), emit=int(bundle.defaults["emit"]), excitation=exc)
+    backend = open_backend(bundle, "cpu")
+    if call is not None:
+        _timed_graphs(backend, call)
+    proc = make_processor(bundle, backend, emit=int(bundle.defaults["emit"]), excitation=exc)
     proc.set_params(style_mix={bundle.styles[0]: 1.0}, strength=bundle.defaults["strength"],
                     steps=bundle.defaults["steps"])
     return proc
@@ -64,18 +70,31 @@ def _timed_excite(proc: ModelProcessor, times: list[float]) -> None:
     proc._excite = timed  # type: ignore[method-assign]
 
 
-def _timed_graphs(proc: ModelProcessor, call: dict[str, float]) -> None:
-    """Wrap the processor's backend so each graph's wall time within the current call adds up in ``call``."""
-    backend = proc.backend
-    inner = backend.run_all  # ``run`` goes through it too; streaming bundles call it directly
+def _timed_graphs(backend: Backend, call: dict[str, float]) -> None:
+    """Wrap a backend, before a processor binds its graphs, so each graph's wall time within the current call
+    adds up in ``call``: ``run_all`` (``run`` goes through it) and every call ``bind`` returns."""
+    inner, inner_bind = backend.run_all, backend.bind
+
+    def add(name: str, t0: float) -> None:
+        call[name] = call.get(name, 0.0) + 1000.0 * (time.perf_counter() - t0)
 
     def timed(name: str, *inputs: np.ndarray) -> Any:
         t0 = time.perf_counter()
         result = inner(name, *inputs)
-        call[name] = call.get(name, 0.0) + 1000.0 * (time.perf_counter() - t0)
+        add(name, t0)
         return result
 
+    def timed_bind(name: str, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> Callable[[], None]:
+        bound = inner_bind(name, inputs, outputs)
+
+        def run() -> None:
+            t0 = time.perf_counter()
+            bound()
+            add(name, t0)
+        return run
+
     backend.run_all = timed  # type: ignore[method-assign]
+    backend.bind = timed_bind  # type: ignore[method-assign]
 
 
 def _stats(times: list[float]) -> dict[str, float]:
@@ -87,16 +106,15 @@ def _stats(times: list[float]) -> dict[str, float]:
 def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle") -> dict[str, Any]:
     """{mode: {p50_ms, p99_ms, mean_ms[, exc_p50_ms, ...]}} plus the stride, latency and call count."""
     modes = ("off", "on") if excitation == "both" else (excitation,)
-    procs = {m: _make(path, m) for m in modes}
+    call: dict[str, float] = {}  # the first mode's graph times within the current call
+    procs = {m: _make(path, m, call if i == 0 else None) for i, m in enumerate(modes)}
     times: dict[str, list[float]] = {m: [] for m in modes}
     exc_times: dict[str, list[float]] = {m: [] for m in modes}
     for m, proc in procs.items():
         if proc._excitation is not None:
             _timed_excite(proc, exc_times[m])
     first = procs[modes[0]]
-    call: dict[str, float] = {}
     graph_times: dict[str, list[float]] = {}
-    _timed_graphs(first, call)
     t = np.arange(int(first.sample_rate * seconds)) / first.sample_rate
     x = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.01 * np.random.default_rng(0).standard_normal(len(t)))
     x = x.astype(np.float32)

@@ -32,7 +32,8 @@ def add_onnx_arguments(p: argparse.ArgumentParser) -> None:
                         "a call costs about its length; `stylehost eval --window` measures the cost")
     p.add_argument("--excitation-lag", type=int, default=None, choices=(0, 1),
                    help="hops the live harmonic excitation runs behind the input (default: the stage's, 1); 0 "
-                        "lets a stage with no after-frame play at --lookahead 0, 4 ms sooner, its pitch 4 ms later")
+                        "lets a stage with no after-frame play at --lookahead 0 (or after a causal model with no "
+                        "look-ahead), 4 ms sooner, its pitch 4 ms later")
     p.add_argument("--keep-sections", default=None, metavar="NAMES",
                    help="with --force: manifest sections of the bundle being replaced to carry over, "
                         "e.g. eval,defaults,distill,reconstruction")
@@ -86,12 +87,11 @@ def _export_streaming(args: argparse.Namespace, kept: dict) -> int:
         raise StylehostError(f"{args.model} is a causal streaming model: its look-ahead is fixed by its training")
     if args.window is not None:
         raise StylehostError(f"{args.model} is a causal streaming model: it carries its state, it reads no window")
-    if args.excitation_lag is not None:
-        raise StylehostError(f"{args.model} is a causal streaming model: --excitation-lag is for window bundles")
     bundle = export_streaming_bundle(Path(args.model), Path(args.out), Path(args.stage), frames=args.frames_per_call,
                                      name=args.name, version=args.version,
                                      audio_path=Path(args.audio) if args.audio else None,
-                                     stage_steps=args.stage_steps, force=args.force)
+                                     stage_steps=args.stage_steps, force=args.force,
+                                     excitation_lag=args.excitation_lag)
     if kept:
         bundle = update_manifest(bundle.path, kept)
     bench, parity = bundle.manifest["benchmark"], bundle.manifest["parity"]

@@ -259,6 +259,24 @@ def stage_excitation(path: Path) -> dict[str, Any] | None:
     return ExcitationConfig(**config.get("harmonic", {})).to_dict()
 
 
+def live_excitation(stage_path: Path, stage: GuideStage, lookahead: int, lag: int | None,
+                    what: str) -> dict[str, Any] | None:
+    """The excitation section a bundle plays its stage with: the stage's own (a stage trained on the harmonic
+    excitation must be played with it), at ``lag`` hops if given (ExcitationConfig.lag_hops: 0 lets a stage
+    with no after-frame play at look-ahead 0), refused by the processor's rule (``check_stage_reach``) if the
+    bundle's ``lookahead`` cannot hold that lag. None for a stage trained without it; then a lag is refused."""
+    excitation = stage_excitation(stage_path)
+    if excitation is None:
+        if lag is not None:
+            raise StylehostError(f"--excitation-lag needs a stage trained on the harmonic excitation; {stage_path} "
+                                 "was trained without it")
+        return None
+    if lag is not None:
+        excitation = ExcitationConfig(**{**excitation, "lag_hops": lag}).to_dict()
+    check_stage_reach(stage.after, lookahead, what, int(excitation["lag_hops"]))
+    return excitation
+
+
 def export_bundle(model_path: Path, out: Path, name: str | None = None, version: str | None = None,
                   audio_path: Path | None = None, torch_weights: bool = True, force: bool = False,
                   stage_path: Path | None = None, stage_steps: int = 1, lookahead: int | None = None,
@@ -292,14 +310,11 @@ def export_bundle(model_path: Path, out: Path, name: str | None = None, version:
     if stage_path is not None:
         stage = load_stage(stage_path, steps=stage_steps)
         extra["resynth_stage"] = stage_section(stage, Path(stage_path), denoiser.cfg.lookahead)
-        excitation = stage_excitation(Path(stage_path))
-        if excitation is not None:  # a stage trained on the harmonic excitation must be played with it
-            if excitation_lag is not None:
-                excitation = ExcitationConfig(**{**excitation, "lag_hops": excitation_lag}).to_dict()
-            check_stage_reach(stage.after, denoiser.cfg.lookahead, f"export of {model_path}",
-                              int(excitation["lag_hops"]))
+        excitation = live_excitation(Path(stage_path), stage, denoiser.cfg.lookahead, excitation_lag,
+                                     f"export of {model_path}")
+        if excitation is not None:
             extra["excitation"] = excitation
-    if excitation_lag is not None and "excitation" not in extra:
+    elif excitation_lag is not None:
         raise StylehostError("--excitation-lag needs a stage trained on the harmonic excitation (--stage)")
     framing = bundle_framing(denoiser, stage)  # a stage on other features is refused before anything is exported
     heard = meta_source_input(meta)

@@ -38,7 +38,6 @@ from torch import nn
 from diffusion.causal import CausalDenoiser
 from diffusion.checkpoint import load_checkpoint, load_denoiser, meta_source_input, model_sampler
 from diffusion.errors import StylehostError
-from diffusion.excitation import check_stage_reach
 from diffusion.guide import GuideStage, load_stage
 from diffusion.model import parameter_count
 from diffusion.resynth import PhaseGuidedResynth
@@ -51,9 +50,9 @@ from export.onnx import (
     _publish,
     build_manifest,
     bundle_framing,
+    live_excitation,
     ort_session,
     real_audio,
-    stage_excitation,
     stage_section,
     time_session,
 )
@@ -225,8 +224,9 @@ def time_denoiser(folder: Path, denoiser: CausalDenoiser, stage: GuideStage, fra
 
 def export_streaming_bundle(model_path: Path, out: Path, stage_path: Path, frames: int = 2, name: str | None = None,
                             version: str | None = None, audio_path: Path | None = None, stage_steps: int = 1,
-                            force: bool = False) -> B.Bundle:
-    """Export, check, write the manifest, verify the folder, rename into place (as ``export_bundle``)."""
+                            force: bool = False, excitation_lag: int | None = None) -> B.Bundle:
+    """Export, check, write the manifest, verify the folder, rename into place (as ``export_bundle``;
+    ``excitation_lag`` as there: 0 lets a network with no look-ahead play a stage with no after-frame)."""
     out = Path(out)
     if out.exists() and not force:
         raise StylehostError(f"{out} already exists; pass --force to replace it")
@@ -246,11 +246,10 @@ def export_streaming_bundle(model_path: Path, out: Path, stage_path: Path, frame
     spec = bundle_framing(denoiser, stage)  # a stage on other features is refused before anything is exported
     look = cfg.lookahead + stage.after  # the stage reads `after` predicted frames past the ones it emits
     extra: dict[str, Any] = {"resynth_stage": stage_section(stage, Path(stage_path), look)}
-    excitation = stage_excitation(Path(stage_path))
+    # one rule for every path (the live processor, eval, window export): the network's look-ahead covers the lag
+    excitation = live_excitation(Path(stage_path), stage, look, excitation_lag,
+                                 f"export of {model_path} with the stage {stage_path}")
     if excitation is not None:
-        # one rule for every path (the live processor, eval, window export): the network's look-ahead covers the lag
-        check_stage_reach(stage.after, look, f"export of {model_path} with the stage {stage_path}",
-                          int(excitation["lag_hops"]))
         extra["excitation"] = excitation
     model_sha = B.sha256_file(Path(model_path))
     version = version or str(meta.get("version") or f"{datetime.date.today():%Y%m%d}-{model_sha[:8]}")

@@ -138,6 +138,8 @@ class ModelProcessor(Processor):
         n = s + self._before + self._after  # frames the resynth graph reads
         self._frames = np.zeros((1, n, n_fft), np.float32)
         self._pred = np.zeros((1, m, n), np.float32)
+        self._synth = np.zeros((1, s, n_fft), np.float32)
+        self._bind_resynth(self._pred)
         self._acc = np.zeros(self._span + (s - 1) * hop, np.float32)  # acc[0]: the first sample this call finalises
         self._fade_len = max(1, round(crossfade_ms / 1000.0 * self.sample_rate / self.stride))
         self._fade_pos = self._fade_len
@@ -318,7 +320,7 @@ class ModelProcessor(Processor):
         else:  # strength 0: the source itself (resynthesis with unit gain)
             np.multiply(self._source[0, 0, :, cols], c["logmel_std"], out=self._pred[0])
             self._pred += c["logmel_mean"]
-        self._resynthesize(shaped, self._pred, start + self._first_col, out)
+        self._resynthesize(shaped, start + self._first_col, out)
 
     def _blend(self, c: dict[str, Any], glide: bool) -> None:
         """The gate's weight from the input window (de-normalised: the gate reads natural-log mels, as
@@ -334,14 +336,20 @@ class ModelProcessor(Processor):
         self._source *= np.float32(g)
         self._source += self._pair[:, :1]
 
-    def _resynthesize(self, shaped: np.ndarray, pred: np.ndarray, first_emitted: int, out: np.ndarray) -> None:
+    def _bind_resynth(self, pred: np.ndarray) -> None:
+        """The resynth graph bound once (Backend.bind) to the audio frames, ``pred`` (the predicted log-mel
+        buffer this processor fills) and the output frames."""
+        self._resynth_call = self.backend.bind("resynth", (self._frames, pred), (self._synth,))
+
+    def _resynthesize(self, shaped: np.ndarray, first_emitted: int, out: np.ndarray) -> None:
         """The resynth graph on the emitted frames and their context (window columns from ``_first_col -
-        _before``), overlap-add, the finished ``stride`` samples into ``out``; ends the call."""
+        _before``) and the bound log-mel, overlap-add, the finished ``stride`` samples into ``out``; ends the call."""
         hop, n_fft, s = self.hop, self.n_fft, self.S
         for k in range(self._frames.shape[1]):
             off = (self._first_col - self._before + k) * hop
             self._frames[0, k] = shaped[off : off + n_fft]
-        synth = self.backend.run("resynth", self._frames, pred)
+        self._resynth_call()
+        synth = self._synth
         span = self._span
         for k in range(max(0, -first_emitted), s):  # frames before the first one do not exist offline
             self._acc[k * hop : k * hop + span] += synth[0, k, n_fft - span :]

@@ -20,6 +20,7 @@ per step, equal to this processor call by call (tests/realtime/test_stream_proce
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,31 +45,51 @@ class StreamingProcessor(ModelProcessor):
                                  "is supported")
         self._lc = int(streaming["causal_lookahead"])
         self._state_shapes = [tuple(e["shape"]) for e in streaming["state"]]
-        self._states: list[list[np.ndarray]] = []  # per sampler step: that step's network state
+        # per sampler step: two banks of that step's network state, and the denoiser bound both ways (bank 0 in,
+        # bank 1 out, and back), so the state passes from call to call without a copy; _bank[i] holds step i's
+        self._states: list[tuple[list[np.ndarray], list[np.ndarray]]] = []
+        self._step_calls: list[tuple[Callable[[], None], Callable[[], None]]] = []
+        self._bank: list[int] = []
+        m, s = bundle.spectrogram.n_mels, bundle.emit
+        self._new = np.zeros((1, 1, m, s), np.float32)  # the S new source frames, normalised
+        self._xs = np.zeros((1, 1, m, s), np.float32)
+        self._x0 = np.zeros((1, 1, m, s), np.float32)
         super().__init__(bundle, backend, emit=bundle.emit, seed=seed, crossfade_ms=crossfade_ms,
                          excitation=excitation)
         # ModelProcessor's check_stage_reach(after, L_c + after, lag) has refused a network look-ahead under the lag
-        m, s = bundle.spectrogram.n_mels, self.S
         self._frontend_len = bundle.spectrogram.num_samples(s)
-        self._new = np.zeros((1, 1, m, s), np.float32)  # the S new source frames, normalised
+        self._audio = np.zeros((1, self._frontend_len), np.float32)  # the frontend's samples, bound
+        self._logmel = np.zeros((1, m, s), np.float32)
+        self._frontend_call = backend.bind("frontend", (self._audio,), (self._logmel,))
         self._hist = np.zeros((m, self._lc + s), np.float32)  # source frames [start - L_c, start + S)
-        self._xs = np.zeros((1, 1, m, s), np.float32)
         self._ctx = np.zeros((1, m, self._before + s + self._after), np.float32)  # predicted log-mel, denormalised
+        self._bind_resynth(self._ctx)
         self.reset()
 
     def _set_schedule(self) -> None:
         super()._set_schedule()
         while len(self._states) < max(1, self.steps):  # allocates only when steps grow, between calls
-            self._states.append([np.zeros((1, *shape), np.float32) for shape in self._state_shapes])
+            banks = tuple([np.zeros((1, *shape), np.float32) for shape in self._state_shapes] for _ in range(2))
+            fixed = (self._xs, self._sigma, self._new, self._style)
+            self._step_calls.append(tuple(  # type: ignore[arg-type]
+                self.backend.bind("denoiser", (*fixed, *banks[k]), (self._x0, *banks[1 - k])) for k in (0, 1)))
+            self._states.append(banks)  # type: ignore[arg-type]
+            self._bank.append(0)
 
     def reset(self) -> None:
         super().reset()
         if hasattr(self, "_hist"):
             self._hist[:] = self._floor_norm  # frames before the stream are silence
             self._ctx[:] = float(np.log(self.bundle.spectrogram.log_floor))
-            for state in self._states:
-                for arr in state:
-                    arr[:] = 0.0
+            for i, banks in enumerate(self._states):
+                for bank in banks:
+                    for arr in bank:
+                        arr[:] = 0.0
+                self._bank[i] = 0
+
+    def state_of(self, step: int) -> list[np.ndarray]:
+        """Sampler step ``step``'s current network state (the bank its next call reads)."""
+        return self._states[step][self._bank[step]]
 
     def _new_start(self) -> int:
         """Absolute frame of this call's first new source frame: J - S + 1 + frame_origin."""
@@ -79,8 +100,9 @@ class StreamingProcessor(ModelProcessor):
         start = self._new_start()
         self._advance_style()
         shaped = window if self._excitation is None else self._excite(window)
-        logmel = self.backend.run("frontend", window[None, -self._frontend_len :])
-        np.subtract(logmel, c["logmel_mean"], out=self._new[:, 0])
+        self._audio[0] = window[-self._frontend_len :]
+        self._frontend_call()
+        np.subtract(self._logmel, c["logmel_mean"], out=self._new[:, 0])
         self._new /= c["logmel_std"]
         if start < 0:
             self._new[..., : min(-start, s)] = self._floor_norm
@@ -97,7 +119,7 @@ class StreamingProcessor(ModelProcessor):
             np.multiply(hist[:, :s], c["logmel_std"], out=ctx[0, :, -s:])
         ctx[0, :, -s:] += c["logmel_mean"]
         # the emitted frames end `after` before the x0 frames just computed; their context starts at window frame 0
-        self._resynthesize(shaped, ctx, x_start - self._after, out)
+        self._resynthesize(shaped, x_start - self._after, out)
 
     def _sample_frames(self, x_start: int) -> None:
         """SDEdit start from the source L_c frames back, then the sampler, each step with its own state."""
@@ -108,11 +130,9 @@ class StreamingProcessor(ModelProcessor):
         x[0, 0] += self._hist[:, :s]
         for i in range(len(sigmas) - 1):
             self._sigma[0] = sigmas[i]
-            state = self._states[i]
-            outs = self.backend.run_all("denoiser", x, self._sigma, self._new, self._style, *state)
-            for arr, new in zip(state, outs[1:], strict=True):
-                arr[:] = new
-            x0 = outs[0]
+            self._step_calls[i][self._bank[i]]()  # x0 into self._x0, the new state into the other bank
+            self._bank[i] ^= 1
+            x0 = self._x0
             if sigmas[i + 1] == 0:
                 x[:] = x0
             elif self.sampler == "consistency":

@@ -11,6 +11,7 @@ the manifest's input order; the output may be a buffer the backend reuses, valid
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -40,3 +41,17 @@ class Backend(ABC):
         """Every output of one call, in the graph's order: a streaming bundle's denoiser returns x0 and then its
         new state (export/streaming.py). Backends that cannot are refused at open (choose.open_backend)."""
         raise StylehostError(f"backend {self.name} cannot run streaming bundles; use --backend cpu")
+
+    def bind(self, graph: str, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> Callable[[], None]:
+        """A call of ``graph`` made once on fixed arrays: each call of the result reads ``inputs`` where they lie
+        (change them in place between calls) and writes every output into ``outputs`` in place. Why: the
+        worker's per-call path then allocates nothing the backend can avoid (issue 16), and a streaming
+        denoiser's state goes from one buffer to the other without a copy. This default runs ``run_all``
+        (``run`` for one output) and copies; the ONNX Runtime CPU backend binds the arrays themselves."""
+        ins, outs = tuple(inputs), tuple(outputs)
+
+        def call() -> None:
+            got = [self.run(graph, *ins)] if len(outs) == 1 else self.run_all(graph, *ins)
+            for dst, src in zip(outs, got, strict=True):
+                np.copyto(dst, src)
+        return call

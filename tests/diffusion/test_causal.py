@@ -70,7 +70,8 @@ def test_no_output_hears_a_later_frame_or_one_beyond_its_receptive_field() -> No
             assert changed == heard, (t, rf)
 
 
-def test_the_graph_with_its_state_runs_in_onnx_runtime(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("frames", [1, 2])
+def test_the_graph_with_its_state_runs_in_onnx_runtime(tmp_path, frames: int) -> None:  # type: ignore[no-untyped-def]
     import onnxruntime as ort
 
     d = perturbed().float()
@@ -85,7 +86,7 @@ def test_the_graph_with_its_state_runs_in_onnx_runtime(tmp_path) -> None:  # typ
             y, new = self.d.step(x, sigma, source, style, list(state))
             return (y, *new)
 
-    x, sigma, src, style = (t.float() for t in inputs(2))
+    x, sigma, src, style = (t.float() for t in inputs(frames))
     state = d.init_state(2)
     path = tmp_path / "causal.onnx"
     torch.onnx.export(Step(), (x, sigma, src, style, *state), path, input_names=["x", "sigma", "source", "style",
@@ -148,6 +149,8 @@ def test_frame_norm_is_a_groupnorm_of_each_frame() -> None:
     x = torch.randn(2, 16, 8, 5, dtype=torch.float64)
     per_frame = torch.stack([torch.nn.functional.group_norm(x[..., t], 8) for t in range(5)], dim=-1)
     torch.testing.assert_close(frame_norm(x, 8), per_frame, atol=1e-12, rtol=0)
+    # one frame (a live call's shape) takes the unfolded path: the same statistics
+    torch.testing.assert_close(frame_norm(x[..., :1], 8), per_frame[..., :1], atol=1e-12, rtol=0)
 
 
 def test_without_the_output_norm_a_frames_level_reaches_the_output() -> None:

@@ -103,3 +103,34 @@ def test_torch_backend_needs_the_bundle_weights(tmp_path: Path) -> None:
 def test_unknown_backend_name(bundle: B.Bundle) -> None:
     with pytest.raises(StylehostError, match="unknown backend 'tpu'"):
         open_backend(bundle, "tpu")
+
+
+@pytest.mark.parametrize("name", ["cpu", "torch"])
+def test_a_bound_call_reads_its_inputs_in_place_and_writes_its_outputs(bundle: B.Bundle, name: str) -> None:
+    """Backend.bind: the ORT IOBinding (cpu) and the copying default (torch) both equal ``run``, see each
+    input changed in place between calls, and write into the arrays they were given."""
+    backend = open_backend(bundle, name, threads=1)
+    rng = np.random.default_rng(0)
+    audio = np.zeros((1, 3360), np.float32)
+    logmel = np.full((1, 64, 32), np.nan, np.float32)
+    call = backend.bind("frontend", (audio,), (logmel,))
+    for _ in range(3):
+        audio[:] = 0.1 * rng.standard_normal(audio.shape)  # in place: the bound memory
+        call()
+        np.testing.assert_allclose(logmel, backend.run("frontend", audio.copy()), atol=1e-6, rtol=0)
+    x = rng.standard_normal((1, 1, 64, 32)).astype(np.float32)
+    feeds = (x, np.ones(1, np.float32), x.copy(), np.zeros((1, bundle.style_table.shape[1]), np.float32))
+    x0 = np.zeros_like(x)
+    backend.bind("denoiser", feeds, (x0,))()
+    np.testing.assert_allclose(x0, backend.run("denoiser", *feeds), atol=1e-5, rtol=0)
+
+
+def test_a_bound_call_refuses_arrays_onnx_runtime_cannot_use_in_place(bundle: B.Bundle) -> None:
+    backend = open_backend(bundle, "cpu", threads=1)
+    audio, logmel = np.zeros((1, 3360), np.float32), np.zeros((1, 64, 32), np.float32)
+    with pytest.raises(StylehostError, match="C-contiguous float32"):
+        backend.bind("frontend", (audio.astype(np.float64),), (logmel,))
+    with pytest.raises(StylehostError, match="C-contiguous float32"):
+        backend.bind("frontend", (np.zeros((1, 6720), np.float32)[:, ::2],), (logmel,))
+    with pytest.raises(StylehostError, match="takes 1 inputs"):
+        backend.bind("frontend", (audio, audio), (logmel,))

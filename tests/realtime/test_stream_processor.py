@@ -4,6 +4,7 @@ S frames per call, and its equality with the one-pass offline reference (issue 1
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from export import bundle as B
 from export.streaming import export_streaming_bundle
 from realtime.backends.choose import open_backend
 from realtime.stream_processor import StreamingProcessor, make_processor
-from tests.diffusion.test_guide_bundle import MIX, tiny_stage_file
+from tests.diffusion.test_guide_bundle import MIX, TINY_GUIDE, tiny_stage_file
 from tests.export.tiny import TINY
 from tests.realtime.test_processor import stream
 
@@ -111,14 +112,18 @@ def test_a_stream_call_costs_the_same_late_as_early(causal_bundle: B.Bundle) -> 
     """Each frame once: the denoiser sees S frames per call whatever the stream's age (no window re-run)."""
     backend = open_backend(causal_bundle, "cpu")
     seen: list[tuple[int, ...]] = []
-    run_all = backend.run_all
+    bind = backend.bind
 
-    def spy(graph: str, *inputs: np.ndarray) -> list[np.ndarray]:
-        if graph == "denoiser":
-            seen.append(inputs[0].shape)
-        return run_all(graph, *inputs)
+    def spy(graph: str, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> Callable[[], None]:
+        call = bind(graph, inputs, outputs)
 
-    backend.run_all = spy  # type: ignore[method-assign]
+        def counted() -> None:
+            if graph == "denoiser":
+                seen.append(inputs[0].shape)
+            call()
+        return counted
+
+    backend.bind = spy  # type: ignore[method-assign]
     proc = StreamingProcessor(causal_bundle, backend)
     proc.set_params(style_mix=MIX, strength=1.0, steps=1)
     stream(proc, vibrato(0.3))
@@ -192,13 +197,20 @@ def test_the_equality_is_not_trivial(causal_bundle: B.Bundle) -> None:
     def played(seed: int = 0, keep_state: bool = True) -> np.ndarray:
         backend = open_backend(causal_bundle, "cpu")
         if not keep_state:
-            run_all = backend.run_all
+            bind = backend.bind
 
-            def forgetful(graph: str, *inputs: np.ndarray) -> list[np.ndarray]:
-                outs = run_all(graph, *inputs)
-                return [outs[0], *(np.zeros_like(o) for o in outs[1:])] if graph == "denoiser" else outs
+            def forgetful(graph: str, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray]
+                          ) -> Callable[[], None]:
+                call = bind(graph, inputs, outputs)
 
-            backend.run_all = forgetful  # type: ignore[method-assign]
+                def forget() -> None:
+                    call()
+                    if graph == "denoiser":  # the new state comes out as zeros
+                        for o in outputs[1:]:
+                            o[:] = 0.0
+                return forget
+
+            backend.bind = forgetful  # type: ignore[method-assign]
         proc = StreamingProcessor(causal_bundle, backend, seed=seed)
         proc.set_params(style_mix=MIX, strength=1.0, steps=1)
         return stream(proc, x)
@@ -243,3 +255,30 @@ def test_a_network_without_look_ahead_cannot_feed_a_stage_on_a_lagging_excitatio
     with pytest.raises(StylehostError, match=r"runs 1 hop\(s\) behind the input"):
         export_streaming_bundle(tiny_causal(tmp_path / "c0.pt", lookahead=0), tmp_path / "b", exc, frames=2)
     assert not (tmp_path / "b").exists()
+
+
+def test_a_network_without_look_ahead_plays_one_frame_per_call_on_a_lag_free_excitation(tmp_path: Path) -> None:
+    """Issue 17's framing: a causal network at look-ahead 0, a stage with no after-frame and the excitation at
+    lag 0 (``excitation_lag``, as the window export's) export as a bundle of 4 ms model delay that plays one
+    frame per call, equal to the one-pass reference with the same excitation."""
+    import dataclasses
+
+    from diffusion.guide import save_stage
+
+    stage = load_stage(tiny_stage_file(tmp_path / "g.pt", cfg=dataclasses.replace(TINY_GUIDE, lookahead=0)))
+    exc = tmp_path / "g_exc.pt"
+    save_stage(exc, stage, {"config": {"excitation": True, "harmonic": {"lag_hops": 1}}})
+    bundle = export_streaming_bundle(tiny_causal(tmp_path / "c0.pt", lookahead=0), tmp_path / "b", exc, frames=1,
+                                     excitation_lag=0)
+    assert bundle.lookahead == 0 and bundle.emit == 1 and bundle.excitation["lag_hops"] == 0
+    assert bundle.latency_samples == bundle.spectrogram.synthesis_span - bundle.spectrogram.hop
+    proc = make_processor(bundle, open_backend(bundle, "cpu"))
+    proc.set_params(style_mix=MIX, strength=1.0, steps=1)
+    x = vibrato(0.8)
+    y = stream(proc, x)
+    want = reference(proc, x, len(y), excitation=ExcitationConfig(lag_hops=0))
+    assert np.abs(want).max() > 1e-3
+    np.testing.assert_allclose(y, want, atol=1e-4, rtol=0)
+    with pytest.raises(StylehostError, match="harmonic excitation"):  # a lag needs an excitation to apply to
+        export_streaming_bundle(tiny_causal(tmp_path / "c1.pt"), tmp_path / "b1", tiny_stage_file(tmp_path / "p.pt"),
+                                frames=1, excitation_lag=0)
