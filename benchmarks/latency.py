@@ -42,6 +42,7 @@ import numpy as np
 
 from diffusion.config import parse_list  # noqa: F401 - re-exported for benchmarks.quality and tests
 from diffusion.errors import StylehostError
+from export.bundle import DEFAULT_MARGIN_MS
 from realtime.argtypes import ranged_float, ranged_int, ranged_int_list
 
 JACK_HOSTAPI = "JACK Audio Connection Kit"
@@ -91,7 +92,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                   "models/default when it exists)")
     p.add_argument("--backend", default="auto", help="inference backend(s) for --model; a list ('cpu,torch') "
                                                      "measures each")
-    p.add_argument("--margin-ms", type=ranged_float(0.0, 100.0), default=6.0, help="engine compute margin, 0 to 100")
+    p.add_argument("--margin-ms", type=ranged_float(0.0, 100.0), default=None,
+                   help="engine compute margin, 0 to 100 (default: the bundle's recommended one, else 6)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="the denoiser's precision: int8 on the CPU backend, fp16 on torch-cuda (auto: int8 when the "
                         "bundle has it on the CPU, fp16 where parity allows on torch-cuda)")
@@ -127,6 +129,9 @@ def cli_latency(args: argparse.Namespace) -> int:
             continue
         if passthrough:
             print(PASSTHROUGH_NOTICE)
+        margin_ms = args.margin_ms
+        if margin_ms is None:  # the bundle's recommended margin (Bundle.margin_ms), the engine's default else
+            margin_ms = factory.bundle.margin_ms if isinstance(factory, ModelFactory) else DEFAULT_MARGIN_MS
         if isinstance(factory, ModelFactory):
             backend, model = factory.backend.name, f"{factory.bundle.name} {factory.bundle.version}"
             model += f" ({getattr(factory.backend, 'precision', 'fp32')} denoiser)"
@@ -134,7 +139,7 @@ def cli_latency(args: argparse.Namespace) -> int:
             backend, model = "dsp-passthrough", "passthrough"
         for steps in steps_list[:1] if passthrough else steps_list:  # the passthrough has no sampler
             params = params_from_args(argparse.Namespace(**{**vars(args), "steps": steps, "wet": 1.0}), factory)
-            common = dict(seconds=seconds, server=args.server, samplerate=args.samplerate, margin_ms=args.margin_ms,
+            common = dict(seconds=seconds, server=args.server, samplerate=args.samplerate, margin_ms=margin_ms,
                           backend=backend, params=params, callback_process=args.callback_process,
                           pin_cpus=args.pin_cpus)
             if args.find_blocksize:

@@ -44,6 +44,7 @@ from export.graphfile import FLOAT, read_graph
 FORMAT = "stylehost-bundle"
 FORMAT_VERSION = 2  # 2 adds the optional 'resynth_stage' (a learned resynth graph that reads context frames)
 MANIFEST = "manifest.json"
+DEFAULT_MARGIN_MS = 6.0  # the engine's compute margin for a bundle that names none (manifest defaults.margin_ms)
 GRAPHS = ("denoiser", "frontend", "resynth")
 INT8_GRAPH = "denoiser_int8"  # optional (export/quantize.py): the denoiser with int8 convolutions, for the CPU
 OPTIONAL_GRAPHS = {INT8_GRAPH: "denoiser"}  # optional graph -> the graph whose inputs and outputs it has
@@ -120,6 +121,14 @@ class Bundle:
         d = self.manifest.get("defaults") or {}
         return {"steps": int(d.get("steps", 2)), "strength": float(d.get("strength", 1.0)),
                 "emit": int(d.get("emit", self.emit))}
+
+    @property
+    def margin_ms(self) -> float:
+        """The engine's compute margin this bundle plays at (manifest ``defaults.margin_ms``, measured with the
+        latency benchmark: its call's p99 fits it at its stride), else ``DEFAULT_MARGIN_MS``. A streaming
+        bundle whose every call does the same work holds a smaller margin than a window bundle."""
+        d = self.manifest.get("defaults") or {}
+        return float(d.get("margin_ms", DEFAULT_MARGIN_MS))
 
     @property
     def max_steps(self) -> int:
@@ -357,6 +366,9 @@ def _check_manifest(m: Any, where: Path) -> None:
         raise bad(f"defaults.steps must be an integer >= 1, got {steps!r}")
     if not isinstance(strength, int | float) or not 0.0 < strength <= 1.0:
         raise bad(f"defaults.strength must be in (0, 1], got {strength!r}")
+    margin = defaults.get("margin_ms", DEFAULT_MARGIN_MS)
+    if not isinstance(margin, int | float) or isinstance(margin, bool) or not 0.0 <= margin <= 100.0:
+        raise bad(f"defaults.margin_ms must be a number of ms in [0, 100], got {margin!r}")
     most = defaults.get("max_steps", steps)
     if not isinstance(most, int) or isinstance(most, bool) or most < steps:
         raise bad(f"defaults.max_steps must be an integer >= defaults.steps, got {most!r}")

@@ -97,6 +97,7 @@ class EngineController:
             output=settings.output,
             samplerate=settings.samplerate,
             blocksize=settings.blocksize,
+            margin_ms=opened.margin_ms,
             params=self.params,
         )
         session.start()

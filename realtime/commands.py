@@ -101,8 +101,9 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"device rate in Hz, in {_span(SAMPLE_RATES)} (default: the device's own)")
     p.add_argument("--channels", type=ranged_int(*CHANNELS), default=None,  # audit: option-channels-range
                    help=f"channels to open, in {_span(CHANNELS)}; the devices must have them (default: up to 2)")
-    p.add_argument("--margin-ms", type=ranged_float(*MARGIN_MS), default=6.0,  # audit: option-margin-range
-                   help=f"compute margin added to the latency, in {_span(MARGIN_MS)} ms")
+    p.add_argument("--margin-ms", type=ranged_float(*MARGIN_MS), default=None,  # audit: option-margin-range
+                   help=f"compute margin added to the latency, in {_span(MARGIN_MS)} ms (default: the bundle's "
+                        "recommended one, manifest defaults.margin_ms, else 6)")
     add_callback_arguments(p)
     p.add_argument("--seconds", type=ranged_float(0.0, None, lo_open=True), default=None,  # audit: option-seconds-range
                    help="stop after this long, > 0 (default: until Ctrl-C)")
@@ -173,7 +174,7 @@ def cli_live(args: argparse.Namespace) -> int:
         blocksize=args.blocksize,
         channels=args.channels,
         stereo_mode=args.stereo,
-        margin_ms=args.margin_ms,
+        margin_ms=args.margin_ms if args.margin_ms is not None else opened.margin_ms,
         params=params,
         callback_process=args.callback_process,
         pin_cpus=args.pin_cpus,

@@ -56,7 +56,7 @@ class SessionSpec:
     output: int | str | None = None
     samplerate: int | None = None
     blocksize: int = 256
-    margin_ms: float = 6.0
+    margin_ms: float | None = None  # None: the bundle's recommended margin (Session.margin_ms)
     harmonic: bool = False
     precision: str = "auto"
     denoiser_input: str = "bundle"
@@ -249,7 +249,9 @@ def _child_main(conn: Connection, spec: SessionSpec, params: EngineParams, shm_n
             opened = open_session(spec.session)
             opened.check_params(params)
             session = LiveSession(opened.factory, input=spec.input, output=spec.output, samplerate=spec.samplerate,
-                                  blocksize=spec.blocksize, margin_ms=spec.margin_ms, params=params)
+                                  blocksize=spec.blocksize,
+                                  margin_ms=opened.margin_ms if spec.margin_ms is None else spec.margin_ms,
+                                  params=params)
             engine = session.engine
             cap = min(engine.input_tap.capacity, int(EngineConfig.tap_seconds * MAX_TAP_RATE))
             taps = [SignalTap(cap, engine.input_tap._mono.size, storage=shm.buf) for shm in shms]

@@ -80,6 +80,14 @@ class Session:
         return self.bundle is None
 
     @property
+    def margin_ms(self) -> float:
+        """The compute margin the engine plays this session at unless told otherwise: the bundle's
+        recommended one (Bundle.margin_ms), 6 ms for the passthrough."""
+        from export.bundle import DEFAULT_MARGIN_MS
+
+        return DEFAULT_MARGIN_MS if self.bundle is None else self.bundle.margin_ms
+
+    @property
     def styles(self) -> tuple[str, ...] | None:
         """The bundle's styles, in its manifest's order; None for the passthrough (it ignores styles)."""
         return None if self.bundle is None else self.bundle.styles

@@ -77,6 +77,10 @@ def test_cli_export_prints_parity(tmp_path: Path, capsys: pytest.CaptureFixture)
         (lambda p: edit_manifest(p, lambda m: m["files"].update({"../x": {"sha256": ""}})), "plain name"),
         (lambda p: (p / B.MANIFEST).write_text("{not json"), "malformed manifest.*not JSON"),
         (lambda p: (p / B.MANIFEST).unlink(), "no model bundle"),
+        (lambda p: edit_manifest(p, lambda m: m.setdefault("defaults", {}).update(margin_ms="3")),
+         "defaults.margin_ms must be a number"),
+        (lambda p: edit_manifest(p, lambda m: m.setdefault("defaults", {}).update(margin_ms=-1.0)),
+         r"defaults.margin_ms .* \[0, 100\]"),
     ],
 )
 def test_damaged_bundles_are_refused_with_one_clear_error(bundle: B.Bundle, tmp_path: Path, damage, message) -> None:
@@ -161,3 +165,17 @@ def test_denoiser_input_in_the_manifest_is_checked(tmp_path: Path) -> None:
     edit_manifest(bad, lambda m: m.update({"denoiser_input": "excitation"}))  # without an excitation section
     with pytest.raises(StylehostError, match="denoiser_input"):
         B.load_bundle(bad)
+
+
+def test_a_bundle_names_the_compute_margin_it_plays_at(bundle: B.Bundle, tmp_path: Path) -> None:
+    """defaults.margin_ms is what live, the panel and the latency benchmark play a bundle at unless told
+    otherwise (Session.margin_ms); a bundle without one gets the engine's 6 ms."""
+    from realtime.session import Session
+
+    assert bundle.margin_ms == B.DEFAULT_MARGIN_MS == 6.0
+    path = copy_bundle(bundle, tmp_path)
+    edit_manifest(path, lambda m: m.setdefault("defaults", {}).update(margin_ms=3.5))
+    tuned = B.load_bundle(path)
+    assert tuned.margin_ms == 3.5
+    assert Session(factory=lambda: None, bundle=tuned).margin_ms == 3.5  # type: ignore[arg-type, return-value]
+    assert Session(factory=lambda: None).margin_ms == 6.0  # type: ignore[arg-type, return-value]
