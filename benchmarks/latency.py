@@ -22,6 +22,13 @@ JSON is still written, so the other runs' figures survive, and the command then 
 ``stylehost: error: ...`` and exit 2. Pulses that did not come back are never counted as a delay:
 ``pulse_delays_ms`` holds the ``pulses_found`` of ``pulses`` that did, and the median is theirs.
 A search fails the same way when no block size it tried brought a pulse back.
+
+A model the load governor took off is no model figure either: when the governor played the dry line (which runs
+at the same latency, realtime/governor.py) for more than 1% of a run's strides, the pulses timed the engine's
+path and not the model, so the run gets an ``error``, its pulses' median only as ``dry_line_latency_ms``, and
+the command ends with exit 2 as above. Every run reports ``dry_strides`` and ``model_share`` (the share of
+strides the model played). ``--no-governor`` keeps the model playing whatever its load: the model's own
+latency and dropouts.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ TRACE_RUN_KEYS = ("backend", "model", "blocksize", "sample_rate", "seconds", "st
                   "dropouts", "xruns", "compute_calls", "cpu_percent", "end_to_end_latency_ms")
 SEARCH_BLOCKSIZES = (64, 128, 256, 512, 1024, 2048, 4096)
 FIND_SECONDS = 60.0
+MAX_DRY_SHARE = 0.01  # a run whose model played fewer strides than 99% is not a measurement of the model
 # Block sizes a PortAudio callback and a JACK period can take here; the private server's period is the block.
 BLOCKSIZE_RANGE = (16, 8192)
 MIN_SECONDS = 0.5  # two pulses (see _pulse_starts): a spread needs two
@@ -98,6 +106,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the denoiser's precision: int8 on the CPU backend, fp16 on torch-cuda (auto: int8 when the "
                         "bundle has it on the CPU, fp16 where parity allows on torch-cuda)")
     add_callback_arguments(p)
+    p.add_argument("--governor", action=argparse.BooleanOptionalAction, default=True,
+                   help="the engine's load governor, as live (default); --no-governor keeps the model playing "
+                        "whatever its load, to measure the model itself: a run whose governor played the dry line "
+                        f"for more than {MAX_DRY_SHARE * 100:.0f}%% of its strides is an error, not a model figure")
     p.add_argument("--style", default="violin", help="target style while measuring")
     p.add_argument("--steps", type=ranged_int_list(1, 64), default=None,
                    help="sampling steps, 1 to 64 (default: the model's recommended); a list ('1,2,4') measures each")
@@ -141,7 +153,7 @@ def cli_latency(args: argparse.Namespace) -> int:
             params = params_from_args(argparse.Namespace(**{**vars(args), "steps": steps, "wet": 1.0}), factory)
             common = dict(seconds=seconds, server=args.server, samplerate=args.samplerate, margin_ms=margin_ms,
                           backend=backend, params=params, callback_process=args.callback_process,
-                          pin_cpus=args.pin_cpus)
+                          pin_cpus=args.pin_cpus, governor=args.governor)
             if args.find_blocksize:
                 search = {**find_blocksize(factory, max_blocksize=args.max_blocksize, say=print, **common),
                           "model": model}
@@ -217,7 +229,7 @@ def find_blocksize(
         result.pop("pulse_delays_ms", None)
         tried.append(result)
         measured = (f"end-to-end {result['end_to_end_latency_ms']:.2f} ms" if "error" not in result
-                    else "no pulse came back")
+                    else result["error"].split(":")[0])
         say(f"block {blocksize:>5}: {result['dropouts']} dropouts, {result['xruns']} xruns, {measured}, "
             f"compute p99 {result['compute_ms_p99']:.2f} ms, rtf {result['rtf']:.3f} over {seconds:g} s")
         if result["dropouts"] == 0 and "error" not in result:  # silence without dropouts is no pass
@@ -248,6 +260,7 @@ def measure_latency(
     trace: bool = False,
     callback_process: bool = False,
     pin_cpus: bool = False,
+    governor: bool = True,
 ) -> dict[str, Any]:
     """Run the live engine on a JACK server and return the measured figures (see module doc); with ``trace``
     also ``call_trace``, every processor call recorded and the late ones classified (realtime/calltrace.py)."""
@@ -260,7 +273,7 @@ def measure_latency(
         reinit_portaudio()
         try:
             return _measure(make_processor, name, seconds, blocksize, margin_ms, backend, params, trace,
-                            callback_process, pin_cpus)
+                            callback_process, pin_cpus, governor)
         finally:
             if old is None:
                 os.environ.pop("JACK_DEFAULT_SERVER", None)
@@ -273,7 +286,7 @@ def measure_latency(
 
             srv.pin(split_cpus()[0])
         return _measure(make_processor, srv.name, seconds, blocksize, margin_ms, backend, params, trace,
-                        callback_process, pin_cpus)
+                        callback_process, pin_cpus, governor)
 
 
 def require_audio_server(server: str | None) -> str:
@@ -376,6 +389,7 @@ def _cpu_seconds() -> float:
 def _measure(
     make_processor: Any, server: str, seconds: float, blocksize: int, margin_ms: float, backend: str,
     params: Any = None, trace: bool = False, callback_process: bool = False, pin_cpus: bool = False,
+    governor: bool = True,
 ) -> dict[str, Any]:
     from benchmarks.jackserver import ProbeProcess
     from realtime.audio import LiveSession
@@ -384,7 +398,7 @@ def _measure(
     device = _jack_device()
     session = LiveSession(
         make_processor, input=device, output=device, blocksize=blocksize, channels=1, margin_ms=margin_ms,
-        params=params, callback_process=callback_process, pin_cpus=pin_cpus,
+        params=params, callback_process=callback_process, pin_cpus=pin_cpus, governor=governor,
     )
     call_trace = session.engine.enable_trace() if trace else None
     load0, steal0 = os.getloadavg(), _steal_seconds()
@@ -393,7 +407,7 @@ def _measure(
         rate = probe.samplerate
         time.sleep(0.3)  # let the stream settle before counting
         engine = session.engine
-        dropouts0, xruns0 = engine.dropouts, engine.xruns
+        dropouts0, xruns0, dry0 = engine.dropouts, engine.xruns, engine.dry_strides
         period = int(PULSE_PERIOD_S * rate)
         starts = _pulse_starts(seconds, rate)
         if not starts:
@@ -408,6 +422,7 @@ def _measure(
         cpu_s, wall_s = _cpu_seconds() - cpu0, time.perf_counter() - wall0
         traced1 = call_trace.count if call_trace is not None else 0
         dropouts, xruns = engine.dropouts - dropouts0, engine.xruns - xruns0
+        dry = engine.dry_strides - dry0
         delays_ms = pulse_delays(recorded, starts, period) * 1000.0 / rate
         compute = collector.seconds() * 1000.0
         stride_ms = 1000.0 * engine.processors[0].stride / engine.model_rate
@@ -418,6 +433,10 @@ def _measure(
             "compute_ms_p99": _pct(compute, 99),
             "compute_ms_max": float(compute.max()) if len(compute) else 0.0,
             "compute_calls": len(compute),
+            # strides the load governor played dry (no model call): their pulses came through the dry line
+            "dry_strides": dry,
+            "model_share": len(compute) / (len(compute) + dry) if len(compute) + dry else 0.0,
+            "governor": governor,
             "stride_ms": stride_ms,
             "rtf": float(np.mean(compute) / stride_ms) if len(compute) else 0.0,
             "dropouts": dropouts,
@@ -457,6 +476,14 @@ def _measure(
             return {"error": f"no pulse came back (0 of {len(starts)}; {dropouts} dropouts, rtf "
                              f"{figures['rtf']:.2f}): the output was silent or dropped, no latency measured",
                     **figures}
+        if dry > MAX_DRY_SHARE * (len(compute) + dry):  # audit: bench-dry-is-no-figure
+            # The dry line plays at the model's latency, so its pulses time the engine's path, not the model:
+            # an error, and the figure only under a name that says whose it is.
+            return {"error": f"the load governor played the dry line for {dry} of {len(compute) + dry} strides "
+                             f"({100.0 * dry / (len(compute) + dry):.1f}%; model rtf {figures['rtf']:.2f}): the "
+                             "model did not play, so no model latency was measured; measure the model itself "
+                             "with --no-governor (its dropouts then count), or use fewer steps",
+                    "dry_line_latency_ms": float(np.median(found)), **figures}
         return {
             "end_to_end_latency_ms": float(np.median(found)),
             "end_to_end_latency_spread_ms": float(np.ptp(found)),

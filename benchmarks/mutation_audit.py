@@ -589,6 +589,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         # failure seen: AssertionError: rc 0 | assert 0 == 2 (it measured JACK_DEFAULT_SERVER instead)
     ),
     Mutation(
+        "bench-dry-is-no-figure", "session 21: bench latency reported the governor's dry line as the model's latency",
+        "a run whose load governor played the dry line for over 1% of its strides is an error, with no "
+        "end_to_end_latency_ms",
+        "benchmarks/latency.py",
+        (Edit("bench-dry-is-no-figure", "if False:  # MUTATION"),),
+        (f"{LATFAIL}::test_a_model_the_governor_played_dry_is_no_model_figure",),
+        reason=r"KeyError: 'error'",
+    ),
+    Mutation(
         "no-pulse-is-nan", "issue 19: bench latency reported 0.000 ms when no pulse came back",
         "find_arrivals returns NaN when the best match holds < 1e-3 of the pulse's energy (silence is no arrival)",
         "benchmarks/jackserver.py",

@@ -16,7 +16,9 @@ excitation on, ``exc_*`` is the time of the excitation inside the call (the gene
 hops, window shift and framing: ``ModelProcessor._excite``). ``graph_p50_ms`` splits the call (first mode)
 into its ONNX graphs (frontend, denoiser, resynth: the sum of each graph's runs within the call) and the rest
 (excitation, window handling, overlap-add, Python): what a call costs at any emit, and what one more frame
-per call adds. ``--out PREFIX`` writes PREFIX.json and PREFIX.md.
+per call adds. ``--side-thread`` (``on`` by default, as the engine plays): the excitation made on a side thread
+while the denoiser runs, where only the stage reads it (realtime/side_task.py); ``off`` in line; ``both`` one
+processor each way, interleaved as ``--excitation both``. ``--out PREFIX`` writes PREFIX.json and PREFIX.md.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from diffusion.errors import StylehostError
 from diffusion.excitation import ExcitationConfig
 from export.bundle import load_bundle
 from realtime.backends.base import Backend
@@ -40,10 +43,12 @@ from realtime.model_processor import BUNDLE_EXCITATION, ModelProcessor
 from realtime.stream_processor import make_processor
 
 MODES = ("bundle", "on", "off", "both")
+SIDE_MODES = ("on", "off", "both")
 WARMUP = 20  # calls left out of the statistics (ORT's first runs, caches)
 
 
-def _make(path: str, excitation: str, call: dict[str, float] | None = None) -> ModelProcessor:
+def _make(path: str, excitation: str, call: dict[str, float] | None = None, side_thread: bool = True
+          ) -> ModelProcessor:
     """The bundle's processor at its defaults; with ``call``, its backend's graph calls timed into it."""
     bundle = load_bundle(path)
     exc: dict[str, Any] | None | str = {"bundle": BUNDLE_EXCITATION, "on": ExcitationConfig().to_dict(),
@@ -51,7 +56,7 @@ def _make(path: str, excitation: str, call: dict[str, float] | None = None) -> M
     backend = open_backend(bundle, "cpu")
     if call is not None:
         _timed_graphs(backend, call)
-    proc = make_processor(bundle, backend, emit=int(bundle.defaults["emit"]), excitation=exc)
+    proc = make_processor(bundle, backend, emit=int(bundle.defaults["emit"]), excitation=exc, side_thread=side_thread)
     proc.set_params(style_mix={bundle.styles[0]: 1.0}, strength=bundle.defaults["strength"],
                     steps=bundle.defaults["steps"])
     return proc
@@ -103,11 +108,18 @@ def _stats(times: list[float]) -> dict[str, float]:
             "mean_ms": float(np.mean(kept))}
 
 
-def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle") -> dict[str, Any]:
+def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle", side_thread: str = "on"
+                 ) -> dict[str, Any]:
     """{mode: {p50_ms, p99_ms, mean_ms[, exc_p50_ms, ...]}} plus the stride, latency and call count."""
-    modes = ("off", "on") if excitation == "both" else (excitation,)
+    if excitation == "both" and side_thread == "both":
+        raise StylehostError("compare one thing at a time: --excitation both or --side-thread both")
+    side = side_thread != "off"
+    plan = ({"off": ("off", side), "on": ("on", side)} if excitation == "both" else
+            {"in line": (excitation, False), "side thread": (excitation, True)} if side_thread == "both" else
+            {excitation: (excitation, side)})
+    modes = tuple(plan)
     call: dict[str, float] = {}  # the first mode's graph times within the current call
-    procs = {m: _make(path, m, call if i == 0 else None) for i, m in enumerate(modes)}
+    procs = {m: _make(path, plan[m][0], call if i == 0 else None, plan[m][1]) for i, m in enumerate(modes)}
     times: dict[str, list[float]] = {m: [] for m in modes}
     exc_times: dict[str, list[float]] = {m: [] for m in modes}
     for m, proc in procs.items():
@@ -145,6 +157,7 @@ def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle") ->
     graphs = {name: float(np.median(v[WARMUP:])) for name, v in graph_times.items()}
     result["graph_p50_ms"] = {**graphs, "rest": result[modes[0]]["p50_ms"] - sum(graphs.values())}
     result["precision"] = getattr(first.backend, "precision", "")
+    result["modes"] = list(modes)
     return result
 
 
@@ -152,7 +165,7 @@ def _line(path: str, r: dict[str, Any]) -> str:
     stage = load_bundle(path).manifest.get("resynth_stage")
     what = f"learned stage, {stage['steps']} step(s)" if stage else "source-phase resynthesis"
     parts = []
-    for m in MODES:
+    for m in r.get("modes", MODES):
         if m in r:
             s = r[m]
             exc = (f" (excitation p50 {s['exc_p50_ms']:.3f}, p99 {s['exc_p99_ms']:.3f})"
@@ -168,12 +181,15 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.processor_ms", description=__doc__.split("\n")[0])
     p.add_argument("bundles", nargs="+")
     p.add_argument("--excitation", choices=MODES, default="bundle")
+    p.add_argument("--side-thread", choices=SIDE_MODES, default="on",
+                   help="the excitation on a side thread beside the denoiser where only the stage reads it "
+                        "(realtime/side_task.py; default on); both: one processor each way, interleaved")
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--out", default=None, help="write PREFIX.json and PREFIX.md")
     args = p.parse_args(argv)
     results, lines = {}, []
     for path in args.bundles:
-        r = processor_ms(path, args.seconds, args.excitation)
+        r = processor_ms(path, args.seconds, args.excitation, args.side_thread)
         results[path] = r
         lines.append(_line(path, r))
         print(lines[-1])

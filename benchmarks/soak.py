@@ -70,6 +70,8 @@ def _summary(chunks: list[dict[str, Any]], latency: float) -> dict[str, Any]:
         "rss_growth_bytes": last["rss_bytes"] - warm["rss_bytes"],
         "dropouts": last["dropouts"],
         "xruns": last["xruns"],
+        # the share of strides the model played (the rest the load governor played dry, at the same latency)
+        "model_share": last["model_calls"] / max(1, last["model_calls"] + last["dry_strides"]),
         "compute_p99_ms_first": warm["compute_p99_ms"],
         "compute_p99_ms_last": last["compute_p99_ms"],
     }
@@ -84,6 +86,8 @@ def _chunk_record(engine: Engine, t: float, delays: list[float]) -> dict[str, An
         "pulses": len(delays),
         "dropouts": engine.dropouts,
         "xruns": engine.xruns,
+        "model_calls": engine.compute_count,
+        "dry_strides": engine.dry_strides,  # the load governor's dry strides: no model call, the dry line played
         "compute_p99_ms": float(np.percentile(times, 99) * 1000) if len(times) else 0.0,
     }
 

@@ -144,6 +144,7 @@ class LiveSession:
         params: EngineParams | None = None,
         callback_process: bool = CALLBACK_PROCESS,
         pin_cpus: bool = False,
+        governor: bool = True,
     ) -> None:
         self.input = find_device(input, "input")
         self.output = find_device(output, "output")
@@ -165,6 +166,7 @@ class LiveSession:
             margin_ms=margin_ms,
             callback_process=callback_process,
             pin_cpus=pin_cpus,
+            governor=governor,
         )
         self.engine = Engine(make_processor, config, params)
         self._stream: sd.Stream | None = None

@@ -81,6 +81,10 @@ class EngineConfig:
     # process (its PortAudio and JACK threads) on the others. In one process only the worker is pinned:
     # PortAudio made its JACK thread when it initialised, before any engine.
     pin_cpus: bool = False
+    # Live only: the load governor (realtime/governor.py) steps an overloaded model down, then plays dry. False
+    # keeps the model at its steps whatever its load: for measuring what the model itself does live (its
+    # dropouts then count), never for a performance.
+    governor: bool = True
 
     def __post_init__(self) -> None:
         if self.stereo_mode not in STEREO_MODES:
@@ -162,6 +166,7 @@ class Engine(WorkerSide, CallbackSide):
         self.level.reset()
         self._compute_times = np.zeros(4096, np.float64)
         self.compute_count = 0
+        self.dry_strides = 0
         self._load = 0.0
         # Live only (start/stop): when compute stops fitting the stride, fewer steps, then dry.
         self.governor = LoadGovernor(proc.stride / self.model_rate, self._params.steps)

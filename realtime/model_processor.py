@@ -43,6 +43,7 @@ square lead) as "excitation", with a glide of ``tau_s`` between. ``gate_weight``
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -57,10 +58,11 @@ from diffusion.excitation import (
     heard_channels,
 )
 from diffusion.input_gate import InputGate
-from diffusion.noise import frame_noise
+from diffusion.noise import FrameNoiseBlocks, frame_noise
 from export.bundle import Bundle
 from realtime.backends.base import Backend
 from realtime.processor import Processor, stft_delay_parts
+from realtime.side_task import SideTask
 
 CROSSFADE_MS = 100.0
 BUNDLE_EXCITATION = "bundle"  # ModelProcessor(excitation=...): use the bundle's manifest section, if any
@@ -97,7 +99,7 @@ class ModelProcessor(Processor):
     def __init__(self, bundle: Bundle, backend: Backend, emit: int | None = None, seed: int = 0,
                  crossfade_ms: float = CROSSFADE_MS,
                  excitation: dict[str, Any] | None | str = BUNDLE_EXCITATION,
-                 denoiser_input: str | None = None) -> None:
+                 denoiser_input: str | None = None, side_thread: bool = True) -> None:
         spec = bundle.spectrogram
         self.bundle, self.backend, self.seed = bundle, backend, seed
         t, look, s = bundle.window, bundle.lookahead, emit or bundle.emit
@@ -129,6 +131,7 @@ class ModelProcessor(Processor):
         self._source = np.zeros((1, heard_channels(bundle.denoiser_input), m, t), np.float32)
         self._noise: list[np.ndarray] = []  # per sampler step (consistency re-noises with step i's noise)
         self._noise_start: list[int | None] = []
+        self._new_noise: list[FrameNoiseBlocks] = []  # per step: the S new columns of each call, drawn a block ahead
         self._x = np.zeros((1, 1, m, t), np.float32)
         self._tmp = np.zeros((1, 1, m, t), np.float32)
         self._sigma = np.zeros(1, np.float32)
@@ -186,6 +189,12 @@ class ModelProcessor(Processor):
             raise StylehostError(f"this bundle's denoiser hears {bundle.denoiser_input!r} "
                                  f"({self._source.shape[1]} window(s) per call), so it cannot hear "
                                  f"{self.denoiser_input!r}: leave the denoiser input at the bundle's")
+        # When only the stage reads the excitation, it is made on a side thread while the frontend and the
+        # denoiser run (ONNX Runtime releases the GIL): realtime/side_task.py. ``side_thread`` False: in line.
+        self._side: SideTask | None = None
+        if self._excitation is not None and not any(self._heard) and side_thread:
+            self._side = SideTask(self._excite_on_side)
+            weakref.finalize(self, self._side.close)
         self.strength, self.steps = 0.7, 4
         self._set_schedule()
         self._set_style({bundle.styles[0]: 1.0}, immediate=True)
@@ -213,8 +222,10 @@ class ModelProcessor(Processor):
             self._sigmas = schedule(self.steps, self.strength, c["sigma_min"], c["sigma_max"], c["rho"])
             steps_with_noise = self.steps if self.sampler == "consistency" else 1
             while len(self._noise) < steps_with_noise:  # allocates only when steps grow, between calls
-                self._noise.append(np.zeros((self.bundle.spectrogram.n_mels, self.T), np.float32))
+                m = self.bundle.spectrogram.n_mels
+                self._noise.append(np.zeros((m, self.T), np.float32))
                 self._noise_start.append(None)
+                self._new_noise.append(FrameNoiseBlocks(self.seed, m, len(self._new_noise), max(32, self.S)))
             self._sigma_start = strength_sigma(self.strength, c["sigma_min"], c["sigma_max"], c["rho"])
 
     def _set_style(self, mix: dict[str, float], immediate: bool) -> None:
@@ -255,6 +266,8 @@ class ModelProcessor(Processor):
         return stft_delay_parts(self._span, self.hop, self.L)
 
     def reset(self) -> None:
+        if self._side is not None:
+            self._side.settle()  # a call that raised may have left the excitation running
         self._acc[:] = 0.0
         self._calls = 0
         self._noise_start = [None] * len(self._noise)
@@ -279,6 +292,29 @@ class ModelProcessor(Processor):
                 new[h * hop : (h + 1) * hop])
         return exc
 
+    def _excite_on_side(self, window: np.ndarray) -> None:
+        self._excite(window)  # looked up per call: a benchmark may wrap the instance's _excite
+
+    def _excite_in_line(self, window: np.ndarray) -> None:
+        """This call's excitation, made now: first thing in a call, when there is no side thread."""
+        if self._side is None and self._excitation is not None:
+            self._excite(window)
+
+    def _excite_beside(self, window: np.ndarray) -> None:
+        """This call's excitation started on the side thread, right before the denoiser: the side thread gets the
+        GIL only while a graph runs, and the denoiser is the call's one graph long enough to cover it (started
+        before the frontend, the excitation held the GIL the frontend returned to, and the call waited for it)."""
+        if self._side is not None:
+            self._side.start(window)
+
+    def _shaped(self, window: np.ndarray) -> np.ndarray:
+        """What the stage reads: the input, or this call's excitation window (once the side thread is done)."""
+        if self._excitation is None:
+            return window
+        if self._side is not None:
+            self._side.wait()
+        return self._exc_win
+
     def _start_frame(self) -> int:
         """Absolute frame index of this call's first window column (see the module docstring)."""
         return (self._calls + 1) * self.S - self._k - self.T + 1 + self.frame_origin
@@ -290,7 +326,7 @@ class ModelProcessor(Processor):
         m = noise.shape[0]
         if self._noise_start[step] == start - self.S:
             noise[:, : -self.S] = noise[:, self.S :]
-            noise[:, -self.S :] = frame_noise(self.seed, start + self.T - self.S, self.S, m, step)
+            self._new_noise[step].take(start + self.T - self.S, noise[:, -self.S :])
         elif self._noise_start[step] != start:
             noise[:] = frame_noise(self.seed, start, self.T, m, step)
         self._noise_start[step] = start
@@ -302,10 +338,10 @@ class ModelProcessor(Processor):
         self._advance_style()
         # frontend: (1, samples) -> (1, mels, T) log-mel, normalised into the preallocated source: the input,
         # its excitation, or both (channel 0 the input, 1 the excitation)
-        shaped = window if self._excitation is None else self._excite(window)
+        self._excite_in_line(window)
         heard = self._pair
-        for ch, excited in enumerate(self._heard):
-            logmel = self.backend.run("frontend", (shaped if excited else window)[None])
+        for ch, excited in enumerate(self._heard):  # excited only where the excitation was made in line
+            logmel = self.backend.run("frontend", (self._exc_win if excited else window)[None])
             np.subtract(logmel, c["logmel_mean"], out=heard[:, ch])
         heard /= c["logmel_std"]
         if start < 0:  # columns before the first frame are the log floor, as in the offline reference
@@ -313,6 +349,7 @@ class ModelProcessor(Processor):
         if self._gate is not None:
             self._blend(c, glide=start + self._first_col + s > 0)
         cols = slice(self._first_col - self._before, self._first_col + s + self._after)
+        self._excite_beside(window)
         if self.strength > 0:
             self._sample(start)
             np.multiply(self._x[0, 0, :, cols], c["logmel_std"], out=self._pred[0])
@@ -320,7 +357,7 @@ class ModelProcessor(Processor):
         else:  # strength 0: the source itself (resynthesis with unit gain)
             np.multiply(self._source[0, 0, :, cols], c["logmel_std"], out=self._pred[0])
             self._pred += c["logmel_mean"]
-        self._resynthesize(shaped, start + self._first_col, out)
+        self._resynthesize(self._shaped(window), start + self._first_col, out)
 
     def _blend(self, c: dict[str, Any], glide: bool) -> None:
         """The gate's weight from the input window (de-normalised: the gate reads natural-log mels, as

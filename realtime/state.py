@@ -97,6 +97,7 @@ class EngineState:
     _unhealthy: int
     _compute_times: np.ndarray
     compute_count: int
+    dry_strides: int  # strides the load governor played dry (no processor call): a benchmark's model share
     _load: float
     governor: LoadGovernor
     _governing: bool

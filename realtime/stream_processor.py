@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from diffusion.errors import StylehostError
-from diffusion.noise import frame_noise
+from diffusion.noise import FrameNoiseBlocks
 from export.bundle import Bundle
 from realtime.backends.base import Backend
 from realtime.model_processor import BUNDLE_EXCITATION, CROSSFADE_MS, ModelProcessor
@@ -36,7 +36,7 @@ class StreamingProcessor(ModelProcessor):
     """A streaming bundle through a backend with the Processor contract; see the module docstring."""
 
     def __init__(self, bundle: Bundle, backend: Backend, seed: int = 0, crossfade_ms: float = CROSSFADE_MS,
-                 excitation: dict[str, Any] | None | str = BUNDLE_EXCITATION) -> None:
+                 excitation: dict[str, Any] | None | str = BUNDLE_EXCITATION, side_thread: bool = True) -> None:
         streaming = bundle.streaming
         if streaming is None:
             raise StylehostError(f"model {bundle.name} is a window bundle: play it with ModelProcessor")
@@ -54,8 +54,9 @@ class StreamingProcessor(ModelProcessor):
         self._new = np.zeros((1, 1, m, s), np.float32)  # the S new source frames, normalised
         self._xs = np.zeros((1, 1, m, s), np.float32)
         self._x0 = np.zeros((1, 1, m, s), np.float32)
+        self._draws: list[FrameNoiseBlocks] = []  # per sampler step: its frame noise, drawn a block ahead
         super().__init__(bundle, backend, emit=bundle.emit, seed=seed, crossfade_ms=crossfade_ms,
-                         excitation=excitation)
+                         excitation=excitation, side_thread=side_thread)
         # ModelProcessor's check_stage_reach(after, L_c + after, lag) has refused a network look-ahead under the lag
         self._frontend_len = bundle.spectrogram.num_samples(s)
         self._audio = np.zeros((1, self._frontend_len), np.float32)  # the frontend's samples, bound
@@ -75,6 +76,7 @@ class StreamingProcessor(ModelProcessor):
                 self.backend.bind("denoiser", (*fixed, *banks[k]), (self._x0, *banks[1 - k])) for k in (0, 1)))
             self._states.append(banks)  # type: ignore[arg-type]
             self._bank.append(0)
+            self._draws.append(FrameNoiseBlocks(self.seed, self.bundle.spectrogram.n_mels, len(self._draws)))
 
     def reset(self) -> None:
         super().reset()
@@ -99,7 +101,7 @@ class StreamingProcessor(ModelProcessor):
         c, s = self._c, self.S
         start = self._new_start()
         self._advance_style()
-        shaped = window if self._excitation is None else self._excite(window)
+        self._excite_in_line(window)
         self._audio[0] = window[-self._frontend_len :]
         self._frontend_call()
         np.subtract(self._logmel, c["logmel_mean"], out=self._new[:, 0])
@@ -112,6 +114,7 @@ class StreamingProcessor(ModelProcessor):
         x_start = start - self._lc  # absolute frame of the x0 frames this call computes
         ctx = self._ctx
         ctx[..., :-s] = ctx[..., s:]
+        self._excite_beside(window)  # only the stage reads it: made on the side thread while the denoiser runs
         if self.strength > 0:
             self._sample_frames(x_start)
             np.multiply(self._xs[0, 0], c["logmel_std"], out=ctx[0, :, -s:])
@@ -119,15 +122,15 @@ class StreamingProcessor(ModelProcessor):
             np.multiply(hist[:, :s], c["logmel_std"], out=ctx[0, :, -s:])
         ctx[0, :, -s:] += c["logmel_mean"]
         # the emitted frames end `after` before the x0 frames just computed; their context starts at window frame 0
-        self._resynthesize(shaped, x_start - self._after, out)
+        self._resynthesize(self._shaped(window), x_start - self._after, out)
 
     def _sample_frames(self, x_start: int) -> None:
         """SDEdit start from the source L_c frames back, then the sampler, each step with its own state."""
-        sigmas, m, s = self._sigmas, self.bundle.spectrogram.n_mels, self.S
+        sigmas = self._sigmas
         x = self._xs
-        x[0, 0] = frame_noise(self.seed, x_start, s, m, 0)
+        self._draws[0].take(x_start, x[0, 0])
         x *= np.float32(self._sigma_start)
-        x[0, 0] += self._hist[:, :s]
+        x[0, 0] += self._hist[:, : self.S]
         for i in range(len(sigmas) - 1):
             self._sigma[0] = sigmas[i]
             self._step_calls[i][self._bank[i]]()  # x0 into self._x0, the new state into the other bank
@@ -136,7 +139,7 @@ class StreamingProcessor(ModelProcessor):
             if sigmas[i + 1] == 0:
                 x[:] = x0
             elif self.sampler == "consistency":
-                x[0, 0] = frame_noise(self.seed, x_start, s, m, i + 1)
+                self._draws[i + 1].take(x_start, x[0, 0])
                 x *= sigmas[i + 1]
                 x += x0
             else:  # Euler, the torch sampler's order of operations

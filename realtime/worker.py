@@ -154,6 +154,7 @@ class WorkerSide(FaultHandling, Mixing):
     def _play_dry(self) -> None:
         """Governor cap 0: no model call this stride; the dry line plays at the same latency."""
         self._stride_out[:] = 0.0
+        self.dry_strides += 1
         self._fallback.set(0.0, immediate=True)
         self._load *= 0.9
         if self.governor.idle() is not None:  # time to retry one step: fresh state, a clean window first
@@ -172,7 +173,7 @@ class WorkerSide(FaultHandling, Mixing):
         os.set_blocking(self._wake_w, False)
         self._stop.clear()
         self.governor = LoadGovernor(self.governor.stride_s, self._params.steps, self.governor.config)
-        self._governing = True
+        self._governing = self.config.governor
         self._thread = threading.Thread(target=self._run, name="stylehost-worker", daemon=True)
         self._thread.start()
 

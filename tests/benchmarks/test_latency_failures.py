@@ -84,3 +84,31 @@ def test_bench_latency_with_a_silent_model_exits_2_and_writes_no_latency(
     assert search["smallest_blocksize"] is None and search["end_to_end_latency_ms"] is None  # silence is no pass
     assert search["error"] == "no pulse came back at any block size tried (64, 128)"
     assert all(_latency_keys(t) == [] for t in search["tried"])
+
+
+def busy_model() -> Processor:
+    """A model that fits its stride but runs at about 80% load: the load governor plays it dry."""
+    from realtime.processor import SlowProcessor, StftPassthroughProcessor
+
+    return SlowProcessor(StftPassthroughProcessor(), sleep_s=0.0065)  # 6.5 ms of each 8-ms stride
+
+
+@pytest.mark.jack
+def test_a_model_the_governor_played_dry_is_no_model_figure(jack_server: JackServer) -> None:
+    """The dry line plays at the model's latency, so its pulses come back on time: the run once reported them
+    as the model's latency. Now it is an error, the figure kept only as the dry line's."""
+    result = measure_latency(busy_model, seconds=3.0, server=jack_server.name, blocksize=256)
+    assert result["governor"] is True and result["dry_strides"] > 0.01 * result["compute_calls"]
+    assert result["model_share"] < 0.99
+    assert result["error"].startswith("the load governor played the dry line for ")
+    assert _latency_keys(result) == ["dry_line_latency_ms"]  # no end_to_end_latency_ms
+    assert result["dry_line_latency_ms"] > 0
+
+
+@pytest.mark.jack
+def test_without_the_governor_the_same_model_plays_every_stride(jack_server: JackServer) -> None:
+    result = measure_latency(busy_model, seconds=3.0, server=jack_server.name, blocksize=256, governor=False)
+    assert "error" not in result and result["governor"] is False
+    assert result["dry_strides"] == 0 and result["model_share"] == 1.0
+    assert result["compute_calls"] > 300  # 3 s of 8-ms strides
+    assert result["end_to_end_latency_ms"] == pytest.approx(result["reported_latency_ms"], abs=1.0)

@@ -25,3 +25,16 @@ def test_the_report_names_its_command_and_parts(tmp_path: Path) -> None:
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["meta"]["command"].startswith("python -m benchmarks.processor_ms models/low-latency")
     assert "p50 ms by part: frontend" in out.with_suffix(".md").read_text()
+
+
+def test_side_thread_both_times_one_processor_each_way(tmp_path: Path) -> None:
+    import pytest
+
+    from diffusion.errors import StylehostError
+
+    r = processor_ms("models/streaming", seconds=0.5, side_thread="both")
+    assert r["modes"] == ["in line", "side thread"]
+    for mode in r["modes"]:  # both made the excitation (timed where it ran), both called every stride
+        assert r[mode]["p50_ms"] > 0 and r[mode]["exc_p50_ms"] > 0
+    with pytest.raises(StylehostError, match="one thing at a time"):
+        processor_ms("models/streaming", seconds=0.5, excitation="both", side_thread="both")

@@ -15,8 +15,9 @@ MACHINE = {"cpu": "Synthetic CPU 9000", "cores": 2, "gpus": [], "load_average": 
 
 
 def _run(blocksize: int, steps: int, seconds: float = 2.0, e2e: float = 41.25, dropouts: int = 0,
-         backend: str = "cpu") -> dict[str, Any]:
-    return {"end_to_end_latency_ms": e2e, "reported_latency_ms": e2e, "algorithmic_latency_ms": 30.5,
+         backend: str = "cpu", share: float = 1.0) -> dict[str, Any]:
+    return {"compute_calls": round(share * seconds * 1000.0 / 16.0),
+            "end_to_end_latency_ms": e2e, "reported_latency_ms": e2e, "algorithmic_latency_ms": 30.5,
             "device_latency_ms": 10.75, "compute_ms_p50": 1.5 * steps, "compute_ms_p99": 2.5 * steps,
             "compute_ms_max": 3.5 * steps, "stride_ms": 16.0, "rtf": 0.1 * steps, "dropouts": dropouts, "xruns": 0,
             "cpu_percent": 55.0, "pulses": 3, "seconds": seconds, "blocksize": blocksize, "backend": backend,
@@ -32,6 +33,8 @@ def test_report_from_synthetic_files(tmp_path: Path) -> None:
     results = tmp_path / "results"
     results.mkdir()
     _write(results, "latency.json", {**_run(256, 2, seconds=600.0, e2e=47.125), "machine": MACHINE})
+    # the governor's dry line: on time, no dropouts, but 0.2% of the strides were the model's
+    _write(results, "latency_dry.json", {**_run(128, 1, seconds=600.0, e2e=19.96, share=0.002), "machine": MACHINE})
     _write(results, "latency_sweep.json", {"runs": [_run(b, s) for b in (128, 256) for s in (1, 2, 4)],
                                            "machine": MACHINE})
     _write(results, "find_blocksize.json", {"find_blocksize": [{
@@ -56,6 +59,9 @@ def test_report_from_synthetic_files(tmp_path: Path) -> None:
     assert "Synthetic CPU 9000" in text and "abc123" in text and "2030-01-01" in text
     # Figures copied, targets judged from them.
     assert "47.12" in text and "**met**" in text
+    dry = next(line for line in text.splitlines() if "latency_dry.json" in line and line.startswith("- CPU"))
+    assert "**not met**" in dry and "the model played 0.2% of the strides" in dry
+    assert "| **0.2%** |" in text and "| 100.0% |" in text
     assert "| cpu | 2 | 60.00 | 128 |" in text and "64: 17, 128: 0" in text
     assert "QUALITYROW" in text and "| `rss_growth_bytes` | 4096 |" in text and "612.50" in text
     assert "GPU with TensorRT (<= 15 ms): not measured" in text and MAKE["gpu"] in text

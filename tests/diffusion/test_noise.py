@@ -1,8 +1,9 @@
 """Frame-anchored noise: a pure function of (seed, absolute frame, step), identical across windows."""
 
 import numpy as np
+import pytest
 
-from diffusion.noise import batch_frame_noise, frame_noise
+from diffusion.noise import FrameNoiseBlocks, batch_frame_noise, frame_noise
 
 
 def test_overlapping_windows_share_noise_on_shared_frames() -> None:
@@ -28,3 +29,17 @@ def test_batch_noise_stacks_windows() -> None:
     assert out.shape == (2, 1, 16, 8)
     np.testing.assert_array_equal(out[1, 0, :, :5], out[0, 0, :, 3:])
     np.testing.assert_array_equal(frame_noise(5, -2, 3, 4)[:, 2], frame_noise(5, 0, 1, 4)[:, 0])
+
+
+def test_noise_blocks_serve_frame_noise_bit_for_bit_whatever_the_order() -> None:
+    blocks = FrameNoiseBlocks(seed=3, n_mels=16, step=1, block=8)
+    out = np.zeros((16, 2), np.float32)
+    starts = [*range(-4, 30, 2), 5, 5, 100, -50, 6]  # forward as a stream reads, then jumps back and ahead
+    for start in starts:
+        blocks.take(start, out)
+        np.testing.assert_array_equal(out, frame_noise(3, start, 2, 16, 1))
+    view = np.zeros((16, 10), np.float32)[:, -3:]  # a strided view, as a window's newest columns
+    blocks.take(7, view)
+    np.testing.assert_array_equal(view, frame_noise(3, 7, 3, 16, 1))
+    with pytest.raises(ValueError, match="at most 8"):
+        blocks.take(0, np.zeros((16, 9), np.float32))
