@@ -598,6 +598,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         reason=r"KeyError: 'error'",
     ),
     Mutation(
+        "governor-last-step-on-late-calls", "session 21: the governor played a fitting one-step model dry",
+        "at one step only late calls take the model off, not a mean load above high_load",
+        "realtime/governor.py",
+        (Edit("governor-last-step-on-late-calls", "and self.cap > 0", old="and self.cap > 1"),),
+        (f"{GOV}::test_one_step_at_a_high_load_that_fits_keeps_playing",),
+        reason=r"assert \(0 == 1\)",
+    ),
+    Mutation(
         "no-pulse-is-nan", "issue 19: bench latency reported 0.000 ms when no pulse came back",
         "find_arrivals returns NaN when the best match holds < 1e-3 of the pulse's energy (silence is no arrival)",
         "benchmarks/jackserver.py",

@@ -7,7 +7,9 @@ not cost the performer a step:
 
 - a period is *overloaded* when a quarter or more of its calls ran past ``late`` of the stride
   budget, or their mean load passed ``high_load``: the step cap drops by one, and from one step the
-  engine plays the dry line at the same latency (the model is not called at all);
+  engine plays the dry line at the same latency (the model is not called at all). At one step only the
+  late calls count: a model that fits its stride at a high mean load (two frames per call at 64% on a
+  2-core guest, session 21) is still the model, and the dry line is no better for the performer;
 - a period with dropouts at a mean load above ``busy_load`` also costs a step, but never the last
   one: a click now and then from the machine (the VM's timer, another process) is better than dry;
 - the cap climbs back by one step after ``calm_periods`` periods with no late call whose mean load,
@@ -108,7 +110,8 @@ class LoadGovernor:
         if dropped and mean > cfg.busy_load and self.cap > 1:
             self._calm = 0
             return self._set(self.cap - 1)
-        if late_share >= cfg.late_share or mean > cfg.high_load:
+        # audit: governor-last-step-on-late-calls
+        if late_share >= cfg.late_share or (mean > cfg.high_load and self.cap > 1):
             self._calm = 0
             if self._fresh_retry:  # the retry out of dry failed: wait longer next time
                 self._retry = min(2.0 * self._retry, cfg.max_retry_s)

@@ -215,3 +215,17 @@ def test_pump_returns_while_input_keeps_arriving() -> None:
         watchdog.cancel()
         feeder.join()
     assert elapsed < 3.0
+
+
+def test_one_step_at_a_high_load_that_fits_keeps_playing() -> None:
+    """A mean load above high_load costs a step while there are steps to spare, but at one step only late calls
+    take the model off: at 80% of the stride, no call late, the model plays on (it went dry for 2 s at a time)."""
+    gov = LoadGovernor(STRIDE_S, steps=2)
+    caps = run(gov, 10.0, load_per_step=0.4)  # 2 steps = 80%, 1 step = 40%
+    assert gov.cap == 1
+    gov = LoadGovernor(STRIDE_S, steps=1)
+    caps = run(gov, 10.0, load_per_step=0.8)
+    assert min(caps) == 1 and gov.changes == 0 and gov.degraded == ""
+    gov = LoadGovernor(STRIDE_S, steps=1)
+    caps = run(gov, 10.0, load_per_step=0.95)  # every call past `late`: dry, as before
+    assert np.mean(np.asarray(caps) == 0) > 0.5
