@@ -18,7 +18,9 @@ into its ONNX graphs (frontend, denoiser, resynth: the sum of each graph's runs 
 (excitation, window handling, overlap-add, Python): what a call costs at any emit, and what one more frame
 per call adds. ``--side-thread`` (``on`` by default, as the engine plays): the excitation made on a side thread
 while the denoiser runs, where only the stage reads it (realtime/side_task.py); ``off`` in line; ``both`` one
-processor each way, interleaved as ``--excitation both``. ``--out PREFIX`` writes PREFIX.json and PREFIX.md.
+processor each way, interleaved as ``--excitation both``. ``--ab``: the named bundles (of one stride), each at its
+defaults, interleaved the same way: two exports of one model compared call for call. ``--out PREFIX`` writes
+PREFIX.json and PREFIX.md.
 """
 
 from __future__ import annotations
@@ -154,11 +156,47 @@ def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle", si
         result[m]["rtf_p50"] = result[m]["p50_ms"] / result["stride_ms"]
         if exc_times[m]:
             result[m].update({f"exc_{k}": v for k, v in _stats(exc_times[m]).items()})
-    graphs = {name: float(np.median(v[WARMUP:])) for name, v in graph_times.items()}
+    # a graph that ran only in the warm-up calls (a condition graph, once per style) is not a per-call part
+    graphs = {name: float(np.median(v[WARMUP:])) for name, v in graph_times.items() if len(v) > WARMUP}
     result["graph_p50_ms"] = {**graphs, "rest": result[modes[0]]["p50_ms"] - sum(graphs.values())}
     result["precision"] = getattr(first.backend, "precision", "")
     result["modes"] = list(modes)
     return result
+
+
+def ab_ms(paths: Sequence[str], seconds: float = 4.0) -> dict[str, Any]:
+    """Bundles of one stride played call by call on the same windows, alternating which goes first, so a shared,
+    loaded machine slows them alike: {path: {p50_ms, p99_ms, mean_ms}} and the stride."""
+    procs = {path: _make(path, "bundle") for path in paths}
+    strides = {proc.stride for proc in procs.values()}
+    if len(strides) != 1:
+        raise StylehostError(f"--ab compares bundles of one stride; these have {sorted(strides)} samples")
+    first = next(iter(procs.values()))
+    t = np.arange(int(first.sample_rate * seconds)) / first.sample_rate
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.01 * np.random.default_rng(0).standard_normal(len(t)))
+    x = x.astype(np.float32)
+    stride = first.stride
+    windows = {path: np.zeros(proc.window, np.float32) for path, proc in procs.items()}
+    out = np.zeros(stride, np.float32)
+    times: dict[str, list[float]] = {path: [] for path in paths}
+    for c, i in enumerate(range(0, len(x) - stride, stride)):
+        for path in paths if c % 2 == 0 else paths[::-1]:
+            window = windows[path]
+            window[:-stride] = window[stride:]
+            window[-stride:] = x[i : i + stride]
+            t0 = time.perf_counter()
+            procs[path].process(window, out)
+            times[path].append(1000.0 * (time.perf_counter() - t0))
+    result: dict[str, Any] = {"stride_ms": 1000.0 * stride / first.sample_rate, "calls": len(times[paths[0]]) - WARMUP}
+    for path in paths:
+        result[path] = {**_stats(times[path]), "rtf_p50": float(np.median(times[path][WARMUP:])) / result["stride_ms"]}
+    return result
+
+
+def _ab_line(r: dict[str, Any], paths: Sequence[str]) -> str:
+    return "interleaved, " + "; ".join(
+        f"{p}: p50 {r[p]['p50_ms']:.3f} ms, p99 {r[p]['p99_ms']:.3f} ms, rtf {r[p]['rtf_p50']:.2f}" for p in paths
+    ) + f" per call of {r['stride_ms']:.1f} ms; {r['calls']} calls each"
 
 
 def _line(path: str, r: dict[str, Any]) -> str:
@@ -185,10 +223,16 @@ def main(argv: list[str]) -> int:
                    help="the excitation on a side thread beside the denoiser where only the stage reads it "
                         "(realtime/side_task.py; default on); both: one processor each way, interleaved")
     p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--ab", action="store_true",
+                   help="the bundles (one stride) interleaved call by call on the same windows, at their defaults")
     p.add_argument("--out", default=None, help="write PREFIX.json and PREFIX.md")
     args = p.parse_args(argv)
     results, lines = {}, []
-    for path in args.bundles:
+    if args.ab:
+        results["ab"] = ab_ms(args.bundles, args.seconds)
+        lines.append(_ab_line(results["ab"], args.bundles))
+        print(lines[-1])
+    for path in [] if args.ab else args.bundles:
         r = processor_ms(path, args.seconds, args.excitation, args.side_thread)
         results[path] = r
         lines.append(_line(path, r))

@@ -81,11 +81,16 @@ class CausalBlock(nn.Module):
     def convs(self) -> tuple[CausalConv, CausalConv]:
         return self.conv1, self.conv2
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        h, s1 = self.conv1(nn.functional.silu(frame_norm(x, self.groups_in)), s1)
+    def film_of(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gain = 1 + scale, shift), each (B, c_out, 1, 1): the block's FiLM, a function of sigma and style only."""
         scale, shift = self.film(emb)[:, :, None, None].chunk(2, dim=1)
-        h = frame_norm(h, self.groups_out) * (1 + scale) + shift
+        return 1 + scale, shift
+
+    def forward(self, x: torch.Tensor, gain: torch.Tensor, shift: torch.Tensor, s1: torch.Tensor,
+                s2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x and the two time convolutions' states, with this block's FiLM (``film_of``) given."""
+        h, s1 = self.conv1(nn.functional.silu(frame_norm(x, self.groups_in)), s1)
+        h = frame_norm(h, self.groups_out) * gain + shift
         h, s2 = self.conv2(nn.functional.silu(h), s2)
         return self.skip(x) + h, s1, s2
 
@@ -158,27 +163,42 @@ class CausalUNet(nn.Module):
         """Frames of input (the newest included) that one output frame depends on."""
         return 1 + sum(conv.context for conv, _ in self.time_convs())
 
+    def blocks(self) -> list[CausalBlock]:
+        """Every block in the order ``forward`` runs them: down levels, mid, up levels (the FiLM order)."""
+        return [b for level in _levels(self.down) for b in level] + [self.mid] + [
+            b for level in _levels(self.up) for b in level]
+
+    def conditioning(self, c_noise: torch.Tensor, style_vec: torch.Tensor) -> list[torch.Tensor]:
+        """Every block's (gain, shift), flat in ``blocks`` order: all the network computes from sigma and style,
+        so a live stream computes it once per style and schedule, not once per frame (export/streaming.py)."""
+        emb = nn.functional.silu(self.noise_mlp(self.fourier(c_noise)) + style_vec)
+        return [t for block in self.blocks() for t in block.film_of(emb)]
+
     def forward(self, x: torch.Tensor, source: torch.Tensor, c_noise: torch.Tensor, style_vec: torch.Tensor,
                 state: State) -> tuple[torch.Tensor, State]:
-        emb = nn.functional.silu(self.noise_mlp(self.fourier(c_noise)) + style_vec)
-        it = iter(state)
+        return self.forward_conditioned(x, source, self.conditioning(c_noise, style_vec), state)
+
+    def forward_conditioned(self, x: torch.Tensor, source: torch.Tensor, film: list[torch.Tensor], state: State
+                            ) -> tuple[torch.Tensor, State]:
+        """``forward`` with the blocks' FiLM given (``conditioning``'s list)."""
+        it, films = iter(state), iter(film)
         new: State = []
         h, s = self.stem(torch.cat([x, source], dim=1), next(it))
         new.append(s)
         skips = []
         for i, level in enumerate(_levels(self.down)):
             for block in level:
-                h, s1, s2 = block(h, emb, next(it), next(it))
+                h, s1, s2 = block(h, next(films), next(films), next(it), next(it))
                 new += [s1, s2]
             skips.append(h)
             if i < len(self.downsample):
                 h = self.downsample[i](h)
-        h, s1, s2 = self.mid(h, emb, next(it), next(it))
+        h, s1, s2 = self.mid(h, next(films), next(films), next(it), next(it))
         new += [s1, s2]
         for i, level in enumerate(_levels(self.up)):
             h = torch.cat([h, skips.pop()], dim=1)
             for block in level:
-                h, s1, s2 = block(h, emb, next(it), next(it))
+                h, s1, s2 = block(h, next(films), next(films), next(it), next(it))
                 new += [s1, s2]
             if i < len(self.upsample):
                 h = self.upsample[i](nn.functional.interpolate(h, scale_factor=(2.0, 1.0), mode="nearest"))
@@ -210,9 +230,27 @@ class CausalDenoiser(Denoiser):
     def step(self, x: torch.Tensor, sigma: torch.Tensor, source: torch.Tensor, style_vec: torch.Tensor,
              state: State) -> tuple[torch.Tensor, State]:
         """n new frames with the state of all earlier ones -> (their x0, the new state)."""
+        return self.step_conditioned(x, source, self.condition(sigma, style_vec), state)
+
+    def condition(self, sigma: torch.Tensor, style_vec: torch.Tensor) -> list[torch.Tensor]:
+        """[c_skip, c_out, c_in, then every block's gain and shift]: what ``step`` computes from sigma and style."""
         c_skip, c_out, c_in, c_noise = self.precondition(sigma)
-        raw, state = self.net(c_in * x, source, c_noise, style_vec, state)
+        return [c_skip, c_out, c_in, *self.net.conditioning(c_noise, style_vec)]
+
+    def step_conditioned(self, x: torch.Tensor, source: torch.Tensor, cond: list[torch.Tensor], state: State
+                         ) -> tuple[torch.Tensor, State]:
+        """``step`` with ``condition``'s list given."""
+        c_skip, c_out, c_in, *film = cond
+        raw, state = self.net.forward_conditioned(c_in * x, source, film, state)
         return c_skip * x + c_out * raw, state
+
+    def condition_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(name, shape without the batch) of each ``condition`` tensor, in order: the condition graph's outputs."""
+        out: list[tuple[str, tuple[int, ...]]] = [("c_skip", (1, 1, 1)), ("c_out", (1, 1, 1)), ("c_in", (1, 1, 1))]
+        for i, block in enumerate(self.net.blocks()):
+            c = block.film.out_features // 2
+            out += [(f"gain_{i}", (c, 1, 1)), (f"shift_{i}", (c, 1, 1))]
+        return out
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, source: torch.Tensor, style_vec: torch.Tensor
                 ) -> torch.Tensor:

@@ -48,6 +48,7 @@ DEFAULT_MARGIN_MS = 6.0  # the engine's compute margin for a bundle that names n
 GRAPHS = ("denoiser", "frontend", "resynth")
 INT8_GRAPH = "denoiser_int8"  # optional (export/quantize.py): the denoiser with int8 convolutions, for the CPU
 OPTIONAL_GRAPHS = {INT8_GRAPH: "denoiser"}  # optional graph -> the graph whose inputs and outputs it has
+CONDITION_GRAPH = "condition"  # a streaming bundle's (sigma, style_vec) -> its denoiser's FiLM (streaming.condition)
 MAX_STEPS = {False: 16, True: 4}  # Bundle.max_steps without a manifest value: Euler teacher, consistency student
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_NAME = "default"
@@ -239,7 +240,7 @@ def load_bundle(spec: str | Path, verify_hashes: bool = True) -> Bundle:
                 "re-export the bundle"
             )
     expected = _expected_io(manifest)
-    for graph in GRAPHS:
+    for graph in (*GRAPHS, *((CONDITION_GRAPH,) if CONDITION_GRAPH in expected else ())):
         _check_graph(path, manifest, graph, expected[graph])
     for graph, like in OPTIONAL_GRAPHS.items():
         if graph in manifest["graphs"]:  # audit: bundle-optional-graph-checked
@@ -296,7 +297,8 @@ def _check_manifest(m: Any, where: Path) -> None:
         # audit: bundle-finite-sampler
         if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value):
             raise bad(f"sampler.{key} must be a finite number")  # JSON allows NaN; a NaN sigma would be silent garbage
-    for graph in (*GRAPHS, *(g for g in OPTIONAL_GRAPHS if g in m["graphs"])):
+    conditioned = isinstance(m.get("streaming"), dict) and "condition" in m["streaming"]
+    for graph in (*GRAPHS, *(g for g in OPTIONAL_GRAPHS if g in m["graphs"]), *((CONDITION_GRAPH,) * conditioned)):
         spec = m["graphs"].get(graph)
         if not isinstance(spec, dict) or not all(k in spec for k in ("file", "inputs", "outputs")):
             raise bad(f"graphs.{graph} must have 'file', 'inputs' and 'outputs'")
@@ -400,6 +402,12 @@ def _check_streaming(m: dict[str, Any], stage: dict[str, Any], bad: Any) -> None
         and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in e["shape"]) for e in state
     ):
         raise bad("streaming.state must be a non-empty list of {name, shape} with positive integer shapes")
+    cond = st.get("condition")
+    if cond is not None and (not isinstance(cond, list) or [e.get("name") for e in cond if isinstance(e, dict)][:3]
+                             != ["c_skip", "c_out", "c_in"] or not all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("shape"), list)
+        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in e["shape"]) for e in cond)):
+        raise bad("streaming.condition must be a list of {name, shape}: c_skip, c_out, c_in, then the blocks' FiLM")
 
 
 # ---- graph files: what each .onnx declares and which files it reads -----------------------------------
@@ -445,17 +453,25 @@ def _expected_io(m: dict[str, Any]) -> dict[str, tuple[_Expected, _Expected]]:
     n = emit + stage.get("context_before", 0) + stage.get("context_after", 0)
     window = f"spectrogram.n_mels {mels} x window {t}"
     frames = f"defaults.emit {emit} + resynth_stage context {n - emit}"
+    extra: dict[str, tuple[_Expected, _Expected]] = {}
     if "streaming" in m:  # the denoiser and frontend take the `emit` new frames, the state beside them
         per_call = f"spectrogram.n_mels {mels} x emit {emit} frames per call"
         heard = heard_channels(m.get("denoiser_input", "source"))
         state = [(e["name"], [None, *e["shape"]], f"streaming.state {e['name']}") for e in m["streaming"]["state"]]
         t, samples, window = emit, spec.num_samples(emit), per_call
-        denoiser_io: tuple[_Expected, _Expected] = (
-            [("x", [None, 1, mels, emit], per_call), ("sigma", [None], "one sigma per call"),
-             ("source", [None, heard, mels, emit], per_call),
-             ("style_vec", [None, table.shape[1]], f"style_table of shape {table.shape}"), *state],
-            [("x0", [None, 1, mels, emit], per_call), *((f"{n}_out", shape, w) for n, shape, w in state)],
-        )
+        x_io: tuple[str, list[int | None], str] = ("x", [None, 1, mels, emit], per_call)
+        source_io: tuple[str, list[int | None], str] = ("source", [None, heard, mels, emit], per_call)
+        sigma_io: tuple[str, list[int | None], str] = ("sigma", [None], "one sigma per call")
+        style_io: tuple[str, list[int | None], str] = ("style_vec", [None, table.shape[1]],
+                                                       f"style_table of shape {table.shape}")
+        outputs = [("x0", [None, 1, mels, emit], per_call), *((f"{n}_out", shape, w) for n, shape, w in state)]
+        cond_spec = m["streaming"].get("condition")
+        if cond_spec is not None:  # the condition graph makes what the denoiser takes in sigma's and style's place
+            cond = [(e["name"], [None, *e["shape"]], f"streaming.condition {e['name']}") for e in cond_spec]
+            extra = {CONDITION_GRAPH: ([sigma_io, style_io], cond)}
+            denoiser_io: tuple[_Expected, _Expected] = ([x_io, source_io, *cond, *state], outputs)
+        else:
+            denoiser_io = ([x_io, sigma_io, source_io, style_io, *state], outputs)
     else:
         denoiser_io = (
             [("x", [None, 1, mels, t], window), ("sigma", [None], "one sigma per window"),
@@ -465,6 +481,7 @@ def _expected_io(m: dict[str, Any]) -> dict[str, tuple[_Expected, _Expected]]:
             [("x0", [None, 1, mels, t], window)],
         )
     return {
+        **extra,
         "denoiser": denoiser_io,
         "frontend": (
             [("audio", [None, samples], f"window {t} frames at n_fft {n_fft}, hop {spec.hop} ({samples} samples)")],

@@ -1,7 +1,9 @@
 """StreamingProcessor: a causal bundle (export/streaming.py) played S new frames per call, each frame computed once.
 
 Per call (numpy + backend only): frontend of the S newest frames -> normalise -> for each sampler step, the
-causal denoiser on those S frames with that step's state (x = the source L_c frames back + sigma * frame
+causal denoiser on those S frames with that step's state and FiLM (a bundle with a condition graph makes each
+step's FiLM from its sigma and the style only when one of them changes: after set_params and during a style
+crossfade) (x = the source L_c frames back + sigma * frame
 noise, as SDEdit starts; consistency re-noising between steps, as ModelProcessor) -> the stage on the S
 emitted frames and its context -> overlap-add -> ``stride`` finished samples.
 
@@ -45,6 +47,12 @@ class StreamingProcessor(ModelProcessor):
                                  "is supported")
         self._lc = int(streaming["causal_lookahead"])
         self._state_shapes = [tuple(e["shape"]) for e in streaming["state"]]
+        # with a condition graph (streaming.condition): per sampler step, the denoiser's FiLM for that step's sigma
+        # and the current style, bound once and recomputed only when either changes (_cond_stale)
+        self._cond_shapes = [tuple(e["shape"]) for e in streaming.get("condition", ())]
+        self._conds: list[list[np.ndarray]] = []
+        self._cond_calls: list[Callable[[], None]] = []
+        self._cond_stale = True
         # per sampler step: two banks of that step's network state, and the denoiser bound both ways (bank 0 in,
         # bank 1 out, and back), so the state passes from call to call without a copy; _bank[i] holds step i's
         self._states: list[tuple[list[np.ndarray], list[np.ndarray]]] = []
@@ -71,12 +79,35 @@ class StreamingProcessor(ModelProcessor):
         super()._set_schedule()
         while len(self._states) < max(1, self.steps):  # allocates only when steps grow, between calls
             banks = tuple([np.zeros((1, *shape), np.float32) for shape in self._state_shapes] for _ in range(2))
-            fixed = (self._xs, self._sigma, self._new, self._style)
+            if self._cond_shapes:
+                cond = [np.zeros((1, *shape), np.float32) for shape in self._cond_shapes]
+                self._cond_calls.append(self.backend.bind("condition", (self._sigma, self._style), cond))
+                self._conds.append(cond)
+                fixed: tuple[np.ndarray, ...] = (self._xs, self._new, *cond)
+            else:
+                fixed = (self._xs, self._sigma, self._new, self._style)
             self._step_calls.append(tuple(  # type: ignore[arg-type]
                 self.backend.bind("denoiser", (*fixed, *banks[k]), (self._x0, *banks[1 - k])) for k in (0, 1)))
             self._states.append(banks)  # type: ignore[arg-type]
             self._bank.append(0)
             self._draws.append(FrameNoiseBlocks(self.seed, self.bundle.spectrogram.n_mels, len(self._draws)))
+        self._cond_stale = True  # new sigmas
+
+    def _set_style(self, mix: dict[str, float], immediate: bool) -> None:
+        super()._set_style(mix, immediate)
+        self._cond_stale = True
+
+    def _advance_style(self) -> None:
+        if self._fade_pos < self._fade_len:  # the style moves this call
+            self._cond_stale = True
+        super()._advance_style()
+
+    def _condition(self) -> None:
+        """Each sampler step's FiLM from its sigma and the current style (the condition graph), into its bank."""
+        for i in range(len(self._sigmas) - 1):
+            self._sigma[0] = self._sigmas[i]
+            self._cond_calls[i]()
+        self._cond_stale = False
 
     def reset(self) -> None:
         super().reset()
@@ -127,6 +158,8 @@ class StreamingProcessor(ModelProcessor):
     def _sample_frames(self, x_start: int) -> None:
         """SDEdit start from the source L_c frames back, then the sampler, each step with its own state."""
         sigmas = self._sigmas
+        if self._cond_stale and self._cond_calls:
+            self._condition()
         x = self._xs
         self._draws[0].take(x_start, x[0, 0])
         x *= np.float32(self._sigma_start)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from diffusion.errors import StylehostError
-from export.bundle import GRAPHS, INT8_GRAPH, Bundle
+from export.bundle import CONDITION_GRAPH, GRAPHS, INT8_GRAPH, Bundle
 from export.gpu import gpu_present
 from realtime.backends.base import Backend
 
@@ -51,6 +51,8 @@ class OrtBackend(Backend):
                                  f"quantize --model {bundle.path}`, or use --precision fp32")
         self.precision = "int8" if kind == "cpu" and has_int8 and precision != "fp32" else "fp32"
         files = {g: g for g in GRAPHS}
+        if bundle.has_graph(CONDITION_GRAPH):  # a streaming bundle's FiLM, run when the style or schedule changes
+            files[CONDITION_GRAPH] = CONDITION_GRAPH
         if self.precision == "int8":
             files["denoiser"] = INT8_GRAPH
         ort = _import_ort()
@@ -71,7 +73,7 @@ class OrtBackend(Backend):
         providers: list = [provider] if kind == "cpu" else [provider, "CPUExecutionProvider"]
         self._sessions = {}
         self._inputs: dict[str, list[str]] = {}
-        for graph in GRAPHS:
+        for graph in files:
             try:
                 sess = ort.InferenceSession(str(bundle.graph_path(files[graph])), opts, providers=providers)
             # audit: ort-load-wrapped

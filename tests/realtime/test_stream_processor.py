@@ -71,7 +71,11 @@ def test_the_bundle_declares_its_state_and_framing(causal_bundle: B.Bundle) -> N
     assert causal_bundle.lookahead == 1 + after and causal_bundle.emit == 2
     assert causal_bundle.window == causal_bundle.lookahead + 2 + before
     names = [io["name"] for io in causal_bundle.graph_io("denoiser")["inputs"]]
-    assert names[:4] == ["x", "sigma", "source", "style_vec"] and names[4:] == [e["name"] for e in st["state"]]
+    cond = [e["name"] for e in st["condition"]]
+    assert cond[:3] == ["c_skip", "c_out", "c_in"] and cond[3:5] == ["gain_0", "shift_0"]
+    assert names == ["x", "source", *cond, *(e["name"] for e in st["state"])]  # no sigma, no style: the condition's
+    assert [io["name"] for io in causal_bundle.graph_io("condition")["inputs"]] == ["sigma", "style_vec"]
+    assert [io["name"] for io in causal_bundle.graph_io("condition")["outputs"]] == cond
     parity = causal_bundle.manifest["parity"]
     assert parity["denoiser"]["streamed_real"] <= 1e-4  # ORT streamed call by call == torch in one pass
 
@@ -89,6 +93,39 @@ def test_the_processor_equals_the_one_pass_reference(causal_bundle: B.Bundle, st
     # and a reset stream plays the same again (the state is the processor's, not left over)
     proc.reset()
     np.testing.assert_allclose(stream(proc, x), y, atol=1e-6, rtol=0)
+
+
+def test_the_form_without_a_condition_graph_plays_the_same(causal_bundle: B.Bundle, tmp_path: Path) -> None:
+    """``condition_graph=False`` (sigma and style as denoiser inputs, the form of earlier bundles) still plays,
+    equal to the conditioned bundle through a style change; the conditioned one runs its condition graph only
+    when the style or the schedule changes, not per call."""
+    inline = export_streaming_bundle(causal_bundle.torch_weights, tmp_path / "inline", causal_bundle.path / "guide.pt",
+                                     frames=2, condition_graph=False)
+    assert not inline.has_graph("condition") and "condition" not in inline.streaming
+    assert [io["name"] for io in inline.graph_io("denoiser")["inputs"]][:4] == ["x", "sigma", "source", "style_vec"]
+    backend = open_backend(causal_bundle, "cpu")
+    runs: list[str] = []
+    bind = backend.bind
+
+    def spy(graph: str, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> Callable[[], None]:
+        call = bind(graph, inputs, outputs)
+
+        def counted() -> None:
+            runs.append(graph)
+            call()
+        return counted
+
+    backend.bind = spy  # type: ignore[method-assign]
+    x = vibrato(0.8)
+    outs = []
+    for proc in (StreamingProcessor(causal_bundle, backend), StreamingProcessor(inline, open_backend(inline, "cpu"))):
+        proc.set_params(style_mix=MIX, strength=0.7, steps=2)
+        half = stream(proc, x[: len(x) // 2])
+        proc.set_params(style_mix={"flute": 1.0})  # a crossfade: the FiLM moves call by call
+        outs.append(np.concatenate([half, stream(proc, x[len(x) // 2 :])]))
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-5, rtol=0)
+    calls = runs.count("denoiser") // 2  # two steps per call
+    assert 0 < runs.count("condition") // 2 < calls // 2  # the first call and the crossfade's, not every call
 
 
 def test_with_the_excitation_the_processor_equals_the_reference(causal_bundle: B.Bundle, tmp_path: Path) -> None:
@@ -149,6 +186,25 @@ def test_a_manifest_with_inconsistent_framing_is_refused(causal_bundle: B.Bundle
     m["streaming"]["causal_lookahead"] = 0  # lookahead would no longer be the network's + the stage's
     (folder / B.MANIFEST).write_text(json.dumps(m))
     with pytest.raises(StylehostError, match="causal_lookahead"):
+        B.load_bundle(folder)
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda m: m["graphs"].pop("condition"), "graphs.condition must have"),
+    (lambda m: m["streaming"]["condition"].pop(0), "streaming.condition must be"),
+    (lambda m: m["streaming"]["condition"][3]["shape"].__setitem__(0, 5), "gain_0"),  # the graph's is not the manifest's
+])
+def test_a_condition_graph_the_manifest_does_not_match_is_refused(causal_bundle: B.Bundle, tmp_path: Path,
+                                                                  change: Callable[[dict], object],
+                                                                  match: str) -> None:
+    import shutil
+
+    folder = tmp_path / "bad"
+    shutil.copytree(causal_bundle.path, folder)
+    m = json.loads((folder / B.MANIFEST).read_text())
+    change(m)
+    (folder / B.MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(StylehostError, match=match):
         B.load_bundle(folder)
 
 
