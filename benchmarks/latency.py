@@ -51,6 +51,7 @@ from diffusion.config import parse_list  # noqa: F401 - re-exported for benchmar
 from diffusion.errors import StylehostError
 from export.bundle import DEFAULT_MARGIN_MS
 from realtime.argtypes import ranged_float, ranged_int, ranged_int_list
+from realtime.resample import FIR_PHASES, QUALITY
 
 JACK_HOSTAPI = "JACK Audio Connection Kit"
 PULSE_PERIOD_S = 0.2  # pulse spacing: longer than any latency we could measure, so no ambiguity
@@ -110,6 +111,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the engine's load governor, as live (default); --no-governor keeps the model playing "
                         "whatever its load, to measure the model itself: a run whose governor played the dry line "
                         f"for more than {MAX_DRY_SHARE * 100:.0f}%% of its strides is an error, not a model figure")
+    p.add_argument("--resampler", choices=tuple(FIR_PHASES), default=QUALITY,
+                   help="the engine's device <-> model rate resamplers: fir-min (default, minimum phase, about 3 "
+                        "samples of delay each way at 48 kHz) or fir (linear phase, 42 samples each way)")
     p.add_argument("--style", default="violin", help="target style while measuring")
     p.add_argument("--steps", type=ranged_int_list(1, 64), default=None,
                    help="sampling steps, 1 to 64 (default: the model's recommended); a list ('1,2,4') measures each")
@@ -153,7 +157,7 @@ def cli_latency(args: argparse.Namespace) -> int:
             params = params_from_args(argparse.Namespace(**{**vars(args), "steps": steps, "wet": 1.0}), factory)
             common = dict(seconds=seconds, server=args.server, samplerate=args.samplerate, margin_ms=margin_ms,
                           backend=backend, params=params, callback_process=args.callback_process,
-                          pin_cpus=args.pin_cpus, governor=args.governor)
+                          pin_cpus=args.pin_cpus, governor=args.governor, resampler=args.resampler)
             if args.find_blocksize:
                 search = {**find_blocksize(factory, max_blocksize=args.max_blocksize, say=print, **common),
                           "model": model}
@@ -261,6 +265,7 @@ def measure_latency(
     callback_process: bool = False,
     pin_cpus: bool = False,
     governor: bool = True,
+    resampler: str = QUALITY,
 ) -> dict[str, Any]:
     """Run the live engine on a JACK server and return the measured figures (see module doc); with ``trace``
     also ``call_trace``, every processor call recorded and the late ones classified (realtime/calltrace.py)."""
@@ -273,7 +278,7 @@ def measure_latency(
         reinit_portaudio()
         try:
             return _measure(make_processor, name, seconds, blocksize, margin_ms, backend, params, trace,
-                            callback_process, pin_cpus, governor)
+                            callback_process, pin_cpus, governor, resampler)
         finally:
             if old is None:
                 os.environ.pop("JACK_DEFAULT_SERVER", None)
@@ -286,7 +291,7 @@ def measure_latency(
 
             srv.pin(split_cpus()[0])
         return _measure(make_processor, srv.name, seconds, blocksize, margin_ms, backend, params, trace,
-                        callback_process, pin_cpus, governor)
+                        callback_process, pin_cpus, governor, resampler)
 
 
 def require_audio_server(server: str | None) -> str:
@@ -389,7 +394,7 @@ def _cpu_seconds() -> float:
 def _measure(
     make_processor: Any, server: str, seconds: float, blocksize: int, margin_ms: float, backend: str,
     params: Any = None, trace: bool = False, callback_process: bool = False, pin_cpus: bool = False,
-    governor: bool = True,
+    governor: bool = True, resampler: str = QUALITY,
 ) -> dict[str, Any]:
     from benchmarks.jackserver import ProbeProcess
     from realtime.audio import LiveSession
@@ -399,6 +404,7 @@ def _measure(
     session = LiveSession(
         make_processor, input=device, output=device, blocksize=blocksize, channels=1, margin_ms=margin_ms,
         params=params, callback_process=callback_process, pin_cpus=pin_cpus, governor=governor,
+        resample_quality=resampler,
     )
     call_trace = session.engine.enable_trace() if trace else None
     load0, steal0 = os.getloadavg(), _steal_seconds()
@@ -437,6 +443,7 @@ def _measure(
             "dry_strides": dry,
             "model_share": len(compute) / (len(compute) + dry) if len(compute) + dry else 0.0,
             "governor": governor,
+            "resampler": resampler,
             "stride_ms": stride_ms,
             "rtf": float(np.mean(compute) / stride_ms) if len(compute) else 0.0,
             "dropouts": dropouts,

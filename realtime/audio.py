@@ -28,6 +28,7 @@ from realtime.device_process import DeviceProcess, StreamSpec
 from realtime.engine import Engine, EngineConfig
 from realtime.params import CALLBACK_PROCESS, EngineParams
 from realtime.processor import Processor
+from realtime.resample import QUALITY
 from realtime.worker import split_cpus
 
 STALL_S = 2.0  # no callback for this long while "active": the device is gone (a loaded machine stalls < 1 s)
@@ -145,6 +146,7 @@ class LiveSession:
         callback_process: bool = CALLBACK_PROCESS,
         pin_cpus: bool = False,
         governor: bool = True,
+        resample_quality: str = QUALITY,
     ) -> None:
         self.input = find_device(input, "input")
         self.output = find_device(output, "output")
@@ -167,6 +169,7 @@ class LiveSession:
             callback_process=callback_process,
             pin_cpus=pin_cpus,
             governor=governor,
+            resample_quality=resample_quality,
         )
         self.engine = Engine(make_processor, config, params)
         self._stream: sd.Stream | None = None

@@ -192,7 +192,7 @@ def test_a_manifest_with_inconsistent_framing_is_refused(causal_bundle: B.Bundle
 @pytest.mark.parametrize("change,match", [
     (lambda m: m["graphs"].pop("condition"), "graphs.condition must have"),
     (lambda m: m["streaming"]["condition"].pop(0), "streaming.condition must be"),
-    (lambda m: m["streaming"]["condition"][3]["shape"].__setitem__(0, 5), "gain_0"),  # the graph's is not the manifest's
+    (lambda m: m["streaming"]["condition"][3]["shape"].__setitem__(0, 5), "gain_0"),  # graph != manifest
 ])
 def test_a_condition_graph_the_manifest_does_not_match_is_refused(causal_bundle: B.Bundle, tmp_path: Path,
                                                                   change: Callable[[dict], object],
