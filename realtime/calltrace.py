@@ -19,7 +19,8 @@ resampling back to the device rate and the mix into the output ring):
   the platform has no per-thread figure: ``USAGE_SCOPE`` says which);
 - parts (wall seconds): ``processor`` (the engine's compute time for the call: window shift, every
   ``process``, output checks), of which ``frontend``, ``denoiser``, ``stage`` (the ``resynth`` graph)
-  are the backend's graph runs, timed by a proxy around ``processor.backend`` while tracing (the
+  are the backend's graph runs, timed by a proxy around ``processor.backend`` and by the backend's
+  ``timer`` for the calls a processor bound (Backend.bind) while tracing (the
   processor itself exposes no part timings; a processor without a ``backend`` has these at 0, its call
   is the one ``processor`` part); ``resample`` (model rate -> device rate), ``mix`` (level match, wet/dry,
   soft clip, output ring); ``input``: the block-side work (sanitise, gain, dry line, device -> model rate
@@ -63,6 +64,7 @@ CAPACITY = 65536
 MINOR_FAULT_S = 2e-6  # an assumed cost per minor fault (zeroing a 4 KiB page plus the trap, on a VM)
 CLASSES = ("cpu", "waiting", "faults", "other")
 GRAPH_PARTS = {"frontend": "frontend", "denoiser": "denoiser", "resynth": "stage"}  # backend graph -> part
+PART_OF = {**GRAPH_PARTS, "condition": "denoiser", "denoiser_int8": "denoiser"}  # every graph a call may run
 PARTS = ("processor", "frontend", "denoiser", "stage", "resample", "mix", "input")
 FIELDS = ("t", "wall", "cpu", "wait", "minflt", "majflt", "nvcsw", "nivcsw", *PARTS, "level", "dropouts")
 RECORD = np.dtype([
@@ -80,7 +82,14 @@ class TimedBackend:
     def __init__(self, inner: Any, acc: np.ndarray) -> None:
         self.inner = inner
         self._acc = acc
-        self._slot = {graph: i for i, graph in enumerate(GRAPH_PARTS)}
+        parts = list(GRAPH_PARTS.values())
+        self._slot = {graph: parts.index(part) for graph, part in PART_OF.items()}
+
+    def add(self, graph: str, seconds: float) -> None:
+        """The backend's ``timer``: a bound call's wall time (Backend.bind) into its part."""
+        slot = self._slot.get(graph)
+        if slot is not None:
+            self._acc[slot] += seconds
 
     def run(self, graph: str, *inputs: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
@@ -119,12 +128,14 @@ class CallTrace:
         for p in processors:
             inner = getattr(p, "backend", None)
             if inner is not None and callable(getattr(inner, "run", None)) and not isinstance(inner, TimedBackend):
-                p.backend = TimedBackend(inner, self._graph_s)
+                p.backend = timed = TimedBackend(inner, self._graph_s)
+                inner.timer = timed.add  # the calls the processor bound before the trace (Backend.bind)
                 self._wrapped.append((p, inner))
 
     def restore(self) -> None:
         for p, inner in self._wrapped:
             p.backend = inner
+            inner.timer = None
         self._wrapped.clear()
 
     # ---- the worker's side ---------------------------------------------------------------------------

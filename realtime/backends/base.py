@@ -10,6 +10,7 @@ the manifest's input order; the output may be a buffer the backend reuses, valid
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
@@ -29,6 +30,9 @@ class Backend(ABC):
 
     name: str = "?"
     description: str = "?"
+    # Set by a per-call trace (realtime/calltrace.py) while it records: each bound call reports its graph's wall
+    # seconds to it. None (one attribute test per call) otherwise.
+    timer: Callable[[str, float], None] | None = None
 
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
@@ -51,7 +55,10 @@ class Backend(ABC):
         ins, outs = tuple(inputs), tuple(outputs)
 
         def call() -> None:
+            timer, t0 = self.timer, time.perf_counter()
             got = [self.run(graph, *ins)] if len(outs) == 1 else self.run_all(graph, *ins)
             for dst, src in zip(outs, got, strict=True):
                 np.copyto(dst, src)
+            if timer is not None:
+                timer(graph, time.perf_counter() - t0)
         return call

@@ -5,6 +5,7 @@ audio and worker threads on a small machine.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -124,10 +125,13 @@ class OrtBackend(Backend):
 
         def call() -> None:
             _ = arrays  # the bound memory lives as long as the call
+            timer, t0 = self.timer, time.perf_counter()
             try:
                 sess.run_with_iobinding(binding)
             except Exception as exc:  # wrap the foreign boundary once
                 raise StylehostError(f"onnxruntime failed running {graph}: {exc}") from exc
+            if timer is not None:
+                timer(graph, time.perf_counter() - t0)
         return call
 
     def run_all(self, graph: str, *inputs: np.ndarray) -> list[np.ndarray]:

@@ -119,6 +119,26 @@ def test_backend_graph_runs_are_parts_of_the_processor_call() -> None:
     assert engine.processors[0].backend is backend  # type: ignore[attr-defined]
 
 
+def test_the_graphs_a_processor_bound_are_parts_too() -> None:
+    """The shipped streaming bundle binds every graph once (Backend.bind) before any trace exists: the backend's
+    timer still puts each bound call in its part, and leaves with the trace."""
+    from export.bundle import load_bundle
+    from realtime.backends.choose import open_backend
+    from realtime.commands import ModelFactory
+
+    bundle = load_bundle("models/streaming")
+    backend = open_backend(bundle, "cpu")
+    engine = Engine(ModelFactory(bundle, backend), EngineConfig(blocksize=128, sample_rate=24000))
+    trace = engine.enable_trace()
+    _stream_offline(engine, 100)
+    rec = trace.records()
+    assert len(rec) > 50
+    assert np.all(rec["frontend"] > 0) and np.all(rec["denoiser"] > 0) and np.all(rec["stage"] > 0)
+    assert np.all(rec["frontend"] + rec["denoiser"] + rec["stage"] <= rec["processor"])
+    engine.disable_trace()
+    assert backend.timer is None
+
+
 def _late_classes(make: Any, server: JackServer) -> tuple[list[str], np.ndarray, float]:
     live = LiveSession(make, input="system", output="system", blocksize=256, channels=1)
     trace = live.engine.enable_trace()  # before the stream: record k is processor call k
