@@ -34,6 +34,10 @@ def add_onnx_arguments(p: argparse.ArgumentParser) -> None:
                    help="hops the live harmonic excitation runs behind the input (default: the stage's, 1); 0 "
                         "lets a stage with no after-frame play at --lookahead 0 (or after a causal model with no "
                         "look-ahead), 4 ms sooner, its pitch 4 ms later")
+    p.add_argument("--condition-graph", action=argparse.BooleanOptionalAction, default=True,
+                   help="a causal model's sigma- and style-only work (its FiLM) as a graph of its own, run when the "
+                        "style or schedule changes (default); --no-condition-graph: inside the per-call denoiser, "
+                        "as bundles before 2026-12-07")
     p.add_argument("--keep-sections", default=None, metavar="NAMES",
                    help="with --force: manifest sections of the bundle being replaced to carry over, "
                         "e.g. eval,defaults,distill,reconstruction")
@@ -53,6 +57,8 @@ def cli_export_onnx(args: argparse.Namespace) -> int:
 
     if model_config_of(load_checkpoint(Path(args.model))).causal is not None:
         return _export_streaming(args, kept)
+    if not args.condition_graph:
+        raise StylehostError(f"{args.model} is a window model: --no-condition-graph applies to causal streaming models")
     bundle = export_bundle(Path(args.model), Path(args.out), name=args.name, version=args.version,
                            audio_path=Path(args.audio) if args.audio else None,
                            torch_weights=not args.no_torch_weights, force=args.force,
@@ -91,7 +97,7 @@ def _export_streaming(args: argparse.Namespace, kept: dict) -> int:
                                      name=args.name, version=args.version,
                                      audio_path=Path(args.audio) if args.audio else None,
                                      stage_steps=args.stage_steps, force=args.force,
-                                     excitation_lag=args.excitation_lag)
+                                     excitation_lag=args.excitation_lag, condition_graph=args.condition_graph)
     if kept:
         bundle = update_manifest(bundle.path, kept)
     bench, parity = bundle.manifest["benchmark"], bundle.manifest["parity"]
