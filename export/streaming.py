@@ -19,8 +19,9 @@ context_before frames, what the processor keeps for the stage; L = ``lookahead``
     resynth.onnx   the stage, as in every bundle, on its S + context frames
 
 The condition graph is everything the network computes from sigma and style alone (the noise embedding and
-every block's FiLM, 62 of the one-frame denoiser's 281 nodes after ONNX Runtime's fusions): a live stream runs
-it when the style or the schedule changes, not per call (``streaming.condition`` names its outputs).
+every block's FiLM; without them the one-frame denoiser has 215 nodes after ONNX Runtime's fusions instead of
+281): a live stream runs it when the style or the schedule changes, not per call (``streaming.condition`` names
+its outputs).
 ``condition_graph=False`` exports the earlier form, sigma and style_vec as denoiser inputs (no condition graph).
 
 Export checks itself as export/onnx.py does: ORT against torch on random inputs with random state, and on a
