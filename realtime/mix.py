@@ -70,6 +70,7 @@ class Ramp:
         self.target = value
         self.length = length
         self._step = 0.0
+        self._const = np.zeros(0, np.float32)  # what ``next`` returns while the value holds (read-only)
 
     def set(self, target: float, immediate: bool = False) -> None:
         self.target = target
@@ -78,8 +79,13 @@ class Ramp:
         self._step = abs(target - self.value) / self.length
 
     def next(self, n: int) -> np.ndarray:
+        """The next ``n`` gains; while the value holds, a read-only view of one array made when it changes."""
         if self.value == self.target:
-            return np.full(n, self.value, np.float32)
+            const = self._const
+            if len(const) < n or (len(const) and const[0] != np.float32(self.value)):
+                const = self._const = np.full(max(n, len(const)), self.value, np.float32)
+                const.flags.writeable = False
+            return const[:n]
         direction = 1.0 if self.target > self.value else -1.0
         values = self.value + direction * self._step * np.arange(1, n + 1)
         values = np.minimum(values, self.target) if direction > 0 else np.maximum(values, self.target)
