@@ -114,6 +114,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resampler", choices=tuple(FIR_PHASES), default=QUALITY,
                    help="the engine's device <-> model rate resamplers: fir-min (default, minimum phase, about 3 "
                         "samples of delay each way at 48 kHz) or fir (linear phase, 42 samples each way)")
+    p.add_argument("--spin-ms", type=ranged_float(0.0, 100.0), default=0.0,
+                   help="the worker polls this long for the next block before sleeping (EngineConfig.spin_ms; "
+                        "default 0): a core that sleeps between strides wakes cold")
     p.add_argument("--style", default="violin", help="target style while measuring")
     p.add_argument("--steps", type=ranged_int_list(1, 64), default=None,
                    help="sampling steps, 1 to 64 (default: the model's recommended); a list ('1,2,4') measures each")
@@ -157,7 +160,8 @@ def cli_latency(args: argparse.Namespace) -> int:
             params = params_from_args(argparse.Namespace(**{**vars(args), "steps": steps, "wet": 1.0}), factory)
             common = dict(seconds=seconds, server=args.server, samplerate=args.samplerate, margin_ms=margin_ms,
                           backend=backend, params=params, callback_process=args.callback_process,
-                          pin_cpus=args.pin_cpus, governor=args.governor, resampler=args.resampler)
+                          pin_cpus=args.pin_cpus, governor=args.governor, resampler=args.resampler,
+                          spin_ms=args.spin_ms)
             if args.find_blocksize:
                 search = {**find_blocksize(factory, max_blocksize=args.max_blocksize, say=print, **common),
                           "model": model}
@@ -266,6 +270,7 @@ def measure_latency(
     pin_cpus: bool = False,
     governor: bool = True,
     resampler: str = QUALITY,
+    spin_ms: float = 0.0,
 ) -> dict[str, Any]:
     """Run the live engine on a JACK server and return the measured figures (see module doc); with ``trace``
     also ``call_trace``, every processor call recorded and the late ones classified (realtime/calltrace.py)."""
@@ -278,7 +283,7 @@ def measure_latency(
         reinit_portaudio()
         try:
             return _measure(make_processor, name, seconds, blocksize, margin_ms, backend, params, trace,
-                            callback_process, pin_cpus, governor, resampler)
+                            callback_process, pin_cpus, governor, resampler, spin_ms)
         finally:
             if old is None:
                 os.environ.pop("JACK_DEFAULT_SERVER", None)
@@ -291,7 +296,7 @@ def measure_latency(
 
             srv.pin(split_cpus()[0])
         return _measure(make_processor, srv.name, seconds, blocksize, margin_ms, backend, params, trace,
-                        callback_process, pin_cpus, governor, resampler)
+                        callback_process, pin_cpus, governor, resampler, spin_ms)
 
 
 def require_audio_server(server: str | None) -> str:
@@ -394,7 +399,7 @@ def _cpu_seconds() -> float:
 def _measure(
     make_processor: Any, server: str, seconds: float, blocksize: int, margin_ms: float, backend: str,
     params: Any = None, trace: bool = False, callback_process: bool = False, pin_cpus: bool = False,
-    governor: bool = True, resampler: str = QUALITY,
+    governor: bool = True, resampler: str = QUALITY, spin_ms: float = 0.0,
 ) -> dict[str, Any]:
     from benchmarks.jackserver import ProbeProcess
     from realtime.audio import LiveSession
@@ -404,7 +409,7 @@ def _measure(
     session = LiveSession(
         make_processor, input=device, output=device, blocksize=blocksize, channels=1, margin_ms=margin_ms,
         params=params, callback_process=callback_process, pin_cpus=pin_cpus, governor=governor,
-        resample_quality=resampler,
+        resample_quality=resampler, spin_ms=spin_ms,
     )
     call_trace = session.engine.enable_trace() if trace else None
     load0, steal0 = os.getloadavg(), _steal_seconds()
@@ -444,6 +449,7 @@ def _measure(
             "model_share": len(compute) / (len(compute) + dry) if len(compute) + dry else 0.0,
             "governor": governor,
             "resampler": resampler,
+            "spin_ms": spin_ms,
             "stride_ms": stride_ms,
             "rtf": float(np.mean(compute) / stride_ms) if len(compute) else 0.0,
             "dropouts": dropouts,

@@ -147,6 +147,7 @@ class LiveSession:
         pin_cpus: bool = False,
         governor: bool = True,
         resample_quality: str = QUALITY,
+        spin_ms: float = 0.0,
     ) -> None:
         self.input = find_device(input, "input")
         self.output = find_device(output, "output")
@@ -170,6 +171,7 @@ class LiveSession:
             pin_cpus=pin_cpus,
             governor=governor,
             resample_quality=resample_quality,
+            spin_ms=spin_ms,
         )
         self.engine = Engine(make_processor, config, params)
         self._stream: sd.Stream | None = None

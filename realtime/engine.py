@@ -85,12 +85,17 @@ class EngineConfig:
     # keeps the model at its steps whatever its load: for measuring what the model itself does live (its
     # dropouts then count), never for a performance.
     governor: bool = True
+    # Live only: after its work the worker polls this long for the next block before it sleeps (realtime/worker.py
+    # _spin): a vCPU that sleeps between strides wakes cold and the next call is slower. 0: sleep at once.
+    spin_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if self.stereo_mode not in STEREO_MODES:
             raise StylehostError(f"stereo_mode must be one of {STEREO_MODES}, got {self.stereo_mode!r}")
         if self.blocksize < 1 or self.sample_rate < 1000:
             raise StylehostError(f"need blocksize >= 1 and a sample rate >= 1000 Hz, got {self}")
+        if not 0.0 <= self.spin_ms <= 100.0:
+            raise StylehostError(f"spin_ms must be in 0..100, got {self.spin_ms}")
         if self.in_channels < 1 or self.out_channels < 1:
             raise StylehostError("need at least one input and one output channel")
 

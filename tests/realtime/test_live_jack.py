@@ -35,12 +35,12 @@ def pulse_train(rate: int, seconds: float, period_s: float = 0.2) -> tuple[np.nd
 
 def stream_pulses(
     server: JackServer, make: type[Processor] | object, seconds: float, channels: int = 1, during=None,
-    callback_process: bool = False,
+    callback_process: bool = False, spin_ms: float = 0.0,
 ) -> tuple[Engine, np.ndarray, list[float], list[int]]:
     """Open a live session on the server, play a pulse train, return the arrival delay of each pulse.
     ``callback_process``: the PortAudio callback in its own process (realtime/device_process.py)."""
     with LiveSession(make, input="system", output="system", blocksize=256, channels=channels,
-                     callback_process=callback_process) as live:
+                     callback_process=callback_process, spin_ms=spin_ms) as live:
         with LoopbackProbe(server.name) as probe:
             probe.connect()
             rate = probe.client.samplerate
@@ -83,6 +83,17 @@ def test_passthrough_returns_after_exactly_the_reported_latency(jack_server: Jac
     reported = engine.latency.total
     assert_mostly_exact(delays, reported)
     assert np.median(peaks) > 0.45  # pulses come back whole
+
+
+@CALLBACK_PLACES
+def test_a_spinning_worker_plays_at_exactly_the_reported_latency(jack_server: JackServer,
+                                                                 callback_process: bool) -> None:
+    """``spin_ms``: the worker polls for the next block instead of sleeping, handing the GIL over every slice, so
+    the callback in its process still runs on time and every pulse comes back whole at the reported latency."""
+    engine, peaks, delays, _ = stream_pulses(jack_server, StftPassthroughProcessor, 2.5,
+                                             callback_process=callback_process, spin_ms=3.0)
+    assert_mostly_exact(delays, engine.latency.total)
+    assert np.median(peaks) > 0.45 and engine.worker_errors == 0
 
 
 @CALLBACK_PLACES

@@ -26,3 +26,29 @@ def test_a_held_value_is_one_read_only_array_that_does_not_grow() -> None:
         assert np.all(r.next(128) == np.float32(k % 3))
     assert len(r._const) == 128
     assert len(r.next(300)) == 300 and len(r._const) == 300
+
+
+def test_a_spinning_worker_waits_for_a_block_or_its_time_only() -> None:
+    """EngineConfig.spin_ms: ``_spin`` returns at once when a whole block waits, else after its time."""
+    import time
+
+    from realtime.engine import Engine, EngineConfig
+    from realtime.processor import PassthroughProcessor
+
+    engine = Engine(PassthroughProcessor, EngineConfig(blocksize=128, sample_rate=24000, spin_ms=3.0))
+    t0 = time.perf_counter()
+    engine._spin(0.003, 128)  # nothing waiting: it polls its whole time
+    assert time.perf_counter() - t0 >= 0.003
+    block, out = np.zeros((128, 1), np.float32), np.zeros((128, 1), np.float32)
+    engine.process_block(block, out)  # a block waits now
+    t0 = time.perf_counter()
+    engine._spin(5.0, 128)
+    assert time.perf_counter() - t0 < 1.0  # returned on the block, long before its 5 s
+
+
+def test_spin_ms_outside_its_range_is_refused() -> None:
+    from diffusion.errors import StylehostError
+    from realtime.engine import EngineConfig
+
+    with pytest.raises(StylehostError, match="spin_ms"):
+        EngineConfig(spin_ms=-1.0)
