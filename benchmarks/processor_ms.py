@@ -19,7 +19,9 @@ into its ONNX graphs (frontend, denoiser, resynth: the sum of each graph's runs 
 per call adds. ``--side-thread`` (``on`` by default, as the engine plays): the excitation made on a side thread
 while the denoiser runs, where only the stage reads it (realtime/side_task.py); ``off`` in line; ``both`` one
 processor each way, interleaved as ``--excitation both``. ``--ab``: the named bundles (of one stride), each at its
-defaults, interleaved the same way: two exports of one model compared call for call. ``--out PREFIX`` writes
+defaults, interleaved the same way: two exports of one model compared call for call. ``--gap-ms G`` pauses G ms
+after every call (``--gap sleep`` or ``spin``), as the live worker waits between strides: a vCPU that sleeps
+wakes cold. ``--out PREFIX`` writes
 PREFIX.json and PREFIX.md.
 """
 
@@ -110,9 +112,22 @@ def _stats(times: list[float]) -> dict[str, float]:
             "mean_ms": float(np.mean(kept))}
 
 
-def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle", side_thread: str = "on"
-                 ) -> dict[str, Any]:
-    """{mode: {p50_ms, p99_ms, mean_ms[, exc_p50_ms, ...]}} plus the stride, latency and call count."""
+def _pause(gap_s: float, how: str) -> None:
+    """Between two calls, as the live worker waits for its next stride: asleep, or polling (EngineConfig.spin_ms)."""
+    if how == "sleep":
+        time.sleep(gap_s)
+        return
+    from realtime.worker import _spin_slice
+
+    end = time.perf_counter() + gap_s
+    while time.perf_counter() < end:
+        _spin_slice()
+
+
+def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle", side_thread: str = "on",
+                 gap_ms: float = 0.0, gap: str = "sleep") -> dict[str, Any]:
+    """{mode: {p50_ms, p99_ms, mean_ms[, exc_p50_ms, ...]}} plus the stride, latency and call count; ``gap_ms``:
+    a pause after every call, slept or polled (``gap``)."""
     if excitation == "both" and side_thread == "both":
         raise StylehostError("compare one thing at a time: --excitation both or --side-thread both")
     side = side_thread != "off"
@@ -146,7 +161,9 @@ def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle", si
             if m == modes[0]:
                 for name, ms in call.items():
                     graph_times.setdefault(name, []).append(ms)
-    result: dict[str, Any] = {"stride_ms": 1000.0 * stride / first.sample_rate,
+            if gap_ms > 0.0:
+                _pause(gap_ms / 1000.0, gap)
+    result: dict[str, Any] = {"stride_ms": 1000.0 * stride / first.sample_rate, "gap_ms": gap_ms, "gap": gap,
                               "latency_ms": 1000.0 * first.delay_samples / first.sample_rate,
                               "calls": len(times[modes[0]]) - WARMUP}
     for m in modes:
@@ -211,7 +228,8 @@ def _line(path: str, r: dict[str, Any]) -> str:
             parts.append(f"{m}: p50 {s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms{exc}, "
                          f"{s['ms_per_frame_p50']:.3f} ms per frame, rtf {s['rtf_p50']:.2f}")
     split = ", ".join(f"{name} {ms:.3f}" for name, ms in r["graph_p50_ms"].items())
-    return (f"{path} ({what}): " + "; ".join(parts) + f" per call of {r['stride_ms']:.1f} ms; "
+    pause = f", {r['gap_ms']:g} ms {r['gap']} after each call" if r.get("gap_ms") else ""
+    return (f"{path} ({what}{pause}): " + "; ".join(parts) + f" per call of {r['stride_ms']:.1f} ms; "
             f"latency {r['latency_ms']:.1f} ms; {r['calls']} calls; p50 ms by part: {split}")
 
 
@@ -223,6 +241,11 @@ def main(argv: list[str]) -> int:
                    help="the excitation on a side thread beside the denoiser where only the stage reads it "
                         "(realtime/side_task.py; default on); both: one processor each way, interleaved")
     p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--gap-ms", type=float, default=0.0,
+                   help="pause this long after every call, as the live worker waits for its next stride (default 0: "
+                        "calls back to back)")
+    p.add_argument("--gap", choices=("sleep", "spin"), default="sleep",
+                   help="how the pause passes: asleep, or polling as EngineConfig.spin_ms does")
     p.add_argument("--ab", action="store_true",
                    help="the bundles (one stride) interleaved call by call on the same windows, at their defaults")
     p.add_argument("--out", default=None, help="write PREFIX.json and PREFIX.md")
@@ -233,7 +256,7 @@ def main(argv: list[str]) -> int:
         lines.append(_ab_line(results["ab"], args.bundles))
         print(lines[-1])
     for path in [] if args.ab else args.bundles:
-        r = processor_ms(path, args.seconds, args.excitation, args.side_thread)
+        r = processor_ms(path, args.seconds, args.excitation, args.side_thread, args.gap_ms, args.gap)
         results[path] = r
         lines.append(_line(path, r))
         print(lines[-1])

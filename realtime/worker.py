@@ -155,9 +155,9 @@ class WorkerSide(FaultHandling, Mixing):
 
     def _spin(self, seconds: float, block: int) -> None:
         """``EngineConfig.spin_ms``: poll for the next whole block for up to ``seconds`` instead of sleeping at
-        once. Why: a vCPU that sleeps between strides wakes cold, and the next processor call takes about half as
-        long again (one-frame streaming call, offline: 2.05 ms back to back, 3.07-3.26 ms after a 1-2 ms sleep,
-        2.18 ms after spinning the same gap; docs/live.md). The price is the worker's core kept busy."""
+        once. Why: a vCPU that sleeps between strides wakes cold, and the next processor call is slower (one-frame
+        streaming call, offline: p50 2.39 ms back to back, 3.43 ms after a 2-ms sleep, 2.44 ms after polling the
+        same 2 ms; `benchmarks.processor_ms --gap-ms`, docs/live.md). The price is the worker's core kept busy."""
         end = time.perf_counter() + seconds
         while self._in_ring.read_available < block and time.perf_counter() < end and not self._stop.is_set():
             _spin_slice()

@@ -38,3 +38,10 @@ def test_side_thread_both_times_one_processor_each_way(tmp_path: Path) -> None:
         assert r[mode]["p50_ms"] > 0 and r[mode]["exc_p50_ms"] > 0
     with pytest.raises(StylehostError, match="one thing at a time"):
         processor_ms("models/streaming", seconds=0.5, excitation="both", side_thread="both")
+
+
+def test_a_gap_after_every_call_is_slept_or_polled() -> None:
+    """--gap-ms: the live worker's wait between strides, asleep or polling (EngineConfig.spin_ms)."""
+    for how in ("sleep", "spin"):
+        r = processor_ms("models/streaming", seconds=0.5, gap_ms=1.0, gap=how)
+        assert r["gap_ms"] == 1.0 and r["gap"] == how and r["bundle"]["p50_ms"] > 0
