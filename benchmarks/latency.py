@@ -114,9 +114,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resampler", choices=tuple(FIR_PHASES), default=QUALITY,
                    help="the engine's device <-> model rate resamplers: fir-min (default, minimum phase, about 3 "
                         "samples of delay each way at 48 kHz) or fir (linear phase, 42 samples each way)")
-    p.add_argument("--spin-ms", type=ranged_float(0.0, 100.0), default=0.0,
-                   help="the worker polls this long for the next block before sleeping (EngineConfig.spin_ms; "
-                        "default 0): a core that sleeps between strides wakes cold")
     p.add_argument("--style", default="violin", help="target style while measuring")
     p.add_argument("--steps", type=ranged_int_list(1, 64), default=None,
                    help="sampling steps, 1 to 64 (default: the model's recommended); a list ('1,2,4') measures each")

@@ -89,6 +89,10 @@ def add_callback_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pin-cpus", action="store_true",
                    help="keep the worker on the last CPU and, with --callback-process, the audio callback (and a "
                         "private JACK server the benchmark starts) on the others")
+    p.add_argument("--spin-ms", type=ranged_float(0.0, 100.0), default=0.0,
+                   help="the worker polls this long for the next block before it sleeps, 0 to 100 (default 0): a "
+                        "core that sleeps between strides wakes cold and the next call is slower; costs a busy core "
+                        "(on 2 vCPUs JACK's xruns rose: docs/live.md)")
 
 
 def add_live_arguments(p: argparse.ArgumentParser) -> None:
@@ -178,6 +182,7 @@ def cli_live(args: argparse.Namespace) -> int:
         params=params,
         callback_process=args.callback_process,
         pin_cpus=args.pin_cpus,
+        spin_ms=args.spin_ms,
     )
     if passthrough:
         print(PASSTHROUGH_NOTICE, file=sys.stderr)
