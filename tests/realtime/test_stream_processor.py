@@ -338,3 +338,12 @@ def test_a_network_without_look_ahead_plays_one_frame_per_call_on_a_lag_free_exc
     with pytest.raises(StylehostError, match="harmonic excitation"):  # a lag needs an excitation to apply to
         export_streaming_bundle(tiny_causal(tmp_path / "c1.pt"), tmp_path / "b1", tiny_stage_file(tmp_path / "p.pt"),
                                 frames=1, excitation_lag=0)
+
+
+def test_no_condition_graph_is_refused_for_a_window_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from stylehost.cli import main
+
+    assert main(["export", "onnx", "--model", "models/default/model.pt", "--out", str(tmp_path / "w"),
+                 "--no-condition-graph"]) != 0
+    assert "applies to causal streaming models" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
