@@ -28,7 +28,6 @@ PREFIX.json and PREFIX.md.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -40,6 +39,7 @@ import numpy as np
 
 from diffusion.errors import StylehostError
 from diffusion.excitation import ExcitationConfig
+from diffusion.files import write_json_and_markdown
 from export.bundle import load_bundle
 from realtime.backends.base import Backend
 from realtime.backends.choose import open_backend
@@ -117,11 +117,9 @@ def _pause(gap_s: float, how: str) -> None:
     if how == "sleep":
         time.sleep(gap_s)
         return
-    from realtime.worker import _spin_slice
+    from realtime.worker import spin
 
-    end = time.perf_counter() + gap_s
-    while time.perf_counter() < end:
-        _spin_slice()
+    spin(gap_s)
 
 
 def processor_ms(path: str, seconds: float = 4.0, excitation: str = "bundle", side_thread: str = "on",
@@ -261,12 +259,17 @@ def main(argv: list[str]) -> int:
         lines.append(_line(path, r))
         print(lines[-1])
     if args.out:
-        command = "python -m benchmarks.processor_ms " + " ".join(argv)
-        meta = {"command": command, "host": f"{platform.machine()} {platform.system()}",
-                "python": platform.python_version(), "numpy": np.__version__}
-        Path(args.out + ".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-        Path(args.out + ".md").write_text(f"`{command}`\n\n" + "\n".join(f"- {ln}" for ln in lines) + "\n")
+        write_report(args.out, "benchmarks.processor_ms", argv, results, lines)
     return 0
+
+
+def write_report(prefix: str, module: str, argv: list[str], results: Any, lines: list[str]) -> None:
+    """PREFIX.json (the command, the host and ``results``) and PREFIX.md (the command and one bullet per line)."""
+    command = f"python -m {module} " + " ".join(argv)
+    meta = {"command": command, "host": f"{platform.machine()} {platform.system()}",
+            "python": platform.python_version(), "numpy": np.__version__}
+    write_json_and_markdown(Path(prefix), {"meta": meta, "results": results},
+                            f"`{command}`\n\n" + "\n".join(f"- {ln}" for ln in lines) + "\n")
 
 
 if __name__ == "__main__":

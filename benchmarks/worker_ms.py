@@ -17,15 +17,13 @@ writes PREFIX.json and PREFIX.md.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.processor_ms import write_report
 from diffusion.config import parse_list
 from realtime.engine import Engine, EngineConfig
 from realtime.processor import PassthroughProcessor
@@ -97,11 +95,7 @@ def main(argv: list[str]) -> int:
     for line in lines:
         print(line)
     if args.out:
-        command = "python -m benchmarks.worker_ms " + " ".join(argv)
-        meta = {"command": command, "host": f"{platform.machine()} {platform.system()}",
-                "python": platform.python_version(), "numpy": np.__version__}
-        Path(args.out + ".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-        Path(args.out + ".md").write_text(f"`{command}`\n\n" + "\n".join(f"- {ln}" for ln in lines) + "\n")
+        write_report(args.out, "benchmarks.worker_ms", argv, results, lines)
     return 0
 
 

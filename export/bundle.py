@@ -397,17 +397,18 @@ def _check_streaming(m: dict[str, Any], stage: dict[str, Any], bad: Any) -> None
     if (m.get("defaults") or {}).get("emit", m["emit"]) != m["emit"]:
         raise bad("a streaming bundle's defaults.emit must be its emit (its graphs take that many frames)")
     state = st.get("state")
-    if not isinstance(state, list) or not state or not all(
-        isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("shape"), list)
-        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in e["shape"]) for e in state
-    ):
+    if not _named_shapes(state) or not state:
         raise bad("streaming.state must be a non-empty list of {name, shape} with positive integer shapes")
     cond = st.get("condition")
-    if cond is not None and (not isinstance(cond, list) or [e.get("name") for e in cond if isinstance(e, dict)][:3]
-                             != ["c_skip", "c_out", "c_in"] or not all(
-        isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("shape"), list)
-        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in e["shape"]) for e in cond)):
+    if cond is not None and (not _named_shapes(cond) or [e["name"] for e in cond][:3] != ["c_skip", "c_out", "c_in"]):
         raise bad("streaming.condition must be a list of {name, shape}: c_skip, c_out, c_in, then the blocks' FiLM")
+
+
+def _named_shapes(entries: Any) -> bool:
+    """A list of {name: str, shape: [positive ints]}: a streaming bundle's state and condition tensors."""
+    return isinstance(entries, list) and all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("shape"), list)
+        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in e["shape"]) for e in entries)
 
 
 # ---- graph files: what each .onnx declares and which files it reads -----------------------------------

@@ -19,6 +19,7 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -158,9 +159,7 @@ class WorkerSide(FaultHandling, Mixing):
         once. Why: a vCPU that sleeps between strides wakes cold, and the next processor call is slower (one-frame
         streaming call, offline: p50 2.39 ms back to back, 3.43 ms after a 2-ms sleep, 2.44 ms after polling the
         same 2 ms; `benchmarks.processor_ms --gap-ms`, docs/live.md). The price is the worker's core kept busy."""
-        end = time.perf_counter() + seconds
-        while self._in_ring.read_available < block and time.perf_counter() < end and not self._stop.is_set():
-            _spin_slice()
+        spin(seconds, lambda: self._in_ring.read_available >= block or self._stop.is_set())
 
     def _play_dry(self) -> None:
         """Governor cap 0: no model call this stride; the dry line plays at the same latency."""
@@ -225,13 +224,15 @@ class WorkerSide(FaultHandling, Mixing):
                 time.sleep(0.01)
 
 
-def _spin_slice(seconds: float = SPIN_SLICE_S) -> None:
-    """Busy for ``seconds``, then hand the GIL over once (``time.sleep(0)``), so the callback thread waits at most
-    one slice for it."""
+def spin(seconds: float, done: Callable[[], bool] = lambda: False) -> None:
+    """Poll for up to ``seconds`` (or until ``done()``) without sleeping: busy ``SPIN_SLICE_S`` at a time, then
+    hand the GIL over once (``time.sleep(0)``), so the callback thread waits at most one slice for it."""
     end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-    time.sleep(0)
+    while not done() and time.perf_counter() < end:
+        stop = min(end, time.perf_counter() + SPIN_SLICE_S)
+        while time.perf_counter() < stop:
+            pass
+        time.sleep(0)
 
 
 def split_cpus() -> tuple[set[int], set[int]]:
